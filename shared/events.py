@@ -1,0 +1,339 @@
+"""Open WebUI 0.12.4 events: typed builders, a per-request emitter, and the wire form.
+
+Only event types and fields that the 0.12.4 frontend handles are built here
+(Chat.svelte:1468-1802). Plugins never write event dicts by hand.
+"""
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, Literal, TypedDict
+
+_EVENTS_LOG = logging.getLogger("openwebui_pack.events")
+
+
+class Event(TypedDict):
+    type: str
+    data: Any
+
+
+EventEmitter = Callable[[Event], Awaitable[Any]]
+EventCaller = Callable[[Event], Awaitable[Any]]
+
+NotificationType = Literal["info", "success", "warning", "error"]
+StatusAction = Literal[
+    "web_search",
+    "knowledge_search",
+    "web_search_queries_generated",
+    "queries_generated",
+    "sources_retrieved",
+]
+
+
+# --- builders ---------------------------------------------------------------
+
+
+def status(
+    description: str,
+    *,
+    done: bool = False,
+    hidden: bool = False,
+    action: StatusAction | None = None,
+    urls: list[str] | None = None,
+    query: str | None = None,
+    queries: list[str] | None = None,
+    count: int | None = None,
+) -> Event:
+    """A status line under the message; the last one is shown, `done=False` shimmers."""
+    data: dict[str, Any] = {"description": description, "done": done, "hidden": hidden}
+    if action is not None:
+        data["action"] = action
+    if urls is not None:
+        data["urls"] = list(urls)
+    if query is not None:
+        data["query"] = query
+    if queries is not None:
+        data["queries"] = list(queries)
+    if count is not None:
+        data["count"] = count
+    return {"type": "status", "data": data}
+
+
+def notification(content: str, type: NotificationType = "info") -> Event:
+    """A toast. The UI reads the key `content` (a `message` key shows an empty toast)."""
+    return {"type": "notification", "data": {"type": type, "content": content}}
+
+
+def citation(
+    documents: list[str],
+    *,
+    name: str,
+    url: str | None = None,
+    metadata: list[dict[str, Any]] | None = None,
+    event_type: Literal["citation", "source"] = "citation",
+) -> Event:
+    """A source shown under the reply; persisted with the message (it has no `type` key).
+
+    Citations are grouped by `metadata[i]["source"]`, so each entry gets one; an http(s)
+    source becomes a link.
+    """
+    src = url or name
+    meta = [dict(m) for m in metadata] if metadata else [{} for _ in documents]
+    if len(meta) != len(documents):
+        raise ValueError("citation: metadata must have one entry per document")
+    for m in meta:
+        m.setdefault("source", src)
+        m.setdefault("name", name)
+        if url:
+            m.setdefault("url", url)
+    source: dict[str, Any] = {"name": name, "id": src}
+    if url:
+        source["url"] = url
+    return {"type": event_type, "data": {"document": list(documents), "metadata": meta, "source": source}}
+
+
+def code_execution(
+    id: str,
+    *,
+    name: str,
+    code: str,
+    language: str = "python",
+    output: str | None = None,
+    error: str | None = None,
+    files: list[dict[str, Any]] | None = None,
+) -> Event:
+    """A code-execution card, upserted by `id`; not persisted (its data has a `type` key)."""
+    result: dict[str, Any] = {}
+    if output is not None:
+        result["output"] = output
+    if error is not None:
+        result["error"] = error
+    if files is not None:
+        result["files"] = list(files)
+    data = {"type": "code_execution", "id": id, "name": name, "code": code, "language": language}
+    data["result"] = result
+    return {"type": "citation", "data": data}
+
+
+class FileRef(TypedDict, total=False):
+    type: Literal["image", "file"]
+    url: str
+    name: str
+    size: int
+    content_type: str
+
+
+def files(items: list[FileRef]) -> Event:
+    """Files attached to the message; replaces the message's file list in the UI."""
+    return {"type": "files", "data": {"files": [dict(f) for f in items]}}
+
+
+def embeds(items: list[str], *, replace: bool = False) -> Event:
+    """HTML snippets or URLs rendered in sandboxed iframes under the message."""
+    return {"type": "embeds", "data": {"embeds": list(items), "replace": replace}}
+
+
+def chat_title(title: str) -> Event:
+    """Sets the chat title in the UI (data is a plain string; not persisted by the emitter)."""
+    return {"type": "chat:title", "data": title}
+
+
+def follow_ups(suggestions: list[str]) -> Event:
+    return {"type": "chat:message:follow_ups", "data": {"follow_ups": list(suggestions)}}
+
+
+def message_error(content: str) -> Event:
+    """Shows an error block on the message."""
+    return {"type": "chat:message:error", "data": {"error": {"content": content}}}
+
+
+def message(content: str) -> Event:
+    """Appends to the message's `content`.
+
+    Does NOT change the visible reply in 0.12.4: the UI renders the structured `output`,
+    and the final save overwrites `content` (contract §5.4). Return or yield text instead.
+    """
+    return {"type": "message", "data": {"content": content}}
+
+
+def replace(content: str) -> Event:
+    """Replaces the message's `content`.
+
+    Does NOT change the visible reply in 0.12.4 (contract §5.4); an Action edits a
+    message by returning `{"messages": [{"id": ..., "content": ...}]}`.
+    """
+    return {"type": "replace", "data": {"content": content}}
+
+
+def confirmation(title: str, message: str) -> Event:
+    return {"type": "confirmation", "data": {"title": title, "message": message}}
+
+
+def input_request(title: str, message: str, placeholder: str = "", value: str = "") -> Event:
+    return {
+        "type": "input",
+        "data": {"title": title, "message": message, "placeholder": placeholder, "value": value},
+    }
+
+
+def execute_request(code: str) -> Event:
+    return {"type": "execute", "data": {"code": code}}
+
+
+def wire(event: Event) -> dict[str, Event]:
+    """The chunk an OpenAI-style stream carries so Open WebUI turns it into a UI event.
+
+    For the Pipelines server, Hayhooks or any OpenAI-compatible server: yield this dict
+    (or send it as one `data:` line) and the middleware emits `event` (contract §6).
+    """
+    return {"event": event}
+
+
+# --- per-request emitter ------------------------------------------------------
+
+
+class Emitter:
+    """Wraps `__event_emitter__` / `__event_call__` for one request.
+
+    Emitting never raises into the plugin. Status updates closer together than
+    `status_interval` seconds are coalesced (latest wins) and the pending one is sent
+    when the interval ends; a `done=True` status is always sent at once, after anything
+    pending that it does not supersede. Make one per request: it holds request state.
+    """
+
+    def __init__(
+        self,
+        event_emitter: EventEmitter | None = None,
+        event_call: EventCaller | None = None,
+        *,
+        status_interval: float = 0.0,
+        call_timeout: float = 120.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._emit_fn = event_emitter
+        self._call_fn = event_call
+        self._interval = status_interval
+        self._call_timeout = call_timeout
+        self._clock = clock
+        self._last_status = float("-inf")
+        self._pending: Event | None = None
+        self._flush_handle: asyncio.TimerHandle | None = None
+        self._flush_task: asyncio.Task[None] | None = None
+        self._lock = asyncio.Lock()
+
+    @property
+    def can_emit(self) -> bool:
+        return self._emit_fn is not None
+
+    @property
+    def can_call(self) -> bool:
+        return self._call_fn is not None
+
+    async def emit(self, event: Event) -> bool:
+        """Send one event; False when there is no emitter or it failed (logged)."""
+        if self._emit_fn is None:
+            return False
+        try:
+            await self._emit_fn(event)
+        except Exception:
+            # A broken socket must not break the reply the user is waiting for.
+            _EVENTS_LOG.exception("emitting %s event failed", event.get("type"))
+            return False
+        return True
+
+    async def status(self, description: str, *, done: bool = False, **fields: Any) -> None:
+        event = status(description, done=done, **fields)
+        if done or self._interval <= 0:
+            self._cancel_flush()
+            async with self._lock:
+                self._pending = None
+                await self._send_status(event)
+            return
+        if self._pending is None and self._clock() - self._last_status >= self._interval:
+            async with self._lock:
+                await self._send_status(event)
+            return
+        self._pending = event
+        if self._flush_handle is None and self._flush_task is None:
+            delay = max(0.0, self._interval - (self._clock() - self._last_status))
+            loop = asyncio.get_running_loop()
+            self._flush_handle = loop.call_later(delay, self._start_flush)
+
+    async def flush(self) -> None:
+        """Send a coalesced status now (call before returning if no final status follows)."""
+        self._cancel_flush()
+        async with self._lock:
+            event, self._pending = self._pending, None
+            if event is not None:
+                await self._send_status(event)
+
+    async def notify(self, content: str, type: NotificationType = "info") -> bool:
+        return await self.emit(notification(content, type))
+
+    async def _send_status(self, event: Event) -> None:
+        self._last_status = self._clock()
+        await self.emit(event)
+
+    def _start_flush(self) -> None:
+        self._flush_handle = None
+        self._flush_task = asyncio.ensure_future(self._run_flush())
+
+    async def _run_flush(self) -> None:
+        try:
+            async with self._lock:
+                event, self._pending = self._pending, None
+                if event is not None:
+                    await self._send_status(event)
+        finally:
+            self._flush_task = None
+
+    def _cancel_flush(self) -> None:
+        if self._flush_handle is not None:
+            self._flush_handle.cancel()
+            self._flush_handle = None
+
+    # --- interactive calls: anything but a clear answer means "cancel" ---
+
+    async def call(self, event: Event, timeout: float | None = None) -> Any | None:
+        """Send an `__event_call__`; None on no caller, error answer, exception or timeout."""
+        if self._call_fn is None:
+            return None
+        limit = self._call_timeout if timeout is None else timeout
+        try:
+            answer = await asyncio.wait_for(self._call_fn(event), limit)
+        except TimeoutError:
+            _EVENTS_LOG.info("%s call got no answer within %.0f s", event["type"], limit)
+            return None
+        except Exception:
+            _EVENTS_LOG.exception("%s call failed", event["type"])
+            return None
+        if isinstance(answer, dict) and "error" in answer:
+            # e.g. "Client session disconnected." or the host's own timeout.
+            _EVENTS_LOG.info("%s call answered with an error: %s", event["type"], answer["error"])
+            return None
+        return answer
+
+    async def confirm(self, title: str, message: str, *, timeout: float | None = None) -> bool:
+        answer = await self.call(confirmation(title, message), timeout)
+        # Confirm sends True, Cancel sends False. After an `input` dialog in the same tab,
+        # Confirm sends that dialog's stale text instead of True (Chat.svelte:5133-5140),
+        # so a non-empty string is a click on Confirm too.
+        return answer is True or (isinstance(answer, str) and answer != "")
+
+    async def ask(
+        self,
+        title: str,
+        message: str,
+        placeholder: str = "",
+        default: str = "",
+        *,
+        timeout: float | None = None,
+    ) -> str | None:
+        """The text the user entered (possibly ""), or None when cancelled or unanswered."""
+        answer = await self.call(input_request(title, message, placeholder, default), timeout)
+        return answer if isinstance(answer, str) else None
+
+    async def execute(self, js: str, *, timeout: float | None = None) -> object | None:
+        """Run JavaScript in the user's tab; its return value, or None."""
+        return await self.call(execute_request(js), timeout)

@@ -1,0 +1,33 @@
+"""Load plugins the way Open WebUI does, from the text build.py produces right now."""
+
+import functools
+import sys
+import types
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import build  # noqa: E402
+
+
+@functools.lru_cache(maxsize=1)
+def built() -> dict[str, build.Plugin]:
+    """Every plugin built in memory from the current sources (not the committed dist/)."""
+    plugins, _ = build.render_all(ROOT)
+    return {p.id: p for p in plugins}
+
+
+def load_built(plugin_id: str) -> types.ModuleType:
+    """A fresh module exec'd from the built text, as open_webui/utils/plugin.py does."""
+    plugin = built()[plugin_id]
+    name = f"function_{plugin_id}_{uuid.uuid4().hex}"
+    module = types.ModuleType(name)
+    sys.modules[name] = module
+    try:
+        exec(compile(plugin.text, plugin.dist, "exec"), module.__dict__)
+    finally:
+        sys.modules.pop(name, None)
+    return module
