@@ -43,6 +43,8 @@ FOLDERS = {
 # Open WebUI checks Pipe, then Filter, then Action (open_webui/utils/plugin.py:297-306)
 CLASS_KIND = {"Pipe": "pipe", "Filter": "filter", "Action": "action", "Tools": "tool", "Pipeline": "pipeline"}
 FUNCTION_CLASSES = ("Pipe", "Filter", "Action")
+# ids are unique within what one host installs: Open WebUI functions, its tools, a Pipelines server
+NAMESPACE = {"pipe": "function", "filter": "function", "action": "function", "tool": "tool", "pipeline": "pipeline"}
 REQUIRED_KEYS = ("title", "author", "version", "description", "license", "required_open_webui_version")
 # Open WebUI's replace_imports rewrites these substrings anywhere in the text (plugin.py:189-203)
 REWRITTEN = re.compile(r"from (utils|apps|main|config)")
@@ -519,13 +521,14 @@ def render_all(root: Path) -> tuple[list[Plugin], dict[str, str]]:
     """Every generated file (relative path -> text), built in memory."""
     cache: dict[str, Module] = {}
     plugins = [build_plugin(root, folder, source, cache) for folder, source in discover(root)]
-    seen: dict[str, str] = {}
+    seen: dict[tuple[str, str], str] = {}
     for p in plugins:
-        if p.id in seen:
-            raise BuildError(f"{p.source}: id {p.id!r} is also used by {seen[p.id]}")
-        seen[p.id] = p.source
+        key = (NAMESPACE[p.kind], p.id)
+        if key in seen:
+            raise BuildError(f"{p.source}: id {p.id!r} is also used by {seen[key]}")
+        seen[key] = p.source
     outputs = {p.dist: p.text for p in plugins}
-    entries = [manifest_entry(p) for p in sorted(plugins, key=lambda p: p.id)]
+    entries = [manifest_entry(p) for p in sorted(plugins, key=lambda p: (p.id, p.kind))]
     outputs[MANIFEST] = json.dumps({"plugins": entries}, indent=2, ensure_ascii=False) + "\n"
     outputs[f"{DIST}/functions.json"] = bundle(plugins, ("pipe", "filter", "action"))
     outputs[f"{DIST}/tools.json"] = bundle(plugins, ("tool",))

@@ -14,15 +14,25 @@ import build  # noqa: E402
 
 
 @functools.lru_cache(maxsize=1)
-def built() -> dict[str, build.Plugin]:
+def built() -> list[build.Plugin]:
     """Every plugin built in memory from the current sources (not the committed dist/)."""
     plugins, _ = build.render_all(ROOT)
-    return {p.id: p for p in plugins}
+    return plugins
 
 
-def load_built(plugin_id: str) -> types.ModuleType:
-    """A fresh module exec'd from the built text, as open_webui/utils/plugin.py does."""
-    plugin = built()[plugin_id]
+def find_built(plugin_id: str, kind: str | None = None) -> build.Plugin:
+    matches = [p for p in built() if p.id == plugin_id and kind in (None, p.kind)]
+    if len(matches) != 1:
+        raise LookupError(f"{len(matches)} built plugins match id={plugin_id!r} kind={kind!r}")
+    return matches[0]
+
+
+def load_built(plugin_id: str, kind: str | None = None) -> types.ModuleType:
+    """A fresh module exec'd from the built text, as open_webui/utils/plugin.py does.
+
+    `kind` tells apart ids shared across hosts (the "mixture_of_agents" pipe and pipeline).
+    """
+    plugin = find_built(plugin_id, kind)
     name = f"function_{plugin_id}_{uuid.uuid4().hex}"
     module = types.ModuleType(name)
     sys.modules[name] = module
