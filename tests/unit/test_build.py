@@ -429,3 +429,18 @@ def test_every_template_can_start_a_plugin(tmp_path):
     for kind in build.TEMPLATE_FOR:
         assert build.main(["--root", str(tmp_path), "new", kind, f"my_{kind}"]) == 0
     assert run(tmp_path, "--strict-load") == 0
+
+
+def test_readme_table_is_generated_and_checked(tree, capsys):
+    (tree / "README.md").write_text(f"# Pack\n\n{build.TABLE_START}\nold rows\n{build.TABLE_END}\n\nmore\n")
+    assert run(tree) == 0
+    readme = read(tree, "README.md")
+    assert "old rows" not in readme
+    assert (
+        "| Demo | Pipe | `demo` | 1.2.3 | A test plugin. | [dist/functions/demo.py](dist/functions/demo.py) |" in readme
+    )
+    assert readme.endswith(f"{build.TABLE_END}\n\nmore\n")
+    assert run(tree, "--check") == 0
+    (tree / "README.md").write_text(readme.replace("A test plugin.", "edited by hand"))
+    assert run(tree, "--check") == 1
+    assert "README.md (differs)" in capsys.readouterr().out
