@@ -525,9 +525,8 @@ def readme_table(entries: list[dict]) -> str:
     rows = ["| Plugin | Kind | Id | Version | What it does | File |", "|---|---|---|---|---|---|"]
     for e in sorted(entries, key=lambda e: (e["source"].startswith(f"{PLUGINS}/templates/"), e["kind"], e["id"])):
         cell = e["description"].replace("|", "\\|")
-        rows.append(
-            f"| {e['title']} | {KIND_LABEL[e['kind']]} | `{e['id']}` | {e['version']} | {cell} | [{e['dist']}]({e['dist']}) |"
-        )
+        link = f"[{e['dist']}]({e['dist']})"
+        rows.append(f"| {e['title']} | {KIND_LABEL[e['kind']]} | `{e['id']}` | {e['version']} | {cell} | {link} |")
     return "\n".join(rows)
 
 
