@@ -1,0 +1,447 @@
+"""
+title: Add to Memories
+author: Open WebUI Pack contributors
+version: 0.1.0
+description: Saves a reply to your memories (edit first; reasoning and citation marks removed) so later chats recall it.
+license: MIT
+required_open_webui_version: 0.12.4
+global: true
+icon_url: data:image/svg+xml;base64,PHN2ZyB4bWxucz0iaHR0cDovL3d3dy53My5vcmcvMjAwMC9zdmciIHZpZXdCb3g9IjAgMCAyNCAyNCIgZmlsbD0ibm9uZSIgc3Ryb2tlPSJibGFjayIgc3Ryb2tlLXdpZHRoPSIyIiBzdHJva2UtbGluZWNhcD0icm91bmQiIHN0cm9rZS1saW5lam9pbj0icm91bmQiPjxwYXRoIGQ9Ik02IDNoMTJ2MThsLTYtNC02IDR6Ii8+PHBhdGggZD0iTTEyIDd2Nk05IDEwaDYiLz48L3N2Zz4=
+"""
+
+import asyncio
+import logging
+import re
+import unicodedata
+import weakref
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+
+from pydantic import BaseModel, Field
+
+from shared.events import Emitter, Event, EventCaller
+
+_LOG = logging.getLogger("openwebui_pack.add_to_memories")
+
+# --- the text to remember ------------------------------------------------------------
+
+# Fences, <details> blocks (reasoning, tool calls, code interpreter) and the raw reasoning
+# tags Open WebUI recognises (DEFAULT_REASONING_TAGS, utils/middleware.py:277-286).
+_HIDDEN_TOKENS = re.compile(
+    r"(?P<fence>^[ ]{0,3}(?:`{3,}|~{3,}))"
+    r"|(?P<open><details\b[^<>]*>|<(?:think|thinking|reason|reasoning|thought)(?:\s[^<>]*)?>"
+    r"|<\|begin_of_thought\|>|◁think▷)"
+    r"|(?P<close></details\s*>|</(?:think|thinking|reason|reasoning|thought)\s*>|<\|end_of_thought\|>|◁/think▷)",
+    re.IGNORECASE | re.MULTILINE,
+)
+# Code is copied as-is: a fenced block (to its closing fence or the end) or an inline span.
+_CODE = re.compile(
+    r"^[ ]{0,3}(?P<fence>`{3,}|~{3,}).*?(?:^[ ]{0,3}(?P=fence)[`~]*[ \t]*$|\Z)|(?P<tick>`+)[^`]+?(?P=tick)",
+    re.MULTILINE | re.DOTALL,
+)
+# The frontend's citation rule (src/lib/utils/marked/citation-extension.ts): one or more adjacent
+# [1], [1,2] or [1#id] groups. Possessive, so "[1][2](url)" is a link and kept whole.
+_CITATION = re.compile(r"[ \t]*(?:\[\d+(?:#[^,\]\s]+)?(?:,\s*\d+(?:#[^,\]\s]+)?)*\])++(?![(\[:])")
+
+
+def strip_hidden_blocks(text: str) -> str:
+    """Drops <details> and reasoning blocks (nested or unclosed too), but not inside code fences."""
+    kept: list[str] = []
+    pos = depth = 0
+    fence: str | None = None
+    for token in _HIDDEN_TOKENS.finditer(text):
+        kind = token.lastgroup
+        if depth:
+            depth += 1 if kind == "open" else -1 if kind == "close" else 0
+            if not depth:
+                pos = token.end()
+        elif kind == "fence":
+            marker = token.group().strip()
+            if fence is None:
+                fence = marker
+            elif marker[0] == fence[0] and len(marker) >= len(fence):
+                fence = None
+        elif fence is None:
+            kept.append(text[pos : token.start()])
+            pos = token.end()
+            # a stray closing tag is dropped on its own
+            depth = 1 if kind == "open" else 0
+    if not depth:
+        kept.append(text[pos:])
+    return "".join(kept)
+
+
+def strip_citations(text: str) -> str:
+    """Removes citation markers such as [1] or [1][2] outside code."""
+    out: list[str] = []
+    pos = 0
+    for code in _CODE.finditer(text):
+        out.append(_CITATION.sub("", text[pos : code.start()]))
+        out.append(code.group())
+        pos = code.end()
+    out.append(_CITATION.sub("", text[pos:]))
+    return "".join(out)
+
+
+def memory_text(text: str) -> str:
+    """What a reply's text becomes as a memory."""
+    text = strip_citations(strip_hidden_blocks(text))
+    text = re.sub(r"[ \t]+$", "", text, flags=re.MULTILINE)
+    return re.sub(r"\n{3,}", "\n\n", text).strip()
+
+
+def content_text(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        parts = [p.get("text") for p in content if isinstance(p, dict) and p.get("type") in ("text", "output_text")]
+        return "\n".join(p for p in parts if isinstance(p, str))
+    return ""
+
+
+def clicked_text(body: dict) -> str:
+    """The clicked message (body["id"]), else the last assistant message, ready to remember."""
+    messages = [m for m in body.get("messages") or [] if isinstance(m, dict)]
+    clicked = body.get("id")
+    target = next((m for m in messages if clicked and m.get("id") == clicked), None)
+    if target is None:
+        target = next((m for m in reversed(messages) if m.get("role") == "assistant"), {})
+    return memory_text(content_text(target.get("content")))
+
+
+def normalized(text: str) -> str:
+    """The form two memories are compared in: case, width, spacing and end punctuation ignored."""
+    flat = " ".join(unicodedata.normalize("NFKC", text).casefold().split())
+    return flat.rstrip(" .!?;:,…")
+
+
+# --- where memories live ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StoredMemory:
+    id: str
+    content: str
+
+
+class MemoriesUnavailable(Exception):
+    """Open WebUI refused: memories are off (404) or the user lacks the permission (403)."""
+
+    def __init__(self, status_code: int) -> None:
+        self.status_code = status_code
+        super().__init__(
+            "Memories are turned off on this server; an administrator can turn them on."
+            if status_code == 404
+            else "You don't have permission to use memories; ask an administrator."
+        )
+
+
+class MemoryStore(Protocol):
+    """One user's memories. Every method acts on that user only."""
+
+    user_id: str
+
+    async def check_access(self) -> None: ...  # raises MemoriesUnavailable
+    async def existing(self) -> list[StoredMemory]: ...
+    async def add(self, content: str) -> str: ...  # the new memory's id
+    async def delete(self, memory_id: str) -> bool: ...
+
+
+def _refusal(exc: Exception) -> MemoriesUnavailable | None:
+    # fastapi's HTTPException, matched by shape so this module never imports the web stack
+    code = getattr(exc, "status_code", None)
+    return MemoriesUnavailable(code) if code in (403, 404) else None
+
+
+class _OpenWebUIMemories:
+    """Open WebUI's own memory code for one user, imported on first use (not at load)."""
+
+    def __init__(self, request: Any, user: Any) -> None:
+        self._request = request
+        self._user = user
+        self.user_id: str = user.id
+
+    async def check_access(self) -> None:
+        from open_webui.routers.memories import check_memories_permission
+
+        try:
+            await check_memories_permission(self._user)
+        except Exception as exc:
+            refusal = _refusal(exc)
+            if refusal is None:
+                raise
+            raise refusal from exc
+
+    async def existing(self) -> list[StoredMemory]:
+        from open_webui.models.memories import Memories
+
+        rows = await Memories.get_memories_by_user_id(self.user_id)
+        if rows is None:
+            # the table method returns None when the query itself failed
+            raise RuntimeError("reading memories failed")
+        return [StoredMemory(row.id, row.content) for row in rows]
+
+    async def add(self, content: str) -> str:
+        from open_webui.routers.memories import AddMemoryForm, add_memory
+
+        try:
+            # type "context": recalled when relevant to the chat, like memories added in Settings
+            memory = await add_memory(request=self._request, form_data=AddMemoryForm(content=content), user=self._user)
+        except Exception as exc:
+            refusal = _refusal(exc)
+            if refusal is None:
+                raise
+            raise refusal from exc
+        return memory.id
+
+    async def delete(self, memory_id: str) -> bool:
+        from open_webui.models.memories import Memories
+        from open_webui.retrieval.vector.async_client import ASYNC_VECTOR_DB_CLIENT
+
+        deleted = await Memories.delete_memory_by_id_and_user_id(memory_id, self.user_id)
+        try:
+            # normally there is no vector yet; remove one if the failure came after the upsert
+            await ASYNC_VECTOR_DB_CLIENT.delete(collection_name=f"user-memory-{self.user_id}", ids=[memory_id])
+        except Exception as exc:
+            _LOG.debug("no vector to remove for memory %s: %s", memory_id, type(exc).__name__)
+        return bool(deleted)
+
+
+async def _open_webui_memories(request: Any, user_id: str) -> MemoryStore | None:
+    """The seam to Open WebUI; unit tests replace this function."""
+    from open_webui.models.users import Users
+
+    user = await Users.get_user_by_id(user_id)
+    return None if user is None else _OpenWebUIMemories(request, user)
+
+
+# --- dialogs --------------------------------------------------------------------------------
+
+
+class _CallWatch:
+    """Wraps `__event_call__` to remember why a dialog gave no answer, for the notice."""
+
+    def __init__(self, call: EventCaller, timeout: float) -> None:
+        self._call = call
+        self._timeout = timeout
+        self.problem: str | None = None
+
+    async def __call__(self, event: Event) -> Any:
+        # stays set when the emitter's timeout cancels the call
+        self.problem = f"No answer within {self._timeout:g} s"
+        try:
+            answer = await self._call(event)
+        except Exception:
+            self.problem = "The dialog failed"
+            raise
+        error = answer.get("error") if isinstance(answer, dict) else None
+        self.problem = str(error).rstrip(".") if error else None
+        return answer
+
+    def reason(self) -> str:
+        return self.problem or "Cancelled"
+
+
+# --- saving -------------------------------------------------------------------------------------
+
+Outcome = Literal["saved", "duplicate", "cancelled", "empty", "too_long", "unavailable", "failed"]
+
+_EDIT_ROUNDS = 3  # the first edit plus two more when the text is too long
+_TITLE = "Add to memories"
+# one writer per user in this worker, so the duplicate check and the rollback see a stable list
+_WRITE_LOCKS: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+
+
+@dataclass(frozen=True)
+class SaveOptions:
+    edit: bool = True
+    confirm: bool = False
+    max_length: int = 1000
+    deduplicate: bool = True
+
+
+def _quoted(text: str) -> str:
+    return "\n".join(f"> {line}" if line else ">" for line in text.splitlines())
+
+
+def _redacted(text: str) -> str:
+    text = re.sub(r"(?i)\b(bearer)\s+\S+", r"\1 ***", text)
+    text = re.sub(r"(?i)\b(api[_-]?key|key|token|secret|password)(\W{1,3})[^\s&\"',]+", r"\1\2***", text)
+    return re.sub(r"\bsk-[A-Za-z0-9_-]{6,}", "sk-***", text)[:300]
+
+
+async def _edited(text: str, events: Emitter, watch: _CallWatch | None, limit: int) -> tuple[Outcome | None, str]:
+    """The text after the edit dialog(s); the outcome is None when it may be saved."""
+    prompt = f"Edit what should be remembered (at most {limit} characters)."
+    for round_ in range(_EDIT_ROUNDS):
+        answer = await events.ask(_TITLE, prompt, "What should be remembered?", text)
+        if answer is None:
+            reason = watch.reason() if watch else "There is no open chat to ask you in"
+            await events.notify(f"{reason}: nothing was saved to your memories.")
+            return "cancelled", text
+        text = answer.strip()
+        if not text:
+            await events.notify("The text was empty: nothing was saved to your memories.")
+            return "empty", text
+        if len(text) <= limit:
+            return None, text
+        last = round_ == _EDIT_ROUNDS - 1
+        follow = "Nothing was saved." if last else "Shorten it in the dialog."
+        await events.notify(f"Too long for a memory: {len(text)} characters, the limit is {limit}. {follow}", "warning")
+        prompt = f"That is {len(text)} characters; a memory holds at most {limit}. Shorten it:"
+    return "too_long", text
+
+
+async def save_memory(
+    text: str,
+    *,
+    store: MemoryStore,
+    events: Emitter,
+    options: SaveOptions,
+    watch: _CallWatch | None = None,
+) -> Outcome:
+    """Asks (as configured), then writes `text` as one memory of the store's user."""
+    try:
+        await store.check_access()
+    except MemoriesUnavailable as exc:
+        await events.notify(str(exc), "warning")
+        return "unavailable"
+    except Exception as exc:
+        _LOG.warning("memory access check failed: %s", type(exc).__name__)
+        await events.notify("Could not reach your memories: nothing was saved. Try again later.", "error")
+        return "failed"
+
+    if options.edit:
+        stopped, text = await _edited(text, events, watch, options.max_length)
+        if stopped is not None:
+            return stopped
+    elif not text:
+        await events.notify("This message has no text to remember: nothing was saved.")
+        return "empty"
+    elif len(text) > options.max_length:
+        await events.notify(
+            f"Too long for a memory: {len(text)} characters, the limit is {options.max_length}. Nothing was saved.",
+            "warning",
+        )
+        return "too_long"
+
+    if options.confirm and not await events.confirm(_TITLE, f"Save this to your memories?\n\n{_quoted(text)}"):
+        reason = watch.reason() if watch else "There is no open chat to ask you in"
+        await events.notify(f"{reason}: nothing was saved to your memories.")
+        return "cancelled"
+
+    lock = _WRITE_LOCKS.setdefault(store.user_id, asyncio.Lock())
+    async with lock:
+        return await _write(text, store, events, options)
+
+
+async def _write(text: str, store: MemoryStore, events: Emitter, options: SaveOptions) -> Outcome:
+    try:
+        before = await store.existing()
+    except Exception as exc:
+        _LOG.warning("reading memories failed: %s", type(exc).__name__)
+        await events.notify("Could not read your memories: nothing was saved. Try again later.", "error")
+        return "failed"
+    if options.deduplicate and any(normalized(m.content) == normalized(text) for m in before):
+        await events.notify("Already saved in your memories.")
+        return "duplicate"
+
+    await events.status("Saving to memories…")
+    try:
+        await store.add(text)
+    except MemoriesUnavailable as exc:
+        await events.notify(str(exc), "warning")
+        await events.status("Not saved to memories", done=True)
+        return "unavailable"
+    except asyncio.CancelledError:
+        await asyncio.shield(_roll_back(text, {m.id for m in before}, store))
+        raise
+    except Exception as exc:
+        _LOG.warning("add_memory failed: %s: %s", type(exc).__name__, _redacted(str(exc)))
+        clean = await _roll_back(text, {m.id for m in before}, store)
+        tail = "" if clean else " A partial entry may remain: delete it in Settings → Personalization → Memory."
+        await events.notify(
+            "Could not save to memories: Open WebUI could not index the text (check the embedding settings)." + tail,
+            "error",
+        )
+        await events.status("Not saved to memories", done=True)
+        return "failed"
+    await events.notify("Saved to your memories.", "success")
+    await events.status("Saved to memories", done=True)
+    return "saved"
+
+
+async def _roll_back(text: str, before: set[str], store: MemoryStore) -> bool:
+    """Deletes the row a failed add left behind; True when no such row remains.
+
+    add_memory inserts the row before embedding it, so a failed embedding leaves a row that
+    is listed but never recalled. It is the one new row with exactly our text.
+    """
+    try:
+        rows = [m for m in await store.existing() if m.id not in before and m.content == text.strip()]
+        if len(rows) > 1:
+            _LOG.warning("rollback: %d new memories with the same text; not guessing which", len(rows))
+            return False
+        return all([await store.delete(m.id) for m in rows])
+    except Exception as exc:
+        _LOG.warning("rollback failed: %s", type(exc).__name__)
+        return False
+
+
+# --- the button -------------------------------------------------------------------------------------
+
+
+class Action:
+    class Valves(BaseModel):
+        EDIT_BEFORE_SAVE: bool = Field(
+            default=True, description="Show the text in an editable dialog before saving it."
+        )
+        CONFIRMATION_REQUIRED: bool = Field(default=False, description="Ask for a confirmation before saving.")
+        MAX_MEMORY_LENGTH: int = Field(
+            default=1000,
+            ge=1,
+            description="Longest memory in characters. Open WebUI puts at most 2000 characters of "
+            "relevant memories into a prompt by default.",
+        )
+        DEDUPLICATE: bool = Field(
+            default=True, description="Skip text you already have as a memory (ignoring case and spacing)."
+        )
+        CALL_TIMEOUT: float = Field(
+            default=300, ge=1, le=3600, description="Seconds to wait for an answer in a dialog."
+        )
+        priority: int = Field(default=0, description="Buttons are ordered by ascending priority.")
+
+    def __init__(self) -> None:
+        self.valves = self.Valves()
+
+    async def action(
+        self,
+        body: dict,
+        __user__: dict | None = None,
+        __request__: Any = None,
+        __event_emitter__: Any = None,
+        __event_call__: Any = None,
+    ) -> None:
+        valves = self.valves
+        watch = _CallWatch(__event_call__, valves.CALL_TIMEOUT) if __event_call__ else None
+        events = Emitter(__event_emitter__, watch, call_timeout=valves.CALL_TIMEOUT)
+        # The user is the one Open WebUI authenticated; nothing in the body can choose another.
+        user_id = (__user__ or {}).get("id")
+        store = None
+        if user_id and __request__ is not None:
+            try:
+                store = await _open_webui_memories(__request__, user_id)
+            except Exception as exc:
+                _LOG.warning("loading the user failed: %s", type(exc).__name__)
+        if store is None:
+            await events.notify("Add to memories needs a signed-in user in a chat.", "error")
+            return None
+        options = SaveOptions(
+            edit=valves.EDIT_BEFORE_SAVE,
+            confirm=valves.CONFIRMATION_REQUIRED,
+            max_length=valves.MAX_MEMORY_LENGTH,
+            deduplicate=valves.DEDUPLICATE,
+        )
+        await save_memory(clicked_text(body), store=store, events=events, options=options, watch=watch)
+        # The reply is left as it is: returning messages would rewrite it in the chat.
+        return None

@@ -1,0 +1,535 @@
+"""The "Add to Memories" action, built and loaded like Open WebUI loads it, with a fake memory store."""
+
+import ast
+import asyncio
+import copy
+import logging
+import uuid
+
+import pytest
+
+from tests.helpers import find_built, load_built
+
+mod = load_built("add_to_memories")
+
+NEVER = object()
+
+
+class Browser:
+    """Records emitted events and answers dialogs like the 0.12.4 page (or fails to)."""
+
+    def __init__(self, *answers):
+        self.events = []
+        self.calls = []
+        self.answers = list(answers)
+
+    async def emit(self, event):
+        self.events.append(event)
+
+    async def call(self, event):
+        self.calls.append(event)
+        answer = self.answers.pop(0) if self.answers else None
+        if answer is NEVER:
+            await asyncio.Event().wait()
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    def notices(self):
+        return [(e["data"]["type"], e["data"]["content"]) for e in self.events if e["type"] == "notification"]
+
+    def statuses(self):
+        return [(e["data"]["description"], e["data"]["done"]) for e in self.events if e["type"] == "status"]
+
+
+class FakeStore:
+    """One user's memories, behaving like add_memory: the row goes in before the embedding."""
+
+    def __init__(self, user_id="user-1", rows=(), refuse=None, refuse_on_add=None, embed_error=None):
+        self.user_id = user_id
+        self.rows = [mod.StoredMemory(f"old-{i}", text) for i, text in enumerate(rows)]
+        self.vectors = set()
+        self.refuse = refuse
+        self.refuse_on_add = refuse_on_add
+        self.embed_error = embed_error
+        self.added = []
+        self.deleted = []
+        self.during_add = None  # an awaitable run between the insert and the embedding
+
+    async def check_access(self):
+        if self.refuse:
+            raise mod.MemoriesUnavailable(self.refuse)
+
+    async def existing(self):
+        rows = list(self.rows)  # the snapshot is taken, then the "query" yields like a real one
+        await asyncio.sleep(0)
+        return rows
+
+    async def add(self, content):
+        if self.refuse_on_add:
+            raise mod.MemoriesUnavailable(self.refuse_on_add)
+        row = mod.StoredMemory(str(uuid.uuid4()), content.strip())
+        self.rows.append(row)
+        self.added.append(row.content)
+        if self.during_add is not None:
+            await self.during_add()
+        await asyncio.sleep(0)
+        if self.embed_error is not None:
+            raise self.embed_error
+        self.vectors.add(row.id)
+        return row.id
+
+    async def delete(self, memory_id):
+        self.deleted.append(memory_id)
+        before = len(self.rows)
+        self.rows = [r for r in self.rows if r.id != memory_id]
+        self.vectors.discard(memory_id)
+        return len(self.rows) < before
+
+    def contents(self):
+        return [r.content for r in self.rows]
+
+
+def chat(reply="The user likes green tea.", *, clicked="a1"):
+    return {
+        "model": "m",
+        "chat_id": "c1",
+        "session_id": "s1",
+        "id": clicked,
+        "messages": [
+            {"id": "u1", "role": "user", "content": "What do I like?"},
+            {"id": "a1", "role": "assistant", "content": reply},
+            {"id": "u2", "role": "user", "content": "And else?"},
+            {"id": "a2", "role": "assistant", "content": "Something else entirely."},
+        ],
+    }
+
+
+def button(monkeypatch, store, **valves):
+    action = mod.Action()
+    timeout = valves.pop("CALL_TIMEOUT", None)
+    action.valves = action.Valves(**valves)
+    if timeout is not None:
+        action.valves.CALL_TIMEOUT = timeout  # below the valve's minimum, to keep the test fast
+    seen = []
+
+    async def factory(request, user_id):
+        seen.append(user_id)
+        return store if user_id == store.user_id else None
+
+    monkeypatch.setattr(mod, "_open_webui_memories", factory)
+    action.seen_users = seen
+    return action
+
+
+async def click(action, browser, body=None, user=None, call=True):
+    return await action.action(
+        body if body is not None else chat(),
+        __user__=user if user is not None else {"id": "user-1", "role": "user"},
+        __request__=object(),
+        __event_emitter__=browser.emit,
+        __event_call__=browser.call if call else None,
+    )
+
+
+# --- the text ----------------------------------------------------------------------------------
+
+
+def test_reasoning_details_and_citations_are_removed():
+    reply = (
+        '<details type="reasoning" done="true" duration="3">\n<summary>Thought for 3 seconds</summary>\n'
+        "> Let me think about [1].\n> <details><summary>nested</summary>deep</details>\n</details>\n"
+        "Paris is the capital of France [1][2]. It has 2 million people[3, 4] and a river [5#seine].\n\n\n\n"
+        '<details type="tool_calls" done="true"><summary>Tool</summary>{"a": 1}</details>\n'
+        "<think>raw reasoning</think>Done."
+    )
+    assert mod.memory_text(reply) == ("Paris is the capital of France. It has 2 million people and a river.\n\nDone.")
+
+
+def test_code_links_and_footnotes_are_kept():
+    reply = (
+        "Use `items[1]` here [1].\n"
+        "```python\nx = values[2]  # [3]\nprint('<details>kept</details>')\n```\n"
+        "See [2](https://example.org), the reference [1][docs], note[^1] and [1]: https://x.org"
+    )
+    assert mod.memory_text(reply) == (
+        "Use `items[1]` here.\n"
+        "```python\nx = values[2]  # [3]\nprint('<details>kept</details>')\n```\n"
+        "See [2](https://example.org), the reference [1][docs], note[^1] and [1]: https://x.org"
+    )
+
+
+def test_unclosed_reasoning_and_other_reasoning_tags():
+    assert mod.memory_text("Visible <think>still thinking") == "Visible"
+    assert mod.memory_text("<|begin_of_thought|>x<|end_of_thought|>Solution") == "Solution"
+    assert mod.memory_text("<Thought>x</Thought>A ◁think▷y◁/think▷B") == "A B"
+    assert mod.memory_text('<details type="reasoning" done="true">only reasoning</details>') == ""
+
+
+def test_clicked_message_then_last_assistant_fallback():
+    body = chat("First reply [1].")
+    assert mod.clicked_text(body) == "First reply."
+    body["id"] = "missing"
+    assert mod.clicked_text(body) == "Something else entirely."
+    del body["id"]
+    assert mod.clicked_text(body) == "Something else entirely."
+    body["messages"][1]["content"] = [{"type": "text", "text": "Parts [2]"}, {"type": "image_url"}]
+    body["id"] = "a1"
+    assert mod.clicked_text(body) == "Parts"
+    assert mod.clicked_text({"messages": []}) == ""
+
+
+def test_normalized_ignores_case_width_spacing_and_end_punctuation():
+    assert mod.normalized("  The user   likes GREEN tea. ") == mod.normalized("the user likes ｇｒｅｅｎ tea")
+    assert mod.normalized("likes tea") != mod.normalized("likes coffee")
+
+
+# --- dialogs -------------------------------------------------------------------------------------
+
+
+async def test_edit_dialog_prefilled_and_edited_text_saved(monkeypatch):
+    store = FakeStore()
+    browser = Browser("  The user likes oolong tea.  ")
+    body = chat("The user likes green tea [1].")
+    original = copy.deepcopy(body)
+    assert await click(button(monkeypatch, store), browser, body) is None
+    assert body == original
+    [ask] = browser.calls
+    assert ask["type"] == "input"
+    assert ask["data"]["value"] == "The user likes green tea."
+    assert "1000 characters" in ask["data"]["message"]
+    assert store.contents() == ["The user likes oolong tea."]
+    assert browser.notices() == [("success", "Saved to your memories.")]
+    assert browser.statuses() == [("Saving to memories…", False), ("Saved to memories", True)]
+    assert {e["type"] for e in browser.events} == {"status", "notification"}
+
+
+@pytest.mark.parametrize(
+    ("answer", "notice"),
+    [
+        (False, "Cancelled: nothing was saved to your memories."),
+        (None, "Cancelled: nothing was saved to your memories."),
+        (True, "Cancelled: nothing was saved to your memories."),
+        ({"error": "Client session disconnected."}, "Client session disconnected: nothing was saved"),
+        (
+            {"error": "Event call timed out. The browser tab may be inactive or closed."},
+            "Event call timed out. The browser tab may be inactive or closed: nothing was saved",
+        ),
+        (RuntimeError("socket broke"), "The dialog failed: nothing was saved"),
+        ("", "The text was empty: nothing was saved to your memories."),
+        ("  \n ", "The text was empty: nothing was saved to your memories."),
+    ],
+)
+async def test_edit_dialog_without_usable_answer_writes_nothing(monkeypatch, answer, notice):
+    store = FakeStore()
+    browser = Browser(answer)
+    await click(button(monkeypatch, store), browser)
+    assert store.added == []
+    [(kind, content)] = browser.notices()
+    assert kind == "info"
+    assert content.startswith(notice)
+    assert browser.statuses() == []
+
+
+async def test_dialog_timeout_from_valve(monkeypatch):
+    store = FakeStore()
+    browser = Browser(NEVER)
+    await click(button(monkeypatch, store, CALL_TIMEOUT=0.05), browser)
+    assert store.added == []
+    assert browser.notices() == [("info", "No answer within 0.05 s: nothing was saved to your memories.")]
+
+
+async def test_no_event_call_means_nothing_written(monkeypatch):
+    store = FakeStore()
+    browser = Browser()
+    await click(button(monkeypatch, store), browser, call=False)
+    assert store.added == []
+    assert browser.notices() == [("info", "There is no open chat to ask you in: nothing was saved to your memories.")]
+
+
+async def test_without_editing_the_text_is_saved_directly(monkeypatch):
+    store = FakeStore()
+    browser = Browser()
+    await click(button(monkeypatch, store, EDIT_BEFORE_SAVE=False), browser)
+    assert browser.calls == []
+    assert store.contents() == ["The user likes green tea."]
+
+
+@pytest.mark.parametrize(
+    ("answer", "saved"),
+    [(True, True), ("stale text from the input dialog", True), (False, False), (None, False), ("", False)],
+)
+async def test_confirmation(monkeypatch, answer, saved):
+    store = FakeStore()
+    browser = Browser("Edited text.", answer)
+    await click(button(monkeypatch, store, CONFIRMATION_REQUIRED=True), browser)
+    assert [c["type"] for c in browser.calls] == ["input", "confirmation"]
+    assert "> Edited text." in browser.calls[1]["data"]["message"]
+    assert store.contents() == (["Edited text."] if saved else [])
+    if not saved:
+        assert browser.notices() == [("info", "Cancelled: nothing was saved to your memories.")]
+
+
+async def test_confirmation_only_and_its_timeout(monkeypatch):
+    store = FakeStore()
+    browser = Browser(NEVER)
+    action = button(monkeypatch, store, EDIT_BEFORE_SAVE=False, CONFIRMATION_REQUIRED=True, CALL_TIMEOUT=0.05)
+    await click(action, browser)
+    assert [c["type"] for c in browser.calls] == ["confirmation"]
+    assert store.added == []
+    assert browser.notices() == [("info", "No answer within 0.05 s: nothing was saved to your memories.")]
+
+
+# --- length -------------------------------------------------------------------------------------
+
+
+async def test_too_long_without_editing(monkeypatch):
+    store = FakeStore()
+    browser = Browser()
+    await click(button(monkeypatch, store, EDIT_BEFORE_SAVE=False, MAX_MEMORY_LENGTH=10), browser)
+    assert store.added == []
+    assert browser.notices() == [
+        ("warning", "Too long for a memory: 25 characters, the limit is 10. Nothing was saved.")
+    ]
+
+
+async def test_too_long_edit_again_then_saved(monkeypatch):
+    store = FakeStore()
+    browser = Browser("x" * 11, "short one")
+    await click(button(monkeypatch, store, MAX_MEMORY_LENGTH=10), browser)
+    assert [c["data"]["value"] for c in browser.calls] == ["The user likes green tea.", "x" * 11]
+    assert "11 characters" in browser.calls[1]["data"]["message"]
+    assert store.contents() == ["short one"]
+    assert browser.notices()[0] == (
+        "warning",
+        "Too long for a memory: 11 characters, the limit is 10. Shorten it in the dialog.",
+    )
+
+
+async def test_too_long_rounds_are_bounded(monkeypatch):
+    store = FakeStore()
+    browser = Browser(*["y" * 20] * 10)
+    await click(button(monkeypatch, store, MAX_MEMORY_LENGTH=10), browser)
+    assert len(browser.calls) == 3
+    assert store.added == []
+    assert browser.notices()[-1] == (
+        "warning",
+        "Too long for a memory: 20 characters, the limit is 10. Nothing was saved.",
+    )
+
+
+async def test_empty_message_without_editing(monkeypatch):
+    store = FakeStore()
+    browser = Browser()
+    body = chat("<details type='reasoning'>only thoughts</details>")
+    await click(button(monkeypatch, store, EDIT_BEFORE_SAVE=False), browser, body)
+    assert store.added == []
+    assert browser.notices() == [("info", "This message has no text to remember: nothing was saved.")]
+
+
+# --- duplicates ----------------------------------------------------------------------------------
+
+
+async def test_duplicate_is_not_saved_twice(monkeypatch):
+    store = FakeStore(rows=["the user likes GREEN  tea"])
+    browser = Browser()
+    await click(button(monkeypatch, store, EDIT_BEFORE_SAVE=False), browser)
+    assert store.added == []
+    assert browser.notices() == [("info", "Already saved in your memories.")]
+
+
+async def test_clicking_twice_keeps_one(monkeypatch):
+    store = FakeStore()
+    action = button(monkeypatch, store, EDIT_BEFORE_SAVE=False)
+    await click(action, Browser())
+    await click(action, Browser())
+    assert store.contents() == ["The user likes green tea."]
+
+
+async def test_concurrent_clicks_keep_one(monkeypatch):
+    store = FakeStore()
+    action = button(monkeypatch, store, EDIT_BEFORE_SAVE=False)
+    await asyncio.gather(*(click(action, Browser()) for _ in range(5)))
+    assert store.contents() == ["The user likes green tea."]
+
+
+async def test_deduplicate_off_saves_again(monkeypatch):
+    store = FakeStore(rows=["The user likes green tea."])
+    await click(button(monkeypatch, store, EDIT_BEFORE_SAVE=False, DEDUPLICATE=False), Browser())
+    assert store.contents() == ["The user likes green tea."] * 2
+
+
+# --- failures --------------------------------------------------------------------------------------
+
+
+async def test_embedding_failure_rolls_back_the_row(monkeypatch, caplog):
+    store = FakeStore(rows=["kept memory"], embed_error=RuntimeError("401 from https://e.example/v1?key=SECRET123"))
+    browser = Browser()
+    caplog.set_level(logging.DEBUG)
+    await click(button(monkeypatch, store, EDIT_BEFORE_SAVE=False), browser)
+    assert store.added == ["The user likes green tea."]
+    assert store.contents() == ["kept memory"]
+    assert len(store.deleted) == 1
+    [(kind, content)] = browser.notices()
+    assert kind == "error"
+    assert content.startswith("Could not save to memories")
+    assert "partial" not in content
+    assert browser.statuses()[-1] == ("Not saved to memories", True)
+    assert "SECRET123" not in caplog.text
+    assert "SECRET123" not in str(browser.events)
+
+
+async def test_rollback_only_deletes_its_own_row(monkeypatch):
+    store = FakeStore(embed_error=RuntimeError("embedding down"))
+
+    async def someone_else_adds():
+        store.rows.append(mod.StoredMemory("other", "Another memory"))
+
+    store.during_add = someone_else_adds
+    await click(button(monkeypatch, store, EDIT_BEFORE_SAVE=False), Browser())
+    assert store.contents() == ["Another memory"]
+
+
+async def test_ambiguous_rollback_deletes_nothing_and_says_so(monkeypatch):
+    store = FakeStore(embed_error=RuntimeError("embedding down"))
+
+    async def same_text_from_elsewhere():
+        store.rows.append(mod.StoredMemory("twin", "The user likes green tea."))
+
+    store.during_add = same_text_from_elsewhere
+    browser = Browser()
+    await click(button(monkeypatch, store, EDIT_BEFORE_SAVE=False, DEDUPLICATE=False), browser)
+    assert store.deleted == []
+    assert "A partial entry may remain" in browser.notices()[0][1]
+
+
+async def test_cancelled_request_still_rolls_back(monkeypatch):
+    store = FakeStore()
+    started = asyncio.Event()
+
+    async def hang():
+        started.set()
+        await asyncio.Event().wait()
+
+    store.during_add = hang
+    task = asyncio.ensure_future(click(button(monkeypatch, store, EDIT_BEFORE_SAVE=False), Browser()))
+    await started.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert store.rows == []
+
+
+@pytest.mark.parametrize(
+    ("status_code", "text"),
+    [(404, "Memories are turned off on this server"), (403, "You don't have permission to use memories")],
+)
+async def test_memories_disabled_or_forbidden(monkeypatch, status_code, text):
+    store = FakeStore(refuse=status_code)
+    browser = Browser("never asked")
+    await click(button(monkeypatch, store), browser)
+    assert browser.calls == []
+    assert store.added == []
+    [(kind, content)] = browser.notices()
+    assert kind == "warning"
+    assert content.startswith(text)
+
+
+async def test_refused_at_write_time(monkeypatch):
+    store = FakeStore(refuse_on_add=404)
+    browser = Browser()
+    await click(button(monkeypatch, store, EDIT_BEFORE_SAVE=False), browser)
+    assert browser.notices()[0][0] == "warning"
+    assert browser.statuses()[-1] == ("Not saved to memories", True)
+
+
+async def test_unreadable_memories_write_nothing(monkeypatch):
+    store = FakeStore()
+
+    async def broken():
+        raise RuntimeError("db down")
+
+    store.existing = broken
+    browser = Browser()
+    await click(button(monkeypatch, store, EDIT_BEFORE_SAVE=False), browser)
+    assert store.added == []
+    assert browser.notices() == [("error", "Could not read your memories: nothing was saved. Try again later.")]
+
+
+def test_refusal_matches_open_webui_http_errors():
+    from fastapi import HTTPException
+
+    assert mod._refusal(HTTPException(status_code=404)).status_code == 404
+    assert mod._refusal(HTTPException(status_code=403)).status_code == 403
+    assert mod._refusal(HTTPException(status_code=400)) is None
+    assert mod._refusal(RuntimeError("x")) is None
+
+
+def test_redacted_hides_secrets():
+    text = mod._redacted("GET https://h/v1?key=abc123&x=1 Authorization: Bearer tok.en api_key='zz' sk-abcdefgh")
+    for secret in ("abc123", "tok.en", "zz'", "sk-abcdefgh"):
+        assert secret not in text
+
+
+# --- the user --------------------------------------------------------------------------------------
+
+
+async def test_only_the_signed_in_user_is_written(monkeypatch):
+    store = FakeStore(user_id="user-1")
+    action = button(monkeypatch, store, EDIT_BEFORE_SAVE=False)
+    body = chat()
+    body.update(user_id="user-2", user={"id": "user-2"})
+    await click(action, Browser(), body, user={"id": "user-1"})
+    assert action.seen_users == ["user-1"]
+    assert store.contents() == ["The user likes green tea."]
+
+
+async def test_no_user_no_write(monkeypatch):
+    store = FakeStore()
+    action = button(monkeypatch, store, EDIT_BEFORE_SAVE=False)
+    browser = Browser()
+    await click(action, browser, user={})
+    assert action.seen_users == []
+    assert browser.notices() == [("error", "Add to memories needs a signed-in user in a chat.")]
+
+
+# --- packaging ---------------------------------------------------------------------------------------
+
+
+def test_valves_and_frontmatter():
+    valves = mod.Action.Valves()
+    assert valves.model_dump() == {
+        "EDIT_BEFORE_SAVE": True,
+        "CONFIRMATION_REQUIRED": False,
+        "MAX_MEMORY_LENGTH": 1000,
+        "DEDUPLICATE": True,
+        "CALL_TIMEOUT": 300,
+        "priority": 0,
+    }
+    plugin = find_built("add_to_memories")
+    assert plugin.kind == "action"
+    assert plugin.meta["global"] == "true"
+    assert plugin.meta["icon_url"].startswith("data:image/svg+xml;base64,")
+    assert len(plugin.meta["icon_url"]) < 1000
+    # Open WebUI's modules are imported on first use, inside functions, never at load
+    top = [n for n in ast.parse(plugin.text).body if isinstance(n, ast.Import | ast.ImportFrom)]
+    assert not [n for n in top if "open_webui" in ast.dump(n)]
+    assert "open_webui" in plugin.text
+
+
+@pytest.mark.parametrize(
+    ("answers", "options", "outcome"),
+    [
+        (["ok text"], {}, "saved"),
+        ([False], {}, "cancelled"),
+        ([""], {}, "empty"),
+        (["x" * 20] * 3, {"max_length": 10}, "too_long"),
+        ([], {"edit": False}, "saved"),
+        ([False], {"edit": False, "confirm": True}, "cancelled"),
+    ],
+)
+async def test_save_memory_outcomes(answers, options, outcome):
+    browser = Browser(*answers)
+    events = mod.Emitter(browser.emit, browser.call)
+    got = await mod.save_memory("Some text", store=FakeStore(), events=events, options=mod.SaveOptions(**options))
+    assert got == outcome
