@@ -221,6 +221,8 @@ class Emitter:
         self._flush_handle: asyncio.TimerHandle | None = None
         self._flush_task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
+        # Why the last dialog got no answer, for a notice the user can act on; None if answered.
+        self.call_problem: str | None = None
 
     @property
     def can_emit(self) -> bool:
@@ -296,21 +298,29 @@ class Emitter:
     # --- interactive calls: anything but a clear answer means "cancel" ---
 
     async def call(self, event: Event, timeout: float | None = None) -> Any | None:
-        """Send an `__event_call__`; None on no caller, error answer, exception or timeout."""
+        """Send an `__event_call__`; None on no caller, error answer, exception or timeout.
+
+        Then `call_problem` says which; it is None after an answer (a Cancel click included).
+        """
+        self.call_problem = None
         if self._call_fn is None:
+            self.call_problem = "There is no open chat to ask in"
             return None
         limit = self._call_timeout if timeout is None else timeout
         try:
             answer = await asyncio.wait_for(self._call_fn(event), limit)
         except TimeoutError:
             _EVENTS_LOG.info("%s call got no answer within %.0f s", event["type"], limit)
+            self.call_problem = f"No answer within {limit:g} s"
             return None
         except Exception:
             _EVENTS_LOG.exception("%s call failed", event["type"])
+            self.call_problem = "The dialog failed"
             return None
         if isinstance(answer, dict) and "error" in answer:
             # e.g. "Client session disconnected." or the host's own timeout.
             _EVENTS_LOG.info("%s call answered with an error: %s", event["type"], answer["error"])
+            self.call_problem = str(answer["error"]).rstrip(".") or "The dialog failed"
             return None
         return answer
 

@@ -24,7 +24,7 @@ import weakref
 from pydantic import BaseModel, Field
 
 
-# --- begin inlined: shared/events.py (sha256:ea3ab4600728f7ea) ---
+# --- begin inlined: shared/events.py (sha256:ce08fb070682956c) ---
 _EVENTS_LOG = logging.getLogger("openwebui_pack.events")
 
 
@@ -236,6 +236,8 @@ class Emitter:
         self._flush_handle: asyncio.TimerHandle | None = None
         self._flush_task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
+        # Why the last dialog got no answer, for a notice the user can act on; None if answered.
+        self.call_problem: str | None = None
 
     @property
     def can_emit(self) -> bool:
@@ -311,21 +313,29 @@ class Emitter:
     # --- interactive calls: anything but a clear answer means "cancel" ---
 
     async def call(self, event: Event, timeout: float | None = None) -> Any | None:
-        """Send an `__event_call__`; None on no caller, error answer, exception or timeout."""
+        """Send an `__event_call__`; None on no caller, error answer, exception or timeout.
+
+        Then `call_problem` says which; it is None after an answer (a Cancel click included).
+        """
+        self.call_problem = None
         if self._call_fn is None:
+            self.call_problem = "There is no open chat to ask in"
             return None
         limit = self._call_timeout if timeout is None else timeout
         try:
             answer = await asyncio.wait_for(self._call_fn(event), limit)
         except TimeoutError:
             _EVENTS_LOG.info("%s call got no answer within %.0f s", event["type"], limit)
+            self.call_problem = f"No answer within {limit:g} s"
             return None
         except Exception:
             _EVENTS_LOG.exception("%s call failed", event["type"])
+            self.call_problem = "The dialog failed"
             return None
         if isinstance(answer, dict) and "error" in answer:
             # e.g. "Client session disconnected." or the host's own timeout.
             _EVENTS_LOG.info("%s call answered with an error: %s", event["type"], answer["error"])
+            self.call_problem = str(answer["error"]).rstrip(".") or "The dialog failed"
             return None
         return answer
 
@@ -355,7 +365,7 @@ class Emitter:
 # --- end inlined: shared/events.py ---
 
 
-# from shared.events import Emitter, Event, EventCaller  (inlined above)
+# from shared.events import Emitter  (inlined above)
 
 _LOG = logging.getLogger("openwebui_pack.add_to_memories")
 
@@ -554,30 +564,6 @@ async def _open_webui_memories(request: Any, user_id: str) -> MemoryStore | None
 # --- dialogs --------------------------------------------------------------------------------
 
 
-class _CallWatch:
-    """Wraps `__event_call__` to remember why a dialog gave no answer, for the notice."""
-
-    def __init__(self, call: EventCaller, timeout: float) -> None:
-        self._call = call
-        self._timeout = timeout
-        self.problem: str | None = None
-
-    async def __call__(self, event: Event) -> Any:
-        # stays set when the emitter's timeout cancels the call
-        self.problem = f"No answer within {self._timeout:g} s"
-        try:
-            answer = await self._call(event)
-        except Exception:
-            self.problem = "The dialog failed"
-            raise
-        error = answer.get("error") if isinstance(answer, dict) else None
-        self.problem = str(error).rstrip(".") if error else None
-        return answer
-
-    def reason(self) -> str:
-        return self.problem or "Cancelled"
-
-
 # --- saving -------------------------------------------------------------------------------------
 
 Outcome = Literal["saved", "duplicate", "cancelled", "empty", "too_long", "unavailable", "failed"]
@@ -606,14 +592,13 @@ def _redacted(text: str) -> str:
     return re.sub(r"\bsk-[A-Za-z0-9_-]{6,}", "sk-***", text)[:300]
 
 
-async def _edited(text: str, events: Emitter, watch: _CallWatch | None, limit: int) -> tuple[Outcome | None, str]:
+async def _edited(text: str, events: Emitter, limit: int) -> tuple[Outcome | None, str]:
     """The text after the edit dialog(s); the outcome is None when it may be saved."""
     prompt = f"Edit what should be remembered (at most {limit} characters)."
     for round_ in range(_EDIT_ROUNDS):
         answer = await events.ask(_TITLE, prompt, "What should be remembered?", text)
         if answer is None:
-            reason = watch.reason() if watch else "There is no open chat to ask you in"
-            await events.notify(f"{reason}: nothing was saved to your memories.")
+            await events.notify(f"{events.call_problem or 'Cancelled'}: nothing was saved to your memories.")
             return "cancelled", text
         text = answer.strip()
         if not text:
@@ -634,7 +619,6 @@ async def save_memory(
     store: MemoryStore,
     events: Emitter,
     options: SaveOptions,
-    watch: _CallWatch | None = None,
 ) -> Outcome:
     """Asks (as configured), then writes `text` as one memory of the store's user."""
     try:
@@ -648,7 +632,7 @@ async def save_memory(
         return "failed"
 
     if options.edit:
-        stopped, text = await _edited(text, events, watch, options.max_length)
+        stopped, text = await _edited(text, events, options.max_length)
         if stopped is not None:
             return stopped
     elif not text:
@@ -662,8 +646,7 @@ async def save_memory(
         return "too_long"
 
     if options.confirm and not await events.confirm(_TITLE, f"Save this to your memories?\n\n{_quoted(text)}"):
-        reason = watch.reason() if watch else "There is no open chat to ask you in"
-        await events.notify(f"{reason}: nothing was saved to your memories.")
+        await events.notify(f"{events.call_problem or 'Cancelled'}: nothing was saved to your memories.")
         return "cancelled"
 
     lock = _WRITE_LOCKS.setdefault(store.user_id, asyncio.Lock())
@@ -759,8 +742,7 @@ class Action:
         __event_call__: Any = None,
     ) -> None:
         valves = self.valves
-        watch = _CallWatch(__event_call__, valves.CALL_TIMEOUT) if __event_call__ else None
-        events = Emitter(__event_emitter__, watch, call_timeout=valves.CALL_TIMEOUT)
+        events = Emitter(__event_emitter__, __event_call__, call_timeout=valves.CALL_TIMEOUT)
         # The user is the one Open WebUI authenticated; nothing in the body can choose another.
         user_id = (__user__ or {}).get("id")
         store = None
@@ -778,6 +760,6 @@ class Action:
             max_length=valves.MAX_MEMORY_LENGTH,
             deduplicate=valves.DEDUPLICATE,
         )
-        await save_memory(clicked_text(body), store=store, events=events, options=options, watch=watch)
+        await save_memory(clicked_text(body), store=store, events=events, options=options)
         # The reply is left as it is: returning messages would rewrite it in the chat.
         return None

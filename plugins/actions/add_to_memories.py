@@ -19,7 +19,7 @@ from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, Field
 
-from shared.events import Emitter, Event, EventCaller
+from shared.events import Emitter
 
 _LOG = logging.getLogger("openwebui_pack.add_to_memories")
 
@@ -218,30 +218,6 @@ async def _open_webui_memories(request: Any, user_id: str) -> MemoryStore | None
 # --- dialogs --------------------------------------------------------------------------------
 
 
-class _CallWatch:
-    """Wraps `__event_call__` to remember why a dialog gave no answer, for the notice."""
-
-    def __init__(self, call: EventCaller, timeout: float) -> None:
-        self._call = call
-        self._timeout = timeout
-        self.problem: str | None = None
-
-    async def __call__(self, event: Event) -> Any:
-        # stays set when the emitter's timeout cancels the call
-        self.problem = f"No answer within {self._timeout:g} s"
-        try:
-            answer = await self._call(event)
-        except Exception:
-            self.problem = "The dialog failed"
-            raise
-        error = answer.get("error") if isinstance(answer, dict) else None
-        self.problem = str(error).rstrip(".") if error else None
-        return answer
-
-    def reason(self) -> str:
-        return self.problem or "Cancelled"
-
-
 # --- saving -------------------------------------------------------------------------------------
 
 Outcome = Literal["saved", "duplicate", "cancelled", "empty", "too_long", "unavailable", "failed"]
@@ -270,14 +246,13 @@ def _redacted(text: str) -> str:
     return re.sub(r"\bsk-[A-Za-z0-9_-]{6,}", "sk-***", text)[:300]
 
 
-async def _edited(text: str, events: Emitter, watch: _CallWatch | None, limit: int) -> tuple[Outcome | None, str]:
+async def _edited(text: str, events: Emitter, limit: int) -> tuple[Outcome | None, str]:
     """The text after the edit dialog(s); the outcome is None when it may be saved."""
     prompt = f"Edit what should be remembered (at most {limit} characters)."
     for round_ in range(_EDIT_ROUNDS):
         answer = await events.ask(_TITLE, prompt, "What should be remembered?", text)
         if answer is None:
-            reason = watch.reason() if watch else "There is no open chat to ask you in"
-            await events.notify(f"{reason}: nothing was saved to your memories.")
+            await events.notify(f"{events.call_problem or 'Cancelled'}: nothing was saved to your memories.")
             return "cancelled", text
         text = answer.strip()
         if not text:
@@ -298,7 +273,6 @@ async def save_memory(
     store: MemoryStore,
     events: Emitter,
     options: SaveOptions,
-    watch: _CallWatch | None = None,
 ) -> Outcome:
     """Asks (as configured), then writes `text` as one memory of the store's user."""
     try:
@@ -312,7 +286,7 @@ async def save_memory(
         return "failed"
 
     if options.edit:
-        stopped, text = await _edited(text, events, watch, options.max_length)
+        stopped, text = await _edited(text, events, options.max_length)
         if stopped is not None:
             return stopped
     elif not text:
@@ -326,8 +300,7 @@ async def save_memory(
         return "too_long"
 
     if options.confirm and not await events.confirm(_TITLE, f"Save this to your memories?\n\n{_quoted(text)}"):
-        reason = watch.reason() if watch else "There is no open chat to ask you in"
-        await events.notify(f"{reason}: nothing was saved to your memories.")
+        await events.notify(f"{events.call_problem or 'Cancelled'}: nothing was saved to your memories.")
         return "cancelled"
 
     lock = _WRITE_LOCKS.setdefault(store.user_id, asyncio.Lock())
@@ -423,8 +396,7 @@ class Action:
         __event_call__: Any = None,
     ) -> None:
         valves = self.valves
-        watch = _CallWatch(__event_call__, valves.CALL_TIMEOUT) if __event_call__ else None
-        events = Emitter(__event_emitter__, watch, call_timeout=valves.CALL_TIMEOUT)
+        events = Emitter(__event_emitter__, __event_call__, call_timeout=valves.CALL_TIMEOUT)
         # The user is the one Open WebUI authenticated; nothing in the body can choose another.
         user_id = (__user__ or {}).get("id")
         store = None
@@ -442,6 +414,6 @@ class Action:
             max_length=valves.MAX_MEMORY_LENGTH,
             deduplicate=valves.DEDUPLICATE,
         )
-        await save_memory(clicked_text(body), store=store, events=events, options=options, watch=watch)
+        await save_memory(clicked_text(body), store=store, events=events, options=options)
         # The reply is left as it is: returning messages would rewrite it in the chat.
         return None

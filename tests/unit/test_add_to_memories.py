@@ -244,7 +244,7 @@ async def test_no_event_call_means_nothing_written(monkeypatch):
     browser = Browser()
     await click(button(monkeypatch, store), browser, call=False)
     assert store.added == []
-    assert browser.notices() == [("info", "There is no open chat to ask you in: nothing was saved to your memories.")]
+    assert browser.notices() == [("info", "There is no open chat to ask in: nothing was saved to your memories.")]
 
 
 async def test_without_editing_the_text_is_saved_directly(monkeypatch):

@@ -295,3 +295,24 @@ async def test_execute_returns_value_or_none():
     assert call.seen == [ev.execute_request("return 1+1")]
     assert await ev.Emitter(None, caller({"error": "x"})).execute("x") is None
     assert await ev.Emitter(None, None).execute("x") is None
+
+
+async def test_call_problem_says_why_there_was_no_answer():
+    emitter = ev.Emitter(None, caller(False))
+    assert await emitter.confirm("T", "M") is False
+    assert emitter.call_problem is None  # a Cancel click is an answer
+    emitter = ev.Emitter(None, caller({"error": "Client session disconnected."}))
+    await emitter.ask("T", "M")
+    assert emitter.call_problem == "Client session disconnected"
+    emitter = ev.Emitter(None, caller(True, delay=5), call_timeout=0.05)
+    await emitter.confirm("T", "M")
+    assert emitter.call_problem == "No answer within 0.05 s"
+    emitter = ev.Emitter(None, caller(raises=OSError()))
+    await emitter.execute("x")
+    assert emitter.call_problem == "The dialog failed"
+    emitter = ev.Emitter()
+    await emitter.ask("T", "M")
+    assert emitter.call_problem == "There is no open chat to ask in"
+    emitter = ev.Emitter(None, caller("ok"))
+    await emitter.ask("T", "M")
+    assert emitter.call_problem is None
