@@ -10,6 +10,7 @@ Standard library only: it must run on a bare Python 3.11.
 """
 
 from __future__ import annotations
+import __future__
 
 import argparse
 import ast
@@ -454,6 +455,13 @@ class MissingPackage(Exception):
     pass
 
 
+def compile_like_open_webui(text: str, filename: str) -> types.CodeType:
+    """Open WebUI's loader module starts with `from __future__ import annotations` and its
+    `exec(content, …)` inherits that flag (open_webui/utils/plugin.py:1,242,291): plugins run
+    with postponed annotations. Say so explicitly rather than inherit whatever the caller has."""
+    return compile(text, filename, "exec", flags=__future__.annotations.compiler_flag, dont_inherit=True)
+
+
 def load_like_open_webui(plugin: Plugin) -> float:
     """exec the text into a fresh module as open_webui/utils/plugin.py does; seconds taken."""
     started = time.perf_counter()
@@ -466,7 +474,7 @@ def load_like_open_webui(plugin: Plugin) -> float:
             f.write(plugin.text)
         module.__dict__["__file__"] = temp
         try:
-            exec(compile(plugin.text, plugin.dist, "exec"), module.__dict__)
+            exec(compile_like_open_webui(plugin.text, plugin.dist), module.__dict__)
         except ModuleNotFoundError as exc:
             raise MissingPackage(exc.name or str(exc)) from None
         getattr(module, plugin.cls)()

@@ -37,7 +37,7 @@ def load_built(plugin_id: str, kind: str | None = None) -> types.ModuleType:
     module = types.ModuleType(name)
     sys.modules[name] = module
     try:
-        exec(compile(plugin.text, plugin.dist, "exec"), module.__dict__)
+        exec(build.compile_like_open_webui(plugin.text, plugin.dist), module.__dict__)
     finally:
         sys.modules.pop(name, None)
     return module

@@ -444,3 +444,11 @@ def test_readme_table_is_generated_and_checked(tree, capsys):
     (tree / "README.md").write_text(readme.replace("A test plugin.", "edited by hand"))
     assert run(tree, "--check") == 1
     assert "README.md (differs)" in capsys.readouterr().out
+
+
+def test_loader_compiles_with_postponed_annotations_like_open_webui():
+    """open_webui/utils/plugin.py has `from __future__ import annotations`; its exec inherits it."""
+    code = build.compile_like_open_webui("def f(x: int) -> str:\n    pass\n", "x.py")
+    namespace: dict = {}
+    exec(code, namespace)
+    assert namespace["f"].__annotations__ == {"x": "int", "return": "str"}
