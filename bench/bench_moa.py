@@ -1,0 +1,231 @@
+"""Mixture of Agents: wall time against the critical path, and the final answer's first token.
+
+    .venv/bin/python bench/bench_moa.py [--runs 5] [--latency 0.2]
+
+Every model of the loopback fake OpenAI server waits `latency` before answering; the
+aggregator then streams its reply in small chunks. For 2 layers x 3 agents:
+
+- critical path = layers x slowest agent + aggregator, each measured alone against the same
+  server (a lower bound for any implementation); target: wall / critical path <= 1.05;
+- first token: from the moment the aggregator's request reaches the server to the moment its
+  first token comes out of the plugin, against the same figure for a direct streamed call;
+  target: ours <= direct + 10 ms.
+
+Both built plugins run: the Pipelines variant (own loop in a worker thread, aiohttp) and the
+Open WebUI pipe (through a stand-in for generate_chat_completion that proxies like the
+OpenAI router does).
+"""
+
+import argparse
+import asyncio
+import concurrent.futures
+import statistics
+import sys
+import time
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import aiohttp
+from starlette.responses import StreamingResponse
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from tests.fakes.openai_server import FakeOpenAI
+from tests.helpers import load_built
+
+AGENTS = ("agent-1", "agent-2", "agent-3")
+AGGREGATOR = "aggregator"
+REPLY = "A synthesized answer streamed in small pieces to the user."
+CONVERSATION = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Why is the sky blue?"}]
+LAYERS, PER_LAYER = 2, 3
+
+
+def configure(fake: FakeOpenAI, latency: float) -> None:
+    for model in AGENTS:
+        fake.set(model, latency=latency, reply=f"{model}: Rayleigh scattering of sunlight.")
+    fake.set(AGGREGATOR, latency=latency, reply=REPLY, chunk_size=4, chunk_delay=0.005)
+
+
+def aggregator_arrival(fake: FakeOpenAI) -> float:
+    return [r.at for r in fake.requests_to("/chat/completions") if r.json.get("model") == AGGREGATOR][-1]
+
+
+# --- direct calls: the critical path's parts -----------------------------------------------------
+
+
+async def direct_agent(session: aiohttp.ClientSession, url: str, model: str) -> float:
+    started = time.monotonic()
+    payload = {"model": model, "messages": CONVERSATION, "stream": False}
+    async with session.post(f"{url}/chat/completions", json=payload) as response:
+        await response.json()
+    return time.monotonic() - started
+
+
+async def direct_aggregator(session: aiohttp.ClientSession, fake: FakeOpenAI) -> tuple[float, float]:
+    """(whole streamed call, first token after the request reached the server)."""
+    started = time.monotonic()
+    first = None
+    payload = {"model": AGGREGATOR, "messages": CONVERSATION, "stream": True}
+    async with session.post(f"{fake.url}/chat/completions", json=payload) as response:
+        async for line in response.content:
+            if first is None and b'"content": "' in line and b'"content": ""' not in line:
+                first = time.monotonic()
+    return time.monotonic() - started, (first or 0) - aggregator_arrival(fake)
+
+
+async def critical_path(fake: FakeOpenAI) -> tuple[float, float, float]:
+    async with aiohttp.ClientSession() as session:
+        slowest = max(await asyncio.gather(*(direct_agent(session, fake.url, m) for m in AGENTS)))
+        whole, ttft = await direct_aggregator(session, fake)
+    return slowest, whole, ttft
+
+
+# --- the Pipelines variant ----------------------------------------------------------------------------
+
+
+def run_pipeline(module: Any, fake: FakeOpenAI) -> tuple[float, float]:
+    pipeline = module.Pipeline()
+    pipeline.valves = pipeline.Valves(
+        models=list(AGENTS),
+        aggregator_model=AGGREGATOR,
+        num_layers=LAYERS,
+        num_agents_per_layer=PER_LAYER,
+        emit_interval=0.5,
+        openai_api_base=fake.url,
+        openai_api_key="",
+    )
+    body = {"model": "mixture_of_agents", "messages": CONVERSATION, "stream": True}
+
+    def job() -> tuple[float, float]:
+        started = time.monotonic()
+        first = None
+        stream = pipeline.pipe(user_message="Why?", model_id="mixture_of_agents", messages=CONVERSATION, body=body)
+        for item in stream:
+            if first is None and isinstance(item, str) and item:
+                first = time.monotonic()
+        return time.monotonic() - started, (first or 0) - aggregator_arrival(fake)
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:  # as the Pipelines server does
+        return pool.submit(job).result()
+
+
+# --- the Open WebUI pipe -----------------------------------------------------------------------------
+
+
+def openwebui_stand_in(module: Any, fake: FakeOpenAI) -> Any:
+    """generate_chat_completion for OpenAI-connection models: StreamingResponse or dict."""
+
+    async def generate(request: Any, form: dict, user: Any) -> Any:
+        payload = {k: v for k, v in form.items() if k != "metadata"}
+        session = aiohttp.ClientSession()
+        response = await session.post(f"{fake.url}/chat/completions", json=payload)
+        if form.get("stream"):
+
+            async def lines():
+                try:
+                    async for line in response.content:
+                        yield line
+                finally:
+                    response.close()
+                    await session.close()
+
+            return StreamingResponse(lines(), media_type="text/event-stream")
+        body = await response.json()
+        response.close()
+        await session.close()
+        return body
+
+    async def get_user(user_id: str) -> Any:
+        return SimpleNamespace(id=user_id, role="admin")
+
+    return module.OpenWebUIApi(generate, get_user, None, False)
+
+
+async def run_pipe(module: Any, fake: FakeOpenAI) -> tuple[float, float]:
+    pipe = module.Pipe()
+    pipe.valves = pipe.Valves(
+        models=list(AGENTS),
+        aggregator_model=AGGREGATOR,
+        num_layers=LAYERS,
+        num_agents_per_layer=PER_LAYER,
+        emit_interval=0.5,
+    )
+    registry = {m: {"id": m} for m in (*AGENTS, AGGREGATOR)}
+    request = SimpleNamespace(app=SimpleNamespace(state=SimpleNamespace(MODELS=registry)), state=SimpleNamespace())
+
+    async def emitter(event: dict) -> None:
+        pass
+
+    started = time.monotonic()
+    first = None
+    reply = await pipe.pipe(
+        body={"model": "mixture_of_agents", "messages": CONVERSATION, "stream": True},
+        __user__={"id": "admin-1"},
+        __request__=request,
+        __event_emitter__=emitter,
+        __metadata__={},
+    )
+    async for piece in reply:
+        if first is None and isinstance(piece, str) and piece:
+            first = time.monotonic()
+    return time.monotonic() - started, (first or 0) - aggregator_arrival(fake)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--latency", type=float, default=0.2)
+    parser.add_argument("--nagle", action="store_true", help="leave Nagle's algorithm on in the fake server")
+    args = parser.parse_args()
+
+    pipeline_module = load_built("mixture_of_agents", kind="pipeline")
+    pipe_module = load_built("mixture_of_agents", kind="pipe")
+    pipe_module.openwebui_api = lambda: openwebui_stand_in(pipe_module, fake)
+
+    rows: dict[str, list[tuple[float, float]]] = {"pipelines variant": [], "open webui pipe": []}
+    paths: list[tuple[float, float, float]] = []
+    with FakeOpenAI(models=(*AGENTS, AGGREGATOR)) as fake:
+        if not args.nagle:
+            # Real servers (uvicorn, any asyncio server) set TCP_NODELAY; the stdlib handler does
+            # not, and on a reused keep-alive connection a small chunk then waits ~40 ms for a
+            # delayed ACK, which would be measured as our latency.
+            fake._handler.disable_nagle_algorithm = True
+        configure(fake, args.latency)
+        asyncio.run(critical_path(fake))  # warm-up
+        run_pipeline(pipeline_module, fake)
+        for _ in range(args.runs):
+            paths.append(asyncio.run(critical_path(fake)))
+            rows["pipelines variant"].append(run_pipeline(pipeline_module, fake))
+            rows["open webui pipe"].append(asyncio.run(run_pipe(pipe_module, fake)))
+
+    slowest = statistics.median(p[0] for p in paths)
+    aggregator = statistics.median(p[1] for p in paths)
+    direct_ttft = statistics.median(p[2] for p in paths)
+    critical = LAYERS * slowest + aggregator
+    print(f"Mixture of Agents bench: {LAYERS} layers x {PER_LAYER} agents, {args.latency * 1000:.0f} ms per call")
+    print(f"medians of {args.runs} runs; loopback fake OpenAI server")
+    print(f"  slowest agent alone        {slowest * 1000:8.1f} ms")
+    print(f"  aggregator alone (stream)  {aggregator * 1000:8.1f} ms")
+    print(f"  critical path              {critical * 1000:8.1f} ms   (layers x slowest agent + aggregator)")
+    print(f"  sequential agents (peers)  {(LAYERS * PER_LAYER * slowest + aggregator) * 1000:8.1f} ms   (reference)")
+    print(f"  aggregator first token     {direct_ttft * 1000:8.1f} ms   (direct call, from request arrival)")
+    print()
+    print(f"  {'':20} {'wall ms':>9} {'wall/critical':>14} {'first token ms':>15} {'vs direct ms':>13}")
+    failed = False
+    for name, results in rows.items():
+        wall = statistics.median(r[0] for r in results)
+        ttft = statistics.median(r[1] for r in results)
+        ratio = wall / critical
+        extra = (ttft - direct_ttft) * 1000
+        ok = ratio <= 1.05 and extra <= 10
+        failed |= not ok
+        print(
+            f"  {name:20} {wall * 1000:9.1f} {ratio:14.3f} {ttft * 1000:15.1f} {extra:+13.1f}"
+            f"   {'ok' if ok else 'MISSED'} (targets: <= 1.05, <= +10 ms)"
+        )
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()

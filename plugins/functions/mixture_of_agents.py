@@ -1,0 +1,259 @@
+"""
+title: Mixture of Agents
+author: Open WebUI Pack contributors
+version: 0.1.0
+description: Several models answer in layers, each refining the last; an aggregator streams one combined reply.
+license: MIT
+required_open_webui_version: 0.12.4
+"""
+
+import inspect
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import aclosing
+from dataclasses import dataclass
+from typing import Any
+
+from shared.events import Emitter
+from shared.moa import (
+    ChatMessage,
+    MoaError,
+    MoaSettings,
+    MoaValves,
+    ModelCallError,
+    ModelUnavailable,
+    check_settings,
+    completion_text,
+    error_from_status,
+    parse_retry_after,
+    run_mixture,
+    run_task,
+    sampling_params,
+    stream_text,
+    unavailable_message,
+)
+
+# Metadata key carrying the ids of the mixture pipes already running in this request.
+CALLERS_KEY = "mixture_of_agents_callers"
+
+
+@dataclass(frozen=True)
+class OpenWebUIApi:
+    generate: Callable[..., Awaitable[Any]]
+    get_user: Callable[[str], Any]
+    check_access: Callable[..., Awaitable[Any]] | None
+    bypass_access: bool
+
+
+def openwebui_api() -> OpenWebUIApi:
+    """Open WebUI's own chat path, imported on first use (it exists only inside the server)."""
+    from open_webui.models.users import Users
+    from open_webui.utils.chat import generate_chat_completion
+
+    try:
+        from open_webui.env import BYPASS_MODEL_ACCESS_CONTROL
+        from open_webui.utils.models import check_model_access
+    except ImportError:  # the early access check is a courtesy; the call itself still enforces access
+        return OpenWebUIApi(generate_chat_completion, Users.get_user_by_id, None, False)
+    return OpenWebUIApi(generate_chat_completion, Users.get_user_by_id, check_model_access, BYPASS_MODEL_ACCESS_CONTROL)
+
+
+def call_error(model: str, exc: Exception) -> ModelCallError:
+    """What an exception from generate_chat_completion means for this model."""
+    status = getattr(exc, "status_code", None)
+    if isinstance(status, int):  # HTTPException from a router
+        return error_from_status(model, status, {"detail": getattr(exc, "detail", "")})
+    text = str(exc) or type(exc).__name__
+    if text == "Model not found":  # unknown id, or the user may not use it (open_webui/utils/chat.py)
+        return ModelUnavailable(model, "it does not exist or you do not have access to it")
+    return ModelCallError(model, text)
+
+
+def response_body(response: Any) -> Any:
+    """The decoded body of a starlette JSONResponse / PlainTextResponse."""
+    raw = getattr(response, "body", b"")
+    text = raw.decode("utf-8", "replace") if isinstance(raw, bytes | bytearray) else str(raw)
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def response_error(model: str, response: Any) -> ModelCallError:
+    headers = getattr(response, "headers", None) or {}
+    retry_after = parse_retry_after(headers.get("retry-after"))
+    return error_from_status(model, int(response.status_code), response_body(response), retry_after)
+
+
+class OpenWebUIClient:
+    """Calls models through Open WebUI's generate_chat_completion as the chatting user."""
+
+    def __init__(self, api: OpenWebUIApi, request: Any, user: Any, params: dict[str, Any], callers: list[str]) -> None:
+        self.api = api
+        self.request = request
+        self.user = user
+        self.params = params
+        self.callers = callers
+
+    def form(self, model: str, messages: list[ChatMessage], stream: bool) -> dict[str, Any]:
+        return {
+            **self.params,
+            "model": model,
+            "messages": messages,
+            "stream": stream,
+            "metadata": {CALLERS_KEY: list(self.callers)},
+        }
+
+    async def call(self, model: str, form: dict[str, Any]) -> Any:
+        try:
+            return await self.api.generate(self.request, form, self.user)
+        except Exception as exc:
+            raise call_error(model, exc) from None
+
+    async def complete(self, model: str, messages: list[ChatMessage]) -> str:
+        response = await self.call(model, self.form(model, messages, stream=False))
+        return "".join([piece async for piece in self.pieces(model, response)])
+
+    async def stream(self, model: str, messages: list[ChatMessage]) -> AsyncIterator[str]:
+        response = await self.call(model, self.form(model, messages, stream=True))
+        async with aclosing(self.pieces(model, response)) as pieces:
+            async for piece in pieces:
+                yield piece
+
+    async def pieces(self, model: str, response: Any) -> AsyncIterator[str]:
+        """Text from any of the shapes generate_chat_completion returns."""
+        if isinstance(response, dict):
+            yield completion_text(model, response)
+            return
+        if isinstance(response, str):
+            yield response
+            return
+        iterator = getattr(response, "body_iterator", None)
+        status = getattr(response, "status_code", 200)
+        if iterator is not None:  # StreamingResponse: SSE lines as str or bytes
+            try:
+                if isinstance(status, int) and status >= 400:
+                    raise ModelCallError(model, f"HTTP {status}", status=status)
+                async for piece in stream_text(model, iterator):
+                    yield piece
+            finally:
+                closer = getattr(iterator, "aclose", None)
+                if closer is not None:
+                    await closer()
+            return
+        if hasattr(response, "body") and isinstance(status, int):  # JSONResponse / PlainTextResponse
+            if status >= 400:
+                raise response_error(model, response)
+            yield completion_text(model, response_body(response))
+            return
+        raise ModelCallError(model, f"unexpected answer of type {type(response).__name__}")
+
+
+def pipe_id_of(body: dict[str, Any]) -> str:
+    # Open WebUI replaces a wrapping workspace model's id by the pipe's before calling it.
+    return str(body.get("model") or "mixture_of_agents").split(".", 1)[0]
+
+
+def callers_of(metadata: Any) -> list[str]:
+    callers = metadata.get(CALLERS_KEY) if isinstance(metadata, dict) else None
+    return [str(c) for c in callers] if isinstance(callers, list) else []
+
+
+def is_mixture(model_id: str, info: dict[str, Any], mixture_ids: list[str]) -> bool:
+    """The model is one of the running mixture pipes, directly or as a workspace model over one."""
+    if info.get("pipe") is not None and model_id.split(".", 1)[0] in mixture_ids:
+        return True
+    meta = info.get("info")
+    base = meta.get("base_model_id") if isinstance(meta, dict) else None
+    return isinstance(base, str) and base.split(".", 1)[0] in mixture_ids
+
+
+async def check_models(
+    model_ids: list[str], request: Any, user: Any, api: OpenWebUIApi, mixture_ids: list[str]
+) -> None:
+    """Fail before any model call (and before streaming) on an unknown, forbidden or recursive model."""
+    registry = getattr(getattr(getattr(request, "app", None), "state", None), "MODELS", None)
+    if registry is None:
+        return
+    for model_id in model_ids:
+        info = registry.get(model_id)
+        if info is None:
+            raise MoaError(unavailable_message(model_id, "Open WebUI has no model with this id"))
+        if is_mixture(model_id, info, mixture_ids):
+            raise MoaError(
+                f"Mixture of Agents cannot use `{model_id}`: that is this mixture itself, and calling it "
+                "would never end. Remove it from the `models` and `aggregator_model` valves."
+            )
+        if api.check_access is not None and not api.bypass_access and getattr(user, "role", None) == "user":
+            try:
+                await api.check_access(user, info)
+            except Exception:
+                raise MoaError(unavailable_message(model_id, "you do not have access to it")) from None
+
+
+async def load_user(api: OpenWebUIApi, user: dict[str, Any]) -> Any:
+    found = api.get_user(user["id"])
+    if inspect.isawaitable(found):
+        found = await found
+    if found is None:
+        raise MoaError("Mixture of Agents could not load your user account; sign in again.")
+    return found
+
+
+async def mixture_reply(
+    messages: Any, client: OpenWebUIClient, settings: MoaSettings, events: Emitter, streaming: bool
+) -> AsyncIterator[str | dict[str, Any]]:
+    try:
+        async with aclosing(run_mixture(messages, client, settings, events)) as pieces:
+            async for piece in pieces:
+                yield piece
+    except MoaError as exc:
+        if not streaming:
+            raise
+        # Open WebUI 0.12.4 shows this line as the message's error block plus a toast (the same
+        # thing it does for an exception raised before streaming) and keeps the text so far; an
+        # exception raised now would wipe that text.
+        yield {"error": {"detail": str(exc)}}
+
+
+class Pipe:
+    class Valves(MoaValves):
+        pass
+
+    def __init__(self) -> None:
+        self.valves = self.Valves()
+
+    async def pipe(
+        self,
+        body: dict,
+        __user__: dict | None = None,
+        __request__: Any = None,
+        __event_emitter__: Any = None,
+        __task__: str | None = None,
+        __metadata__: dict | None = None,
+    ) -> str | AsyncIterator[str | dict[str, Any]]:
+        # Everything that can be checked is checked here, before a generator is returned:
+        # 0.12.4 shows an exception raised now as an error block and a toast.
+        body = body if isinstance(body, dict) else {}
+        settings = MoaSettings.from_valves(self.valves)
+        check_settings(settings)
+        if __request__ is None or not isinstance(__user__, dict) or "id" not in __user__:
+            raise MoaError("Mixture of Agents runs inside Open WebUI chats only: no request or user was passed.")
+        api = openwebui_api()
+        user = await load_user(api, __user__)
+        own_id = pipe_id_of(body)
+        callers = callers_of(__metadata__)
+        if own_id in callers:
+            raise MoaError(
+                f"Mixture of Agents `{own_id}` was called by itself through another model; "
+                "remove the loop from the `models` valves."
+            )
+        chain = [*callers, own_id]
+        client = OpenWebUIClient(api, __request__, user, sampling_params(body), chain)
+        if __task__:
+            # Titles, tags and follow-ups want one quick answer, not the whole mixture.
+            await check_models([settings.aggregator], __request__, user, api, chain)
+            return await run_task(body.get("messages"), client, settings)
+        await check_models(settings.models_in_use(), __request__, user, api, chain)
+        events = Emitter(__event_emitter__, status_interval=self.valves.emit_interval)
+        return mixture_reply(body.get("messages"), client, settings, events, bool(body.get("stream")))

@@ -1,0 +1,236 @@
+"""
+title: Mixture of Agents (Pipelines)
+author: Open WebUI Pack contributors
+version: 0.1.0
+description: Mixture of Agents for the Pipelines server; agents and aggregator on one OpenAI-compatible endpoint.
+license: MIT
+required_open_webui_version: 0.12.4
+"""
+
+import asyncio
+import contextlib
+import os
+import queue
+import threading
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from typing import Any
+
+from pydantic import Field
+
+from shared.events import Emitter, Event, wire
+from shared.moa import (
+    ChatMessage,
+    MoaError,
+    MoaSettings,
+    MoaValves,
+    ModelCallError,
+    check_settings,
+    completion_text,
+    error_from_status,
+    parse_retry_after,
+    run_mixture,
+    run_task,
+    sampling_params,
+    stream_text,
+)
+
+# Open WebUI's built-in task prompts (title, tags, follow-ups, queries) all start like this, and
+# Pipelines never learn the task name: such requests get one aggregator call, not the mixture.
+TASK_PROMPT_START = "### Task:"
+
+
+def scrub(text: str, secret: str) -> str:
+    return text.replace(secret, "***") if secret else text
+
+
+class OpenAIEndpoint:
+    """An OpenAI-compatible `/chat/completions` endpoint reached with aiohttp."""
+
+    def __init__(self, session: Any, base_url: str, api_key: str, params: dict[str, Any]) -> None:
+        self.session = session
+        self.url = base_url.rstrip("/") + "/chat/completions"
+        self.api_key = api_key
+        self.params = params
+
+    def headers(self) -> dict[str, str]:
+        headers = {"Content-Type": "application/json"}
+        if self.api_key:
+            headers["Authorization"] = f"Bearer {self.api_key}"
+        return headers
+
+    def unreachable(self, model: str, exc: Exception) -> ModelCallError:
+        return ModelCallError(
+            model, scrub(f"cannot reach the endpoint ({type(exc).__name__}: {exc})", self.api_key), retryable=True
+        )
+
+    async def failure(self, model: str, response: Any) -> ModelCallError:
+        try:
+            body: Any = await response.json(content_type=None)
+        except ValueError:
+            body = scrub(await response.text(), self.api_key)
+        return error_from_status(model, response.status, body, parse_retry_after(response.headers.get("Retry-After")))
+
+    async def complete(self, model: str, messages: list[ChatMessage]) -> str:
+        import aiohttp
+
+        payload = {**self.params, "model": model, "messages": messages, "stream": False}
+        try:
+            async with self.session.post(self.url, json=payload, headers=self.headers()) as response:
+                if response.status >= 400:
+                    raise await self.failure(model, response)
+                try:
+                    data = await response.json(content_type=None)
+                except ValueError:
+                    raise ModelCallError(model, "the endpoint did not answer with JSON") from None
+                return completion_text(model, data)
+        except aiohttp.ClientError as exc:
+            raise self.unreachable(model, exc) from None
+
+    async def stream(self, model: str, messages: list[ChatMessage]) -> AsyncIterator[str]:
+        import aiohttp
+
+        payload = {**self.params, "model": model, "messages": messages, "stream": True}
+        try:
+            async with self.session.post(self.url, json=payload, headers=self.headers()) as response:
+                if response.status >= 400:
+                    raise await self.failure(model, response)
+                if "text/event-stream" in response.headers.get("Content-Type", ""):
+                    async for piece in stream_text(model, response.content):
+                        yield piece
+                    return
+                try:  # some servers ignore "stream" and answer in one piece
+                    data = await response.json(content_type=None)
+                except ValueError:
+                    raise ModelCallError(model, "the endpoint answered neither SSE nor JSON") from None
+                yield completion_text(model, data)
+        except aiohttp.ClientError as exc:
+            raise self.unreachable(model, exc) from None
+
+
+class _Failed:
+    def __init__(self, exc: BaseException) -> None:
+        self.exc = exc
+
+
+_FINISHED = object()
+
+
+def drive(job: Callable[[Callable[[Any], None]], Awaitable[None]]) -> Iterator[Any]:
+    """Run an async job on a private event loop in a worker thread; yield what it puts.
+
+    The Pipelines server calls `pipe` from a threadpool, and a caller may also have a loop
+    running in its own thread: a private loop works in both. Closing the iterator early
+    (the client went away) cancels the job.
+    """
+    items: queue.SimpleQueue[Any] = queue.SimpleQueue()
+    loop = asyncio.new_event_loop()
+    running: list[asyncio.Task[Any]] = []
+
+    async def main() -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            running.append(task)
+        try:
+            await job(items.put)
+        except asyncio.CancelledError:
+            pass
+        except BaseException as exc:
+            items.put(_Failed(exc))
+
+    def work() -> None:
+        try:
+            loop.run_until_complete(main())
+            loop.run_until_complete(loop.shutdown_asyncgens())
+        finally:
+            loop.close()
+            items.put(_FINISHED)
+
+    worker = threading.Thread(target=work, name="mixture-of-agents", daemon=True)
+    worker.start()
+    try:
+        while True:
+            item = items.get()
+            if item is _FINISHED:
+                return
+            if isinstance(item, _Failed):
+                raise item.exc
+            yield item
+    finally:
+        if worker.is_alive():
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+                loop.call_soon_threadsafe(lambda: [t.cancel() for t in running])
+
+
+def is_task_request(messages: list[Any], streaming: bool) -> bool:
+    if streaming or not messages or not isinstance(messages[-1], dict):
+        return False
+    content = messages[-1].get("content")
+    return messages[-1].get("role") == "user" and isinstance(content, str) and content.startswith(TASK_PROMPT_START)
+
+
+class Pipeline:
+    class Valves(MoaValves):
+        openai_api_base: str = Field(
+            default_factory=lambda: os.getenv("OPENAI_API_BASE_URL", "https://api.openai.com/v1"),
+            description="OpenAI-compatible base URL serving every agent and the aggregator (ends in /v1).",
+        )
+        openai_api_key: str = Field(
+            default_factory=lambda: os.getenv("OPENAI_API_KEY", ""),
+            description="API key for that endpoint; never logged or shown in messages.",
+            json_schema_extra={"input": {"type": "password"}},
+        )
+
+    def __init__(self) -> None:
+        self.name = "Mixture of Agents"
+        self.valves = self.Valves()
+
+    async def on_startup(self) -> None:
+        pass
+
+    async def on_shutdown(self) -> None:
+        pass
+
+    def pipe(self, user_message: str, model_id: str, messages: list[dict], body: dict) -> str | Iterator[str | dict]:
+        # Called synchronously in the server's threadpool. Streaming: a generator of text and
+        # {"event": ...} dicts, each sent as one `data:` line. Not streaming: the answer as a str,
+        # because the server would join event dicts into the text.
+        body = body if isinstance(body, dict) else {}
+        streaming = bool(body.get("stream", True))
+        valves = self.valves.model_copy()  # one request sees one set of valves
+        conversation = messages if isinstance(messages, list) else body.get("messages")
+        task = is_task_request(conversation if isinstance(conversation, list) else [], streaming)
+        job = pipeline_job(valves, conversation, sampling_params(body), streaming, task)
+        if streaming:
+            return drive(job)
+        return "".join(item for item in drive(job) if isinstance(item, str))
+
+
+def pipeline_job(
+    valves: Any, conversation: Any, params: dict[str, Any], streaming: bool, task: bool
+) -> Callable[[Callable[[Any], None]], Awaitable[None]]:
+    async def job(put: Callable[[Any], None]) -> None:
+        import aiohttp
+
+        async def to_wire(event: Event) -> None:
+            put(wire(event))
+
+        settings = MoaSettings.from_valves(valves)
+        events = Emitter(to_wire if streaming else None, status_interval=valves.emit_interval)
+        try:
+            check_settings(settings)
+            timeout = aiohttp.ClientTimeout(total=None, sock_connect=30)
+            async with aiohttp.ClientSession(timeout=timeout) as session:
+                client = OpenAIEndpoint(session, valves.openai_api_base, valves.openai_api_key, params)
+                if task:
+                    put(await run_task(conversation, client, settings))
+                    return
+                async with contextlib.aclosing(run_mixture(conversation, client, settings, events)) as pieces:
+                    async for piece in pieces:
+                        put(piece)
+        except MoaError as exc:
+            if not streaming:
+                raise
+            # Open WebUI shows a `data: {"error": ...}` line as the message's error (contract §6).
+            put({"error": {"detail": scrub(str(exc), valves.openai_api_key)}})
+
+    return job

@@ -1,0 +1,698 @@
+"""Mixture of Agents (after Wang et al. 2024), independent of the host that runs it.
+
+Layer 1: every agent answers the conversation. Layer i > 1: every agent answers again with
+the previous layer's answers as references. The aggregator then writes one reply from the
+last layer's answers, streamed as it arrives. A host supplies a `ModelClient` (how to call a
+model) and an `Emitter` (where statuses go); everything else lives here.
+"""
+
+import asyncio
+import json
+import logging
+import random
+import re
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from pydantic import BaseModel, Field, field_validator
+
+from shared.events import Emitter
+
+_MOA_LOG = logging.getLogger("openwebui_pack.moa")
+
+ChatMessage = dict[str, Any]
+
+
+# --- what a host provides --------------------------------------------------------------
+
+
+class ModelClient(Protocol):
+    """How the mixture calls one model. Failures are raised as `ModelCallError`."""
+
+    async def complete(self, model: str, messages: list[ChatMessage]) -> str:
+        """The whole answer of one non-streamed call."""
+        ...
+
+    def stream(self, model: str, messages: list[ChatMessage]) -> AsyncIterator[str]:
+        """The answer's text pieces as they arrive."""
+        ...
+
+
+class ModelCallError(Exception):
+    """One call to a model failed. `retryable`: worth another try (429, 5xx, dropped connection)."""
+
+    def __init__(
+        self,
+        model: str,
+        reason: str,
+        *,
+        status: int | None = None,
+        retryable: bool | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(f"{model}: {reason}")
+        self.model = model
+        self.reason = reason
+        self.status = status
+        self.retryable = (status == 429 or (status or 0) >= 500) if retryable is None else retryable
+        self.retry_after = retry_after
+
+
+class ModelUnavailable(ModelCallError):
+    """The model cannot be used at all (unknown, no access, credentials refused): a setup problem."""
+
+    def __init__(self, model: str, reason: str, *, status: int | None = None) -> None:
+        super().__init__(model, reason, status=status, retryable=False)
+
+
+class MoaError(Exception):
+    """The mixture cannot produce an answer; the message is written for the user."""
+
+
+# --- settings ------------------------------------------------------------------------------
+
+
+def split_model_ids(value: Any) -> list[str]:
+    """Model ids from a list or a comma-separated string (how the valves form sends arrays)."""
+    if value is None:
+        return []
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, list | tuple):
+        raise ValueError("models must be a list of model ids or a comma-separated string")
+    return [str(item).strip() for item in items if str(item).strip()]
+
+
+class MoaValves(BaseModel):
+    """The valves both hosts share (names fixed by the issue; keep them)."""
+
+    models: list[str] = Field(
+        default_factory=list,
+        description="Agent model ids, comma-separated. Agents get them in turn (round-robin), so one "
+        "model may serve several agents.",
+    )
+    aggregator_model: str = Field(
+        default="", description="Model that writes the final answer. Empty: the first agent model."
+    )
+    num_layers: int = Field(default=2, ge=1, le=10, description="Rounds of agent answers before aggregation.")
+    num_agents_per_layer: int = Field(default=3, ge=1, le=16, description="Agents answering in each layer.")
+    emit_interval: float = Field(default=0.5, ge=0, le=10, description="Minimum seconds between status updates.")
+    enable_status_indicator: bool = Field(default=True, description="Show progress under the message.")
+    agent_timeout: float = Field(
+        default=120.0, gt=0, le=3600, description="Seconds one agent may take, retries included."
+    )
+    min_successful_agents: int = Field(
+        default=1, ge=1, le=16, description="A layer with fewer answers than this (capped at the agent count) stops."
+    )
+    show_intermediate: bool = Field(
+        default=False, description="Put each layer's answers in a collapsed block before the final answer."
+    )
+    max_retries: int = Field(default=2, ge=0, le=10, description="Retries for rate limits (429) and server errors.")
+
+    @field_validator("models", mode="before")
+    @classmethod
+    def _split_models(cls, value: Any) -> list[str]:
+        return split_model_ids(value)
+
+
+@dataclass(frozen=True)
+class MoaSettings:
+    models: tuple[str, ...]
+    aggregator_model: str = ""
+    num_layers: int = 2
+    num_agents_per_layer: int = 3
+    agent_timeout: float = 120.0
+    min_successful_agents: int = 1
+    show_intermediate: bool = False
+    max_retries: int = 2
+    enable_status_indicator: bool = True
+    retry_base_delay: float = 1.0  # first backoff; doubles per retry, with jitter
+    retry_max_delay: float = 20.0
+
+    @classmethod
+    def from_valves(cls, valves: MoaValves, **overrides: Any) -> "MoaSettings":
+        values: dict[str, Any] = {
+            "models": tuple(split_model_ids(valves.models)),
+            "aggregator_model": valves.aggregator_model.strip(),
+            "num_layers": valves.num_layers,
+            "num_agents_per_layer": valves.num_agents_per_layer,
+            "agent_timeout": valves.agent_timeout,
+            "min_successful_agents": valves.min_successful_agents,
+            "show_intermediate": valves.show_intermediate,
+            "max_retries": valves.max_retries,
+            "enable_status_indicator": valves.enable_status_indicator,
+        }
+        return cls(**(values | overrides))
+
+    @property
+    def aggregator(self) -> str:
+        return self.aggregator_model or (self.models[0] if self.models else "")
+
+    @property
+    def required_answers(self) -> int:
+        return max(1, min(self.min_successful_agents, self.num_agents_per_layer))
+
+    def models_in_use(self) -> list[str]:
+        """Every model a run calls, aggregator last, without duplicates."""
+        used = dict.fromkeys(assign_models(self.models, self.num_agents_per_layer))
+        used[self.aggregator] = None
+        return list(used)
+
+
+# Sampling settings a user sets on the mixture and expects every model to get.
+SAMPLING_PARAMS = ("temperature", "top_p", "max_tokens", "seed", "stop", "frequency_penalty", "presence_penalty")
+
+
+def sampling_params(body: Any) -> dict[str, Any]:
+    if not isinstance(body, dict):
+        return {}
+    return {k: body[k] for k in SAMPLING_PARAMS if body.get(k) is not None}
+
+
+def check_settings(settings: MoaSettings) -> None:
+    if not settings.models:
+        raise MoaError(
+            "Mixture of Agents has no agent models. Set the `models` valve to one or more model ids "
+            "(comma-separated, as listed in the model selector)."
+        )
+
+
+def assign_models(models: Iterable[str], agents: int) -> list[str]:
+    """Agent i gets models[i % len(models)] in every layer: fewer models than agents is fine."""
+    pool = list(models)
+    return [pool[i % len(pool)] for i in range(agents)] if pool else []
+
+
+# --- prompts (our own words) ------------------------------------------------------------------
+
+REFINE_PROMPT = (
+    "You are one of several assistants working on the user's latest message. Other assistants "
+    "have already drafted the answers below. Use them as material, not as truth: check each one "
+    "for mistakes and gaps, keep what is correct and useful, and then write your own complete "
+    "answer to the user's latest message. Do not mention the drafts or the other assistants."
+)
+SYNTHESIZE_PROMPT = (
+    "Several assistants have each answered the user's latest message; their answers are below. "
+    "Write the one reply the user should get: compare the answers, settle disagreements on the "
+    "merits, drop anything wrong or unsupported, combine the strongest points, and follow any "
+    "format the user asked for. Reply to the user directly, in your own voice, without mentioning "
+    "the assistants or their answers."
+)
+
+
+def with_references(conversation: list[ChatMessage], instructions: str, answers: list[str]) -> list[ChatMessage]:
+    """The conversation with the instructions and numbered answers added to its system message.
+
+    One system message, not two: several providers accept only one (or only the first).
+    """
+    references = "\n\n".join(
+        f'<answer number="{number}">\n{answer}\n</answer>' for number, answer in enumerate(answers, 1)
+    )
+    addition = f"{instructions}\n\n{references}"
+    messages = [dict(m) for m in conversation]
+    if messages and messages[0].get("role") == "system":
+        content = messages[0].get("content")
+        if isinstance(content, list):
+            messages[0]["content"] = [*content, {"type": "text", "text": addition}]
+        elif content:
+            messages[0]["content"] = f"{content}\n\n{addition}"
+        else:
+            messages[0]["content"] = addition
+    else:
+        messages.insert(0, {"role": "system", "content": addition})
+    return messages
+
+
+# --- text hygiene ------------------------------------------------------------------------------
+
+DETAILS_TYPE = "mixture_of_agents"
+_OWN_BLOCK = re.compile(rf'<details type="{DETAILS_TYPE}"[^>]*>.*?</details>\s*', re.S)
+_REASONING = re.compile(
+    r"<(think|thinking|reason|reasoning|thought)\b[^>]*>.*?</\1>"
+    r'|<details type="reasoning"[^>]*>.*?</details>'
+    r"|<\|begin_of_thought\|>.*?<\|end_of_thought\|>",
+    re.S | re.I,
+)
+# Tags Open WebUI's renderer or reasoning parser would act on inside our collapsed blocks.
+_ACTIVE_TAG = re.compile(r"<(/?)(details|summary|think|thinking|reason|reasoning|thought)\b", re.I)
+
+
+def clean_history(conversation: Any) -> list[ChatMessage]:
+    """A copy of the conversation the models can take: dict messages only, our own blocks removed.
+
+    Earlier replies of this pipe carry the collapsed layer blocks; agents need only the answer.
+    """
+    if not isinstance(conversation, list):
+        return []
+    messages: list[ChatMessage] = []
+    for item in conversation:
+        if not isinstance(item, dict):
+            continue
+        message = {k: v for k, v in item.items() if isinstance(k, str)}
+        role = message.get("role")
+        message["role"] = role if isinstance(role, str) and role else "user"
+        content = message.get("content")
+        if content is None:
+            message["content"] = ""
+        elif not isinstance(content, str | list):
+            message["content"] = str(content)
+        if message["role"] == "assistant" and isinstance(message["content"], str):
+            message["content"] = _OWN_BLOCK.sub("", message["content"]).strip()
+        messages.append(message)
+    return messages
+
+
+def strip_reasoning(text: str) -> str:
+    """An agent's answer without its thinking: references should carry conclusions only."""
+    return _REASONING.sub("", text).strip()
+
+
+def escape_active_tags(text: str) -> str:
+    return _ACTIVE_TAG.sub(lambda m: f"&lt;{m.group(1)}{m.group(2)}", text)
+
+
+# --- OpenAI wire helpers (both hosts speak it) ---------------------------------------------------
+
+
+def error_text(payload: Any) -> str:
+    """The human part of an OpenAI / Open WebUI error body."""
+    if isinstance(payload, dict):
+        inner = payload.get("error", payload)
+        if isinstance(inner, dict):
+            for key in ("message", "detail", "content"):
+                value = inner.get(key)
+                if isinstance(value, str) and value:
+                    return value
+                if isinstance(value, dict):
+                    return error_text(value)
+        elif isinstance(inner, str) and inner:
+            return inner
+        detail = payload.get("detail")
+        if isinstance(detail, str) and detail:
+            return detail
+    if isinstance(payload, str) and payload.strip():
+        return payload.strip()[:300]
+    return "no details given"
+
+
+def error_from_status(model: str, status: int, body: Any, retry_after: float | None = None) -> ModelCallError:
+    """The exception for an HTTP error answer; 401/403/404 mean the setup is wrong."""
+    reason = f"HTTP {status}: {error_text(body)}"
+    if status == 404:
+        return ModelUnavailable(model, f"the model was not found ({reason})", status=status)
+    if status in (401, 403):
+        # Upstream messages for a bad key may quote part of it; keep only the status.
+        return ModelUnavailable(model, f"the endpoint refused the credentials (HTTP {status})", status=status)
+    return ModelCallError(model, reason, status=status, retry_after=retry_after)
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    try:
+        seconds = float(value) if value is not None else None
+    except ValueError:
+        return None
+    return seconds if seconds is not None and seconds >= 0 else None
+
+
+def completion_text(model: str, payload: Any) -> str:
+    """`choices[0].message.content` of a chat.completion, or the error it carries."""
+    if not isinstance(payload, dict):
+        raise ModelCallError(model, f"unexpected answer of type {type(payload).__name__}")
+    choices = payload.get("choices")
+    if not choices and payload.get("error"):
+        raise ModelCallError(model, error_text(payload))
+    try:
+        content = choices[0]["message"].get("content")
+    except (TypeError, KeyError, IndexError, AttributeError):
+        raise ModelCallError(model, "the answer has no message") from None
+    return content_text(content)
+
+
+def content_text(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text")
+    return ""
+
+
+async def sse_data(lines: AsyncIterator[str | bytes]) -> AsyncIterator[dict[str, Any]]:
+    """JSON objects from `data:` lines; the pieces may split or join lines anywhere."""
+    buffer = ""
+    async for piece in lines:
+        buffer += piece.decode("utf-8", "replace") if isinstance(piece, bytes | bytearray) else str(piece)
+        *complete, buffer = buffer.split("\n")
+        for line in complete:
+            item = _sse_json(line)
+            if item is _SSE_DONE:
+                return
+            if isinstance(item, dict):
+                yield item
+    item = _sse_json(buffer)
+    if isinstance(item, dict):
+        yield item
+
+
+_SSE_DONE = object()
+
+
+def _sse_json(line: str) -> object:
+    line = line.strip()
+    if not line.startswith("data:"):
+        return None
+    data = line[5:].strip()
+    if data == "[DONE]":
+        return _SSE_DONE
+    try:
+        return json.loads(data)
+    except ValueError:
+        return None
+
+
+async def stream_text(model: str, lines: AsyncIterator[str | bytes]) -> AsyncIterator[str]:
+    """The content deltas of an OpenAI SSE stream; an error line raises."""
+    async for item in sse_data(lines):
+        choices = item.get("choices")
+        if not choices:
+            if item.get("error"):
+                error = item["error"]
+                code = error.get("code") if isinstance(error, dict) else None
+                raise ModelCallError(model, error_text(item), status=code if isinstance(code, int) else None)
+            continue  # usage chunks, {"event": ...} lines of nested pipes, selected_model_id
+        delta = choices[0].get("delta") if isinstance(choices[0], dict) else None
+        text = content_text(delta.get("content")) if isinstance(delta, dict) else ""
+        if text:
+            yield text
+
+
+# --- the run ---------------------------------------------------------------------------------
+
+
+@dataclass
+class AgentResult:
+    index: int
+    model: str
+    text: str = ""
+    error: str = ""
+    unavailable: ModelUnavailable | None = None
+
+    @property
+    def ok(self) -> bool:
+        return not self.error
+
+
+RetryNotice = Callable[[ModelCallError, int, float], Awaitable[None]]
+
+
+def backoff_delay(attempt: int, settings: MoaSettings, retry_after: float | None) -> float:
+    """Exponential with jitter; a server's Retry-After wins when it asks for longer."""
+    delay = settings.retry_base_delay * (2**attempt) * random.uniform(0.5, 1.0)
+    if retry_after is not None:
+        delay = max(delay, retry_after)
+    return min(delay, settings.retry_max_delay)
+
+
+async def call_with_retries(
+    call: Callable[[], Awaitable[str]], settings: MoaSettings, notice: RetryNotice | None = None
+) -> str:
+    attempt = 0
+    while True:
+        try:
+            return await call()
+        except ModelCallError as exc:
+            if not exc.retryable or attempt >= settings.max_retries:
+                raise
+            delay = backoff_delay(attempt, settings, exc.retry_after)
+            attempt += 1
+            if notice is not None:
+                await notice(exc, attempt, delay)
+            await asyncio.sleep(delay)
+
+
+def describe_failure(exc: BaseException, timeout: float) -> str:
+    if isinstance(exc, ModelCallError):
+        return exc.reason
+    if isinstance(exc, TimeoutError):
+        return f"no answer within {timeout:g} s"
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
+STATUS_LIMIT = 240  # upstream error texts can be long; the status line is one line
+
+
+class _Progress:
+    """Status lines for one run; silent when the indicator is off."""
+
+    def __init__(self, events: Emitter, settings: MoaSettings) -> None:
+        self.events = events
+        self.enabled = settings.enable_status_indicator
+        self.layers = settings.num_layers
+
+    async def say(self, description: str) -> None:
+        if self.enabled:
+            await self.events.status(shorten(description, STATUS_LIMIT))
+
+    async def finish(self, description: str) -> None:
+        if self.enabled:
+            await self.events.status(shorten(description, STATUS_LIMIT), done=True)
+
+    def layer(self, layer: int) -> str:
+        return f"Layer {layer}/{self.layers}"
+
+
+async def run_agent(
+    index: int,
+    model: str,
+    messages: list[ChatMessage],
+    client: ModelClient,
+    settings: MoaSettings,
+    notice: RetryNotice,
+) -> AgentResult:
+    """One agent's answer; never raises (apart from cancellation): failures become results."""
+    result = AgentResult(index, model)
+    try:
+        text = await asyncio.wait_for(
+            call_with_retries(lambda: client.complete(model, messages), settings, notice), settings.agent_timeout
+        )
+        result.text = strip_reasoning(text)
+        if not result.text:
+            result.error = "empty answer"
+    except ModelUnavailable as exc:
+        result.error, result.unavailable = exc.reason, exc
+    except (ModelCallError, TimeoutError) as exc:
+        result.error = describe_failure(exc, settings.agent_timeout)
+    except Exception as exc:
+        _MOA_LOG.exception("agent %d (%s) failed", index + 1, model)
+        result.error = describe_failure(exc, settings.agent_timeout)
+    return result
+
+
+async def run_layer(
+    layer: int,
+    messages: list[ChatMessage],
+    client: ModelClient,
+    settings: MoaSettings,
+    progress: _Progress,
+) -> list[AgentResult]:
+    """All agents of one layer, concurrently; statuses as each one finishes."""
+    models = assign_models(settings.models, settings.num_agents_per_layer)
+    total = len(models)
+    label = progress.layer(layer)
+
+    async def notice(exc: ModelCallError, attempt: int, delay: float) -> None:
+        await progress.say(
+            f"{label}: {exc.model} failed ({exc.reason}); retry {attempt}/{settings.max_retries} in {delay:.1f} s"
+        )
+
+    await progress.say(f"{label}: asking {total} agent{'s' if total != 1 else ''}")
+    tasks = [
+        asyncio.create_task(run_agent(i, model, messages, client, settings, notice)) for i, model in enumerate(models)
+    ]
+    results: list[AgentResult] = []
+    try:
+        pending: set[asyncio.Task[AgentResult]] = set(tasks)
+        while pending:
+            done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                result = task.result()
+                results.append(result)
+                if result.unavailable is not None:
+                    raise MoaError(unavailable_message(result.model, result.unavailable.reason))
+            answered = sum(r.ok for r in results)
+            failed = [r for r in results if not r.ok]
+            line = f"{label}: {answered}/{total} agents answered"
+            if failed:
+                last = failed[-1]
+                line += f", {len(failed)} dropped ({last.model}: {last.error})"
+            await progress.say(line)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    return sorted(results, key=lambda r: r.index)
+
+
+def shorten(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+def unavailable_message(model: str, reason: str) -> str:
+    return (
+        f"Mixture of Agents cannot use the model `{model}`: {reason}. Check the `models` and `aggregator_model` valves."
+    )
+
+
+def layer_block(layer: int, layers: int, results: list[AgentResult]) -> str:
+    """One layer's answers as a collapsed block (the UI needs the attribute and the newline)."""
+    answered = sum(r.ok for r in results)
+    lines = [
+        f'<details type="{DETAILS_TYPE}" done="true">',
+        f"<summary>Layer {layer} of {layers}: {answered} of {len(results)} agents answered</summary>",
+        "",
+    ]
+    for r in results:
+        if r.ok:
+            lines += [f"**Agent {r.index + 1}** · `{r.model}`", "", escape_active_tags(r.text), ""]
+        else:
+            lines += [f"**Agent {r.index + 1}** · `{r.model}`: no answer ({escape_active_tags(r.error)})", ""]
+    lines.append("</details>")
+    return "\n".join(lines) + "\n\n"
+
+
+def layer_failure(layer: int, layers: int, results: list[AgentResult], needed: int) -> str:
+    answered = sum(r.ok for r in results)
+    reasons = "; ".join(f"{r.model}: {r.error.rstrip('.')}" for r in results if not r.ok)
+    return (
+        f"Mixture of Agents stopped in layer {layer} of {layers}: {answered} of {len(results)} agents "
+        f"answered, at least {needed} needed. {reasons}."
+    )
+
+
+async def stream_answer(
+    client: ModelClient,
+    model: str,
+    messages: list[ChatMessage],
+    settings: MoaSettings,
+    notice: RetryNotice | None = None,
+) -> AsyncIterator[str]:
+    """The model's streamed answer; retried while nothing has been sent yet.
+
+    `agent_timeout` bounds the wait for the first piece and every gap between pieces.
+    """
+    attempt = 0
+    while True:
+        sent = False
+        pieces = client.stream(model, messages).__aiter__()
+        try:
+            while True:
+                try:
+                    piece = await asyncio.wait_for(pieces.__anext__(), settings.agent_timeout)
+                except StopAsyncIteration:
+                    return
+                if piece:
+                    sent = True
+                    yield piece
+        except ModelCallError as exc:
+            if sent or not exc.retryable or attempt >= settings.max_retries:
+                raise
+            delay = backoff_delay(attempt, settings, exc.retry_after)
+            attempt += 1
+            if notice is not None:
+                await notice(exc, attempt, delay)
+            await asyncio.sleep(delay)
+        finally:
+            closer = getattr(pieces, "aclose", None)
+            if closer is not None:
+                await closer()
+
+
+async def run_mixture(
+    conversation: Any, client: ModelClient, settings: MoaSettings, events: Emitter
+) -> AsyncIterator[str]:
+    """The mixture's reply as text pieces: optional layer blocks, then the aggregator's answer.
+
+    Raises `MoaError` with a message for the user when no answer can be produced. The last
+    status (done=True) is sent whatever happens, when the indicator is on.
+    """
+    check_settings(settings)
+    history = clean_history(conversation)
+    if not history:
+        raise MoaError("Mixture of Agents got no messages to answer.")
+    progress = _Progress(events, settings)
+    started = time.monotonic()
+    final = "Mixture of Agents stopped"
+    try:
+        answers: list[str] = []
+        for layer in range(1, settings.num_layers + 1):
+            messages = history if layer == 1 else with_references(history, REFINE_PROMPT, answers)
+            results = await run_layer(layer, messages, client, settings, progress)
+            if settings.show_intermediate:
+                yield layer_block(layer, settings.num_layers, results)
+            answers = [r.text for r in results if r.ok]
+            if len(answers) < settings.required_answers:
+                raise MoaError(layer_failure(layer, settings.num_layers, results, settings.required_answers))
+
+        aggregator = settings.aggregator
+
+        async def notice(exc: ModelCallError, attempt: int, delay: float) -> None:
+            await progress.say(
+                f"Aggregating: {aggregator} failed ({exc.reason}); retry {attempt}/{settings.max_retries} "
+                f"in {delay:.1f} s"
+            )
+
+        await progress.say(f"Aggregating {len(answers)} answer{'s' if len(answers) != 1 else ''} with {aggregator}")
+        final_messages = with_references(history, SYNTHESIZE_PROMPT, answers)
+        sent = False
+        try:
+            async for piece in stream_answer(client, aggregator, final_messages, settings, notice):
+                sent = True
+                yield piece
+        except ModelUnavailable as exc:
+            raise MoaError(unavailable_message(aggregator, exc.reason)) from None
+        except ModelCallError as exc:
+            raise MoaError(f"The aggregator {aggregator} failed: {exc.reason}.") from None
+        except TimeoutError:
+            raise MoaError(
+                f"The aggregator {aggregator} sent nothing for {settings.agent_timeout:g} s (agent_timeout)."
+            ) from None
+        except Exception as exc:
+            _MOA_LOG.exception("aggregator %s failed", aggregator)
+            raise MoaError(
+                f"The aggregator {aggregator} failed: {describe_failure(exc, settings.agent_timeout)}."
+            ) from None
+        if not sent:
+            raise MoaError(f"The aggregator {aggregator} returned an empty answer.")
+        agents = settings.num_agents_per_layer
+        final = (
+            f"Mixture of Agents: {settings.num_layers} layer{'s' if settings.num_layers != 1 else ''} × "
+            f"{agents} agent{'s' if agents != 1 else ''}, combined by {aggregator} "
+            f"in {time.monotonic() - started:.1f} s"
+        )
+    except MoaError as exc:
+        final = f"Stopped: {exc}"
+        raise
+    finally:
+        await progress.finish(final)
+
+
+async def run_task(conversation: Any, client: ModelClient, settings: MoaSettings) -> str:
+    """Open WebUI's title/tags/follow-up tasks: one call to the aggregator, not the mixture."""
+    check_settings(settings)
+    model = settings.aggregator
+    messages = clean_history(conversation)
+    if not messages:
+        raise MoaError("Mixture of Agents got no messages to answer.")
+    try:
+        return await asyncio.wait_for(
+            call_with_retries(lambda: client.complete(model, messages), settings), settings.agent_timeout
+        )
+    except ModelUnavailable as exc:
+        raise MoaError(unavailable_message(model, exc.reason)) from None
+    except ModelCallError as exc:
+        raise MoaError(f"The aggregator {model} failed: {exc.reason}.") from None
+    except TimeoutError:
+        raise MoaError(f"The aggregator {model} gave no answer within {settings.agent_timeout:g} s.") from None
+    except Exception as exc:
+        _MOA_LOG.exception("task call to %s failed", model)
+        raise MoaError(f"The aggregator {model} failed: {describe_failure(exc, settings.agent_timeout)}.") from None
