@@ -1,0 +1,875 @@
+"""youtube_transcript tool: the real youtube-transcript-api 1.2.4 against a loopback fake YouTube.
+
+Every request the library makes goes through `FakeYouTube.route` (nothing can leave 127.0.0.1);
+oEmbed goes to the fake's /oembed. PROXY_URL tests use loopback proxies that refuse or never answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import re
+import time
+import types
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests.fakes.youtube import (
+    FakeProxy,
+    FakeYouTube,
+    Track,
+    Video,
+    closed_port_url,
+    proxy_only,
+    segments_for,
+)
+from tests.helpers import load_built
+
+VID = "abcDEF12_-x"
+WATCH = f"https://www.youtube.com/watch?v={VID}"
+ID_RE = re.compile(r"[A-Za-z0-9_-]{11}")
+PROXY_ENV = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy", "NO_PROXY", "no_proxy")
+
+PARSER = load_built("youtube_transcript")  # pure functions, shared by the hypothesis tests
+
+
+class Events:
+    def __init__(self) -> None:
+        self.items: list[dict[str, Any]] = []
+
+    async def __call__(self, event: dict[str, Any]) -> None:
+        self.items.append(event)
+
+    def of(self, kind: str) -> list[dict[str, Any]]:
+        return [e["data"] for e in self.items if e["type"] == kind]
+
+
+@pytest.fixture(autouse=True)
+def no_dns(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+    """Refuse name lookups other than loopback (requests and aiohttp's resolver), so a bug cannot
+    send traffic off this machine; every refused lookup fails the test."""
+    import socket
+
+    import aiohttp.abc
+    import aiohttp.connector
+
+    looked_up: list[str] = []
+    real_getaddrinfo = socket.getaddrinfo
+
+    def guarded_getaddrinfo(host: Any, *args: Any, **kwargs: Any) -> Any:
+        if host not in ("127.0.0.1", "localhost", None):
+            looked_up.append(str(host))
+            raise socket.gaierror(socket.EAI_NONAME, f"test guard: no lookups for {host}")
+        return real_getaddrinfo(host, *args, **kwargs)
+
+    class GuardResolver(aiohttp.abc.AbstractResolver):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            pass
+
+        async def resolve(self, host: str, port: int = 0, family: int = socket.AF_INET) -> list:
+            looked_up.append(host)
+            raise OSError(f"test guard: no lookups for {host}")
+
+        async def close(self) -> None:
+            pass
+
+    monkeypatch.setattr(socket, "getaddrinfo", guarded_getaddrinfo)
+    monkeypatch.setattr(aiohttp.connector, "DefaultResolver", GuardResolver)
+    yield looked_up
+    assert looked_up == [], f"name lookups attempted: {looked_up}"
+
+
+@pytest.fixture(scope="module")
+def yt() -> Iterator[FakeYouTube]:
+    with FakeYouTube() as fake:
+        yield fake
+
+
+@pytest.fixture
+def mod(yt: FakeYouTube, monkeypatch: pytest.MonkeyPatch) -> Iterator[types.ModuleType]:
+    """A fresh built module (empty cache) whose YouTube traffic all goes to the fake."""
+    for name in PROXY_ENV:
+        monkeypatch.delenv(name, raising=False)
+    module = load_built("youtube_transcript")
+    open_session = module._open_session
+    monkeypatch.setattr(module, "_open_session", lambda timeout: yt.route(open_session(timeout)))
+    monkeypatch.setattr(module, "_OEMBED_ENDPOINT", yt.oembed_endpoint)
+    yt.reset()
+    yield module
+    yt.release.set()  # free any request a test left hanging
+    assert yt.escaped == [], "a request tried to leave the fake"
+
+
+@pytest.fixture
+def tool(mod: types.ModuleType) -> Any:
+    return mod.Tools()
+
+
+def english(count: int = 100, step: float = 3.0) -> Track:
+    return Track("en", "English", segments=segments_for(count, step=step))
+
+
+async def call(tool: Any, url: str = WATCH, language: str = "", user: dict | None = None, events=None) -> str:
+    return await tool.get_youtube_transcript(url, language, __user__=user, __event_emitter__=events)
+
+
+# --- URL parsing -------------------------------------------------------------------------------
+
+VALID = [
+    VID,
+    f"  {VID}  ",
+    WATCH,
+    f"http://www.youtube.com/watch?v={VID}",
+    f"https://youtube.com/watch?v={VID}",
+    f"https://m.youtube.com/watch?v={VID}",
+    f"https://music.youtube.com/watch?v={VID}&feature=share",
+    f"https://WWW.YouTube.com/watch?v={VID}",
+    f"www.youtube.com/watch?v={VID}",
+    f"youtube.com/watch?v={VID}",
+    f"//www.youtube.com/watch?v={VID}",
+    f"https://www.youtube.com/watch?feature=youtu.be&v={VID}",
+    f"https://www.youtube.com/watch?v={VID}&t=90s&list=PLx0sYbCqOb8TBPRdmBHs5Iftvv9TPboYG&index=3",
+    f"https://www.youtube.com/watch?v={VID}&si=AbCdEfGhIjKlMnOp",
+    f"https://youtu.be/{VID}",
+    f"https://youtu.be/{VID}?si=xyz&t=12",
+    f"youtu.be/{VID}",
+    f"https://www.youtube.com/shorts/{VID}",
+    f"https://youtube.com/shorts/{VID}?feature=share",
+    f"https://www.youtube.com/embed/{VID}?start=30&autoplay=1",
+    f"https://www.youtube-nocookie.com/embed/{VID}",
+    f"https://youtube-nocookie.com/embed/{VID}",
+    f"https://www.youtube.com/live/{VID}?si=abc",
+    f"https://www.youtube.com/v/{VID}",
+    f"https://www.youtube.com:443/watch?v={VID}",
+    f"<https://youtu.be/{VID}>",
+    f'"https://youtu.be/{VID}"',
+    f"https://www.youtube.com/shorts/{VID}/",
+]
+
+INVALID = [
+    "",
+    "   ",
+    "hello",
+    VID[:10],
+    VID + "x",
+    "abcdefghij!",
+    "https://vimeo.com/123456",
+    f"https://example.com/watch?v={VID}",
+    f"https://www.youtube.com.evil.example/watch?v={VID}",
+    f"https://notyoutube.com/watch?v={VID}",
+    f"https://evil.example/?u=https://youtu.be/{VID}",
+    f"https://youtube.com@evil.example/watch?v={VID}",
+    f"https://user:pw@www.youtube.com/watch?v={VID}",
+    "https://www.youtube.com/playlist?list=PLx0sYbCqOb8TBPRdmBHs5Iftvv9TPboYG",
+    "https://www.youtube.com/@somechannel",
+    "https://www.youtube.com/results?search_query=cats",
+    "https://www.youtube.com/watch?v=short",
+    f"https://www.youtube.com/watch?v={VID}extra",
+    f"ftp://www.youtube.com/watch?v={VID}",
+    f"javascript://www.youtube.com/watch?v={VID}",
+    f"https://www.youtube.com:8080/watch?v={VID}",
+    f"https://youtu.be/{VID}/more",
+    f"https://www.youtube.com/channel/{VID}",
+    f"https://www.youtube.com/watch?v={VID} and more",
+    "http://[::1/watch?v=" + VID,
+    "https://youtu.be/",
+    "x" * 5000,
+]
+
+
+@pytest.mark.parametrize("text", VALID)
+def test_parser_accepts_every_video_link_form(text: str) -> None:
+    ref = PARSER.parse_video(text)
+    assert ref is not None and ref.video_id == VID
+
+
+@pytest.mark.parametrize("text", INVALID)
+def test_parser_refuses_everything_else(text: str) -> None:
+    assert PARSER.parse_video(text) is None
+
+
+@pytest.mark.parametrize(
+    ("url", "start"),
+    [
+        (f"https://youtu.be/{VID}?t=90", 90),
+        (f"https://youtu.be/{VID}?t=90s", 90),
+        (f"https://youtu.be/{VID}?t=1m30s", 90),
+        (f"https://youtu.be/{VID}?t=1h2m3s", 3723),
+        (f"https://www.youtube.com/embed/{VID}?start=45", 45),
+        (f"https://youtu.be/{VID}?t=abc", None),
+        (WATCH, None),
+    ],
+)
+def test_parser_reads_the_start_time(url: str, start: int | None) -> None:
+    assert PARSER.parse_video(url).start == start
+
+
+def test_parser_takes_non_strings() -> None:
+    for value in (None, 12, b"abcDEF12_-x", ["x"]):
+        assert PARSER.parse_video(value) is None
+
+
+@settings(max_examples=1500, suppress_health_check=[HealthCheck.too_slow])
+@given(st.text(max_size=300))
+def test_parser_never_raises_and_accepts_only_ids(text: str) -> None:
+    ref = PARSER.parse_video(text)
+    if ref is not None:
+        assert ID_RE.fullmatch(ref.video_id)
+        assert ref.video_id in text
+
+
+URL_CHARS = st.sampled_from("abcXYZ019_-/?&=.:%#@~+!")
+
+
+@settings(max_examples=1500)
+@given(st.text(alphabet=URL_CHARS, max_size=80), st.sampled_from(["https://youtu.be/", "https://www.youtube.com/"]))
+def test_parser_on_youtube_lookalikes(tail: str, prefix: str) -> None:
+    text = prefix + tail
+    ref = PARSER.parse_video(text)
+    if ref is not None:
+        assert ID_RE.fullmatch(ref.video_id) and ref.video_id in tail
+
+
+video_ids = st.text(
+    alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-", min_size=11, max_size=11
+)
+extra_params = st.lists(
+    st.tuples(
+        st.sampled_from(["t", "list", "si", "feature", "index", "pp", "ab_channel"]),
+        st.text(alphabet="abcXYZ0189", max_size=12),
+    ),
+    max_size=4,
+)
+
+
+@settings(max_examples=1000)
+@given(
+    video_ids,
+    st.sampled_from(["www.youtube.com", "youtube.com", "m.youtube.com", "music.youtube.com", "YouTube.com"]),
+    st.sampled_from(["watch", "shorts", "embed", "live", "v", "youtu.be"]),
+    st.sampled_from(["https://", "http://", "", "//"]),
+    extra_params,
+)
+def test_parser_accepts_generated_links(video_id: str, host: str, form: str, scheme: str, params: list) -> None:
+    query = "&".join(f"{k}={v}" for k, v in params)
+    if form == "watch":
+        url = f"{scheme}{host}/watch?" + "&".join(filter(None, [query, f"v={video_id}"]))
+    elif form == "youtu.be":
+        url = f"{scheme}youtu.be/{video_id}" + (f"?{query}" if query else "")
+    else:
+        url = f"{scheme}{host}/{form}/{video_id}" + (f"?{query}" if query else "")
+    ref = PARSER.parse_video(url)
+    assert ref is not None and ref.video_id == video_id
+
+
+@settings(max_examples=1000)
+@given(st.text(alphabet=st.characters(codec="utf-8"), min_size=1, max_size=30))
+def test_parser_refuses_ids_of_the_wrong_shape(raw: str) -> None:
+    if ID_RE.fullmatch(raw.strip().strip("<>\"'`").strip()):
+        return
+    assert (
+        PARSER.parse_video(f"https://youtu.be/{raw}") is None
+        or PARSER.parse_video(f"https://youtu.be/{raw}").video_id in raw
+    )
+
+
+# --- formatting --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("seconds", "label"),
+    [
+        (0, "0:00"),
+        (-5, "0:00"),
+        (9.9, "0:09"),
+        (61, "1:01"),
+        (599, "9:59"),
+        (3599, "59:59"),
+        (3600, "1:00:00"),
+        (3725, "1:02:05"),
+        (36000, "10:00:00"),
+    ],
+)
+def test_clock_labels(seconds: float, label: str) -> None:
+    assert PARSER.clock_label(seconds) == label
+
+
+def test_paragraphs_follow_the_interval() -> None:
+    segments = [(float(i * 10), f"s{i}") for i in range(13)]  # 0..120 s
+    paragraphs = PARSER.paragraphs(segments, 30)
+    assert [p[0] for p in paragraphs] == [0, 30, 60, 90, 120]
+    assert paragraphs[0][1] == "s0 s1 s2"
+    assert PARSER.paragraphs(segments, 0) == segments
+    assert PARSER.paragraphs([], 30) == []
+
+
+def test_language_lists_are_parsed_leniently() -> None:
+    assert PARSER.parse_languages("de, en;fr  pt_BR, zh-Hans, EN, english!!, ") == [
+        "de",
+        "en",
+        "fr",
+        "pt-BR",
+        "zh-Hans",
+    ]
+    assert PARSER.parse_languages("") == []
+
+
+# --- tool surface ----------------------------------------------------------------------------
+
+
+def test_exactly_one_public_method_with_param_docs(mod: types.ModuleType) -> None:
+    tools = mod.Tools()
+    public = [
+        n
+        for n in dir(tools)
+        if not n.startswith("_") and callable(getattr(tools, n)) and not inspect.isclass(getattr(tools, n))
+    ]
+    assert public == ["get_youtube_transcript"]
+    method = tools.get_youtube_transcript
+    params = list(inspect.signature(method).parameters)
+    assert params[:2] == ["url", "language"]
+    assert all(p.startswith("__") and p.endswith("__") for p in params[2:])
+    doc = method.__doc__
+    assert ":param url:" in doc and ":param language:" in doc
+    assert doc.strip().startswith("Get the title, channel and full transcript")
+
+
+def test_valve_names_and_user_valve_widgets(mod: types.ModuleType) -> None:
+    assert list(mod.Tools.Valves.model_fields) == [
+        "TRANSCRIPT_LANGUAGE",
+        "TRANSCRIPT_TRANSLATE",
+        "GET_VIDEO_DETAILS",
+        "INCLUDE_TIMESTAMPS",
+        "TIMESTAMP_INTERVAL",
+        "MAX_TRANSCRIPT_CHARS",
+        "CITATION",
+        "PROXY_URL",
+        "CACHE_TTL",
+        "REQUEST_TIMEOUT",
+    ]
+    assert list(mod.Tools.UserValves.model_fields) == [
+        "TRANSCRIPT_LANGUAGE",
+        "TRANSCRIPT_TRANSLATE",
+        "INCLUDE_TIMESTAMPS",
+    ]
+    schema = mod.Tools.UserValves.model_json_schema()["properties"]
+    # a string with select options: the 0.12.4 valves form shows a dropdown, "Default" keeps it empty
+    assert schema["INCLUDE_TIMESTAMPS"]["type"] == "string"
+    assert [o["value"] for o in schema["INCLUDE_TIMESTAMPS"]["input"]["options"]] == ["true", "false"]
+    assert mod.Tools.Valves.model_json_schema()["properties"]["PROXY_URL"]["input"]["type"] == "password"
+    assert mod.Tools.UserValves(INCLUDE_TIMESTAMPS=True).INCLUDE_TIMESTAMPS == "true"
+    assert mod.Tools.UserValves(INCLUDE_TIMESTAMPS=None).INCLUDE_TIMESTAMPS == ""
+
+
+# --- success paths -----------------------------------------------------------------------------
+
+
+async def test_transcript_with_header_timestamps_and_events(yt: FakeYouTube, tool: Any) -> None:
+    yt.add(Video(VID, title="Big & <Bold>\n Talk", channel="Speaker  Channel", tracks=[english(100)]))
+    events = Events()
+    text = await call(tool, f"https://youtu.be/{VID}?t=90&si=share", events=events)
+    header, body = text.split("\nTranscript:\n\n")
+    assert "Title: Big & <Bold> Talk" in header
+    assert "Channel: Speaker Channel" in header
+    assert f"URL: {WATCH}" in header
+    assert "Transcript language: English (en), captions written by the uploader" in header
+    assert "Duration: about 5:00" in header
+    assert "The shared link starts at 1:30." in header
+    paragraphs = body.split("\n\n")
+    assert [p.split("]")[0] for p in paragraphs] == ["[0:00", "[1:00", "[2:00", "[3:00", "[4:00"]
+    assert paragraphs[0] == "[0:00] " + " ".join(f"word {i}" for i in range(20))
+
+    statuses = events.of("status")
+    assert statuses[0]["done"] is False and "Fetching" in statuses[0]["description"]
+    assert statuses[-1]["done"] is True and "Big & <Bold> Talk" in statuses[-1]["description"]
+    assert [e["type"] for e in events.items] == ["status", "citation", "status"]
+    # one request of each kind (oEmbed runs alongside the transcript)
+    assert sorted(yt.paths()) == ["/api/timedtext", "/oembed", "/watch", "/youtubei/v1/player"]
+
+
+async def test_citation_groups_into_one_source_with_moment_links(yt: FakeYouTube, tool: Any) -> None:
+    yt.add(Video(VID, title="Talk", tracks=[english(100)]))
+    events = Events()
+    await call(tool, events=events)
+    (data,) = events.of("citation")
+    assert "type" not in data  # persisted with the message (socket/main.py:1583-1598)
+    assert data["source"] == {"name": "Talk", "id": WATCH, "url": WATCH}
+    assert len(data["document"]) == len(data["metadata"]) == 5
+    assert data["document"][1].startswith(f"[1:00]({WATCH}&t=60s) word 20")
+    assert [m["url"] for m in data["metadata"]] == [f"{WATCH}&t={s}s" for s in (0, 60, 120, 180, 240)]
+    # Citations.svelte (0.12.4) groups by metadata.source ?? source.id and names an http source by its
+    # URL unless metadata.external is set
+    groups: dict[str, dict] = {}
+    for document, meta in zip(data["document"], data["metadata"], strict=True):
+        key = meta.get("source") or data["source"]["id"]
+        name = meta.get("name") if meta.get("external") else key
+        groups.setdefault(key, {"name": name, "docs": []})["docs"].append(document)
+    assert list(groups) == [WATCH] and groups[WATCH]["name"] == "Talk" and len(groups[WATCH]["docs"]) == 5
+
+
+async def test_without_emitter_user_or_details(yt: FakeYouTube, tool: Any) -> None:
+    yt.add(Video(VID, tracks=[english(5)]))
+    tool.valves.GET_VIDEO_DETAILS = False
+    text = await tool.get_youtube_transcript(VID)
+    assert "Title:" not in text and "[0:00] word 0 word 1 word 2 word 3 word 4" in text
+    assert "/oembed" not in yt.paths()
+
+
+async def test_a_failing_emitter_does_not_break_the_tool(yt: FakeYouTube, tool: Any) -> None:
+    yt.add(Video(VID, tracks=[english(5)]))
+
+    async def broken(event: dict) -> None:
+        raise RuntimeError("socket gone")
+
+    assert "word 4" in await call(tool, events=broken)
+
+
+async def test_captions_are_unescaped_and_flattened(yt: FakeYouTube, tool: Any) -> None:
+    segments = [(0, 2, "it's <b>bold</b> & fine"), (2, 2, "two\nlines"), (4, 1, "   "), (5, 1, "end")]
+    yt.add(Video(VID, tracks=[Track("en", "English", segments=segments)]))
+    text = await call(tool)
+    assert "[0:00] it's bold & fine two lines end" in text
+
+
+async def test_generated_transcript_is_labelled(yt: FakeYouTube, tool: Any) -> None:
+    yt.add(Video(VID, tracks=[Track("en", "English", segments=segments_for(3), generated=True)]))
+    text = await call(tool)
+    assert "Transcript language: English (en), auto-generated captions" in text
+
+
+async def test_manual_beats_generated_and_priority_order(yt: FakeYouTube, tool: Any) -> None:
+    yt.add(
+        Video(
+            VID,
+            tracks=[
+                Track("en", "English", segments=segments_for(2, words="generated"), generated=True),
+                Track("en", "English", segments=segments_for(2, words="manual")),
+                Track("de", "German", segments=segments_for(2, words="deutsch")),
+            ],
+        )
+    )
+    assert "manual 0" in await call(tool)
+    tool.valves.TRANSCRIPT_LANGUAGE = "de, en"
+    assert "deutsch 0" in await call(tool)
+
+
+async def test_regional_variants_match_the_base_language(yt: FakeYouTube, tool: Any) -> None:
+    yt.add(Video(VID, tracks=[Track("en-US", "English (United States)", segments=segments_for(2, words="us"))]))
+    text = await call(tool)
+    assert "us 0" in text and "(en-US)" in text
+    other = "zyxwvut9876"
+    yt.add(
+        Video(
+            other,
+            tracks=[
+                Track("en-GB", "English (United Kingdom)", segments=segments_for(2, words="gb")),
+                Track("en", "English", segments=segments_for(2, words="plain")),
+            ],
+        )
+    )
+    assert "plain 0" in await call(tool, other)
+
+
+async def test_language_argument_and_user_valves_override(yt: FakeYouTube, tool: Any) -> None:
+    yt.add(
+        Video(
+            VID,
+            tracks=[
+                Track("en", "English", segments=segments_for(2, words="english")),
+                Track("es", "Spanish", segments=segments_for(2, words="spanish")),
+                Track("fr", "French", segments=segments_for(2, words="french")),
+            ],
+        )
+    )
+    assert "english 0" in await call(tool)
+    assert "spanish 0" in await call(tool, language="es")
+    assert "french 0" in await call(tool, user={"id": "u1", "valves": {"TRANSCRIPT_LANGUAGE": "fr"}})
+    user_valves = tool.UserValves(TRANSCRIPT_LANGUAGE="fr")  # Open WebUI passes a pydantic instance
+    assert "spanish 0" in await call(tool, language="es", user={"id": "u1", "valves": user_valves})
+    assert "english 0" in await call(tool, language="not a code!")
+
+
+async def test_translation_when_no_wanted_language(yt: FakeYouTube, tool: Any) -> None:
+    yt.add(Video(VID, tracks=[Track("es", "Spanish", segments=segments_for(3, words="hola"))]))
+    tool.valves.TRANSCRIPT_TRANSLATE = "de"
+    text = await call(tool)
+    assert "Transcript language: German (de), machine-translated by YouTube from Spanish (es)" in text
+    assert "[0:00] [de] hola 0" in text
+    timedtext = [s for s in yt.requests if s.path == "/api/timedtext"]
+    assert timedtext[-1].query["tlang"] == ["de"] and "fmt" not in timedtext[-1].query
+    # the user can switch the administrator's translation off
+    refused = await call(tool, user={"valves": {"TRANSCRIPT_TRANSLATE": "none"}})
+    assert refused.startswith("The video has no transcript in en.")
+
+
+async def test_no_transcript_in_wanted_languages_lists_available(yt: FakeYouTube, tool: Any) -> None:
+    yt.add(
+        Video(
+            VID,
+            tracks=[
+                Track("es", "Spanish", segments=segments_for(2)),
+                Track("fr", "French", segments=segments_for(2), generated=True),
+            ],
+        )
+    )
+    events = Events()
+    text = await call(tool, events=events)
+    assert text.startswith("The video has no transcript in en.")
+    assert "Available transcripts: es (Spanish), fr (French, auto-generated)." in text
+    assert "language" in text
+    assert events.of("status")[-1] == {
+        "description": "No transcript in the wanted languages",
+        "done": True,
+        "hidden": False,
+    }
+
+
+async def test_translation_impossible_lists_available(yt: FakeYouTube, tool: Any) -> None:
+    yt.add(Video(VID, tracks=[Track("es", "Spanish", segments=segments_for(2), translatable=False)]))
+    tool.valves.TRANSCRIPT_TRANSLATE = "en"
+    text = await call(tool)
+    assert "cannot translate one into 'en'" in text and "es (Spanish)" in text
+
+
+async def test_bad_translate_setting_is_explained(yt: FakeYouTube, tool: Any) -> None:
+    tool.valves.TRANSCRIPT_TRANSLATE = "english please"
+    text = await call(tool)
+    assert "TRANSCRIPT_TRANSLATE" in text and yt.requests == []
+
+
+async def test_consent_page_is_passed(yt: FakeYouTube, tool: Any) -> None:
+    yt.add(Video(VID, tracks=[english(3)], watch="consent"))
+    assert "word 2" in await call(tool)
+    assert yt.paths().count("/watch") == 2
+
+
+# --- output options ----------------------------------------------------------------------------
+
+
+async def test_timestamps_off_by_admin_and_tristate_user_override(yt: FakeYouTube, tool: Any) -> None:
+    yt.add(Video(VID, tracks=[english(40)]))
+    tool.valves.INCLUDE_TIMESTAMPS = False
+    off = await call(tool)
+    assert "[0:00]" not in off and "Timestamps are" not in off and "\n\nword 0 word 1" in off
+    assert "[0:00] word 0" in await call(tool, user={"valves": {"INCLUDE_TIMESTAMPS": "true"}})
+    assert "[0:00]" not in await call(tool, user={"valves": {"INCLUDE_TIMESTAMPS": ""}})
+    tool.valves.INCLUDE_TIMESTAMPS = True
+    assert "[0:00]" not in await call(tool, user={"valves": tool.UserValves(INCLUDE_TIMESTAMPS="false")})
+    assert "[0:00]" in await call(tool, user={"valves": tool.UserValves()})
+
+
+async def test_interval_controls_paragraphs(yt: FakeYouTube, tool: Any) -> None:
+    yt.add(Video(VID, tracks=[english(10, step=10)]))  # 0..100 s
+    tool.valves.TIMESTAMP_INTERVAL = 30
+    assert re.findall(r"^\[(\d+:\d\d)\]", await call(tool), re.M) == ["0:00", "0:30", "1:00", "1:30"]
+    tool.valves.TIMESTAMP_INTERVAL = 0
+    assert len(re.findall(r"^\[", await call(tool), re.M)) == 10
+
+
+async def test_hour_long_videos_get_hour_timestamps(yt: FakeYouTube, tool: Any) -> None:
+    yt.add(Video(VID, tracks=[english(130, step=30)]))  # 65 minutes
+    text = await call(tool)
+    assert "[59:00]" in text and "[1:00:00]" in text and "[1:04:00]" in text
+    assert "Duration: about 1:05:00" in text
+
+
+async def test_long_transcripts_are_cut_with_a_note(yt: FakeYouTube, tool: Any) -> None:
+    yt.add(Video(VID, title="Long", tracks=[english(100)]))
+    tool.valves.MAX_TRANSCRIPT_CHARS = 500
+    events = Events()
+    text = await call(tool, events=events)
+    body = text.split("\nTranscript:\n\n")[1].split("\n\n[The transcript was cut")[0]
+    assert len(body) <= 500
+    assert "[The transcript was cut at 500 characters (MAX_TRANSCRIPT_CHARS): it covers 0:00 to 3:00 of 5:00." in text
+    (data,) = events.of("citation")
+    assert len(data["document"]) == 3  # only what the model got
+    tool.valves.MAX_TRANSCRIPT_CHARS = 0
+    assert "[4:00]" in await call(tool) and "cut at" not in await call(tool)
+
+
+async def test_a_single_paragraph_over_the_limit_is_cut_at_a_word(yt: FakeYouTube, tool: Any) -> None:
+    yt.add(Video(VID, tracks=[english(100)]))
+    tool.valves.MAX_TRANSCRIPT_CHARS = 50
+    text = await call(tool)
+    body = text.split("\nTranscript:\n\n")[1].split("\n\n")[0]
+    assert body.endswith("…") and len(body) <= 50 and body.startswith("[0:00] word 0")
+    assert "it covers 0:00 to 0:00 of 5:00" in text
+
+
+async def test_citation_can_be_switched_off(yt: FakeYouTube, tool: Any) -> None:
+    yt.add(Video(VID, tracks=[english(5)]))
+    tool.valves.CITATION = False
+    events = Events()
+    await call(tool, events=events)
+    assert events.of("citation") == []
+
+
+async def test_concurrent_users_get_their_own_formatting(yt: FakeYouTube, tool: Any) -> None:
+    yt.add(Video(VID, tracks=[english(20)]))
+    with_ts, without = await asyncio.gather(
+        call(tool, user={"valves": {"INCLUDE_TIMESTAMPS": "true"}}),
+        call(tool, user={"valves": {"INCLUDE_TIMESTAMPS": "false"}}),
+    )
+    assert "[0:00]" in with_ts and "[0:00]" not in without
+
+
+# --- errors ------------------------------------------------------------------------------------
+
+ERRORS = [
+    (Video(VID, captions=False), "has no transcript: subtitles are turned off", "Transcripts are disabled"),
+    (Video(VID, playability="unavailable"), "is unavailable: it was removed", "The video is unavailable"),
+    (Video(VID, playability="private"), "is private", "The video is private"),
+    (Video(VID, playability="age_restricted"), "is age-restricted", "The video is age-restricted"),
+    (Video(VID, playability="unplayable"), "not made this video available in your country", "The video is unplayable"),
+    (Video(VID, playability="bot"), "set the tool's PROXY_URL valve", "YouTube blocked this server's IP"),
+    (Video(VID, watch="recaptcha"), "set the tool's PROXY_URL valve", "YouTube blocked this server's IP"),
+    (Video(VID, watch="too_many"), "set the tool's PROXY_URL valve", "YouTube blocked this server's IP"),
+    (Video(VID, watch="no_key"), "could not read", "YouTube's answer could not be read"),
+    (Video(VID, player_status=500), "with an error (HTTP 500)", "YouTube answered with an error (HTTP 500)"),
+    (Video(VID, tracks=[english(3)], timedtext="po_token"), "PO token", "YouTube asked for a browser check"),
+    (Video(VID, tracks=[english(3)], timedtext="empty"), "empty or broken transcript", "YouTube returned an empty"),
+    (Video(VID, hang="drop"), "Could not reach YouTube (a network error", "Could not reach YouTube"),
+]
+
+
+@pytest.mark.parametrize(("video", "message", "short"), ERRORS, ids=[e[2] + "-" + e[0].watch for e in ERRORS])
+async def test_failures_become_clear_sentences(
+    yt: FakeYouTube, tool: Any, video: Video, message: str, short: str
+) -> None:
+    yt.add(video)
+    events = Events()
+    text = await call(tool, events=events)
+    assert message in text
+    assert "Traceback" not in text and not text.startswith("Error")
+    assert API_KEY_FRAGMENT not in text
+    statuses = events.of("status")
+    assert statuses[-1]["done"] is True and statuses[-1]["description"].startswith(short)
+    assert events.of("citation") == []
+
+
+API_KEY_FRAGMENT = "AIzaSy"
+
+
+async def test_unknown_video_is_unavailable(yt: FakeYouTube, tool: Any) -> None:
+    assert "is unavailable" in await call(tool, "https://youtu.be/ZZZZZZZZZZZ")
+
+
+async def test_refusal_for_non_video_links(yt: FakeYouTube, tool: Any) -> None:
+    events = Events()
+    text = await call(tool, "https://vimeo.com/76979871", events=events)
+    assert text.startswith("'https://vimeo.com/76979871' is not a YouTube video link")
+    assert events.of("status") == [{"description": "Not a YouTube video link", "done": True, "hidden": False}]
+    playlist = await call(tool, "https://www.youtube.com/playlist?list=PL123")
+    assert "does not point to a single video" in playlist
+    assert "No video was given" in await call(tool, "   ")
+    assert yt.requests == []
+
+
+async def test_only_urls_built_from_the_id_are_fetched(yt: FakeYouTube, tool: Any) -> None:
+    yt.add(Video(VID, tracks=[english(3)]))
+    await call(tool, f"https://www.youtube.com/watch?v={VID}&list=PL1&next=https://evil.example/x&t=5")
+    watch = next(s for s in yt.requests if s.path == "/watch")
+    assert watch.query == {"v": [VID]}
+    oembed = next(s for s in yt.requests if s.path == "/oembed")
+    assert oembed.query == {"url": [WATCH], "format": ["json"]}
+    assert all(s.path in ("/watch", "/youtubei/v1/player", "/api/timedtext", "/oembed") for s in yt.requests)
+
+
+# --- time limits and the network ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("where", ["watch", "player", "timedtext"])
+async def test_hanging_youtube_times_out_within_request_timeout(yt: FakeYouTube, tool: Any, where: str) -> None:
+    yt.add(Video(VID, tracks=[english(3)], hang=where))
+    tool.valves.REQUEST_TIMEOUT = 0.5
+    events = Events()
+    started = time.monotonic()
+    text = await call(tool, events=events)
+    elapsed = time.monotonic() - started
+    assert "did not answer within 0.5 seconds" in text
+    assert elapsed < 0.5 + 1.5
+    assert events.of("status")[-1]["done"] is True
+
+
+async def test_hanging_oembed_only_drops_the_title(yt: FakeYouTube, tool: Any) -> None:
+    yt.add(Video(VID, tracks=[english(3)], hang="oembed"))
+    tool.valves.REQUEST_TIMEOUT = 0.5
+    started = time.monotonic()
+    text = await call(tool)
+    assert time.monotonic() - started < 0.5 + 1.5
+    assert "Title:" not in text and "[0:00] word 0" in text
+
+
+@pytest.mark.parametrize("status", [401, 404])
+async def test_oembed_refusal_drops_the_title_and_is_remembered(yt: FakeYouTube, tool: Any, status: int) -> None:
+    yt.add(Video(VID, tracks=[english(3)], oembed_status=status))
+    text = await call(tool)
+    assert "Title:" not in text and "word 2" in text
+    await call(tool)
+    assert yt.paths().count("/oembed") == 1
+
+
+@pytest.fixture
+def raw_mod(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[types.ModuleType, list[str]]]:
+    """The module with its own session, allowed out only through a 127.0.0.1 proxy."""
+    for name in PROXY_ENV:
+        monkeypatch.delenv(name, raising=False)
+    module = load_built("youtube_transcript")
+    escaped: list[str] = []
+    open_session = module._open_session
+    monkeypatch.setattr(module, "_open_session", lambda timeout: proxy_only(open_session(timeout), escaped))
+    yield module, escaped
+    assert escaped == []
+
+
+async def test_proxy_url_carries_every_request(raw_mod: tuple[types.ModuleType, list[str]]) -> None:
+    module, _ = raw_mod
+    tool = module.Tools()
+    with FakeProxy("refuse") as proxy:
+        tool.valves.PROXY_URL = proxy.url
+        tool.valves.GET_VIDEO_DETAILS = False
+        text = await call(tool)
+        assert "through the proxy set in PROXY_URL" in text
+        assert proxy.targets == ["www.youtube.com:443"]
+        # oEmbed (aiohttp) goes through the same proxy
+        assert await module.fetch_details(VID, proxy.url, 2.0) is None
+        assert proxy.targets == ["www.youtube.com:443", "www.youtube.com:443"]
+
+
+async def test_proxy_url_beats_proxies_from_the_environment(
+    raw_mod: tuple[types.ModuleType, list[str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    module, _ = raw_mod
+    tool = module.Tools()
+    with FakeProxy("refuse") as env_proxy, FakeProxy("refuse") as valve_proxy:
+        monkeypatch.setenv("HTTPS_PROXY", env_proxy.url)
+        tool.valves.GET_VIDEO_DETAILS = False
+        tool.valves.PROXY_URL = valve_proxy.url
+        await call(tool)
+        assert valve_proxy.targets == ["www.youtube.com:443"] and env_proxy.targets == []
+        # without PROXY_URL the environment's proxy is honoured, for the transcript and for oEmbed
+        tool.valves.PROXY_URL = ""
+        await call(tool)
+        assert await module.fetch_details(VID, "", 2.0) is None
+        assert env_proxy.targets == ["www.youtube.com:443", "www.youtube.com:443"]
+
+
+async def test_refused_proxy_is_a_quick_network_message(raw_mod: tuple[types.ModuleType, list[str]]) -> None:
+    module, _ = raw_mod
+    tool = module.Tools()
+    tool.valves.PROXY_URL = closed_port_url()
+    started = time.monotonic()
+    text = await call(tool)
+    assert "Could not reach YouTube through the proxy set in PROXY_URL" in text
+    assert time.monotonic() - started < tool.valves.REQUEST_TIMEOUT
+
+
+async def test_black_hole_proxy_times_out(raw_mod: tuple[types.ModuleType, list[str]]) -> None:
+    module, _ = raw_mod
+    tool = module.Tools()
+    with FakeProxy("hang") as proxy:
+        tool.valves.PROXY_URL = proxy.url
+        tool.valves.REQUEST_TIMEOUT = 0.5
+        started = time.monotonic()
+        text = await call(tool)
+        assert "did not answer within 0.5 seconds" in text
+        assert time.monotonic() - started < 0.5 + 1.5
+
+
+@pytest.mark.parametrize("proxy", ["socks5://127.0.0.1:1080", "127.0.0.1:3128", "http://", "not a url"])
+async def test_bad_proxy_url_is_explained_without_requests(
+    raw_mod: tuple[types.ModuleType, list[str]], proxy: str
+) -> None:
+    module, _ = raw_mod
+    tool = module.Tools()
+    tool.valves.PROXY_URL = proxy
+    text = await call(tool)
+    assert "PROXY_URL setting is not an http:// or https:// proxy URL" in text
+
+
+async def test_proxy_credentials_never_reach_the_message(raw_mod: tuple[types.ModuleType, list[str]]) -> None:
+    module, _ = raw_mod
+    tool = module.Tools()
+    tool.valves.PROXY_URL = closed_port_url().replace("http://", "http://alice:s3cret@")
+    text = await call(tool)
+    assert "s3cret" not in text and "alice" not in text
+
+
+# --- cache -------------------------------------------------------------------------------------
+
+
+async def test_repeat_calls_come_from_the_cache(yt: FakeYouTube, tool: Any) -> None:
+    yt.add(Video(VID, title="Cached", tracks=[english(10)]))
+    first = await call(tool)
+    count = len(yt.requests)
+    events = Events()
+    second = await call(tool, f"https://youtu.be/{VID}", language="EN", events=events)
+    assert second == first and len(yt.requests) == count
+    assert [e["done"] for e in events.of("status")] == [True]  # no "Fetching" for a cache hit
+    assert len(events.of("citation")) == 1
+
+
+async def test_cache_key_includes_languages_and_translation(yt: FakeYouTube, tool: Any) -> None:
+    yt.add(Video(VID, tracks=[english(3), Track("es", "Spanish", segments=segments_for(3, words="hola"))]))
+    await call(tool)
+    before = yt.paths().count("/youtubei/v1/player")
+    assert "hola 0" in await call(tool, language="es")
+    tool.valves.TRANSCRIPT_TRANSLATE = "de"
+    await call(tool)
+    assert yt.paths().count("/youtubei/v1/player") == before + 2
+
+
+async def test_cache_expires_and_can_be_off(
+    yt: FakeYouTube, tool: Any, mod: types.ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    yt.add(Video(VID, tracks=[english(3)]))
+    now = [1000.0]
+    monkeypatch.setattr(mod, "_clock", lambda: now[0])
+    tool.valves.CACHE_TTL = 60
+    await call(tool)
+    await call(tool)
+    assert yt.paths().count("/youtubei/v1/player") == 1
+    now[0] += 61
+    await call(tool)
+    assert yt.paths().count("/youtubei/v1/player") == 2
+    tool.valves.CACHE_TTL = 0
+    mod.clear_cache()
+    await call(tool)
+    await call(tool)
+    assert yt.paths().count("/youtubei/v1/player") == 4
+
+
+async def test_cache_size_is_capped(
+    yt: FakeYouTube, tool: Any, mod: types.ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(mod, "_CACHE_MAX_ENTRIES", 2)
+    ids = ["aaaaaaaaaaa", "bbbbbbbbbbb", "ccccccccccc"]
+    for video_id in ids:
+        yt.add(Video(video_id, tracks=[english(2)]))
+        await call(tool, video_id)
+    assert len(mod._TRANSCRIPTS) == 2 and len(mod._DETAILS) == 2
+    await call(tool, ids[0])  # evicted first: fetched again
+    assert yt.paths().count("/youtubei/v1/player") == 4
+
+
+async def test_failures_are_not_cached(yt: FakeYouTube, tool: Any) -> None:
+    yt.add(Video(VID, captions=False))
+    await call(tool)
+    yt.add(Video(VID, tracks=[english(3)]))
+    assert "word 2" in await call(tool)
+
+
+async def test_the_guards_stop_direct_traffic(raw_mod: tuple[types.ModuleType, list[str]], no_dns: list[str]) -> None:
+    """The safety net of this module: without a loopback proxy nothing leaves, and it is noticed."""
+    module, escaped = raw_mod
+    assert await module.fetch_details(VID, "", 1.0) is None
+    tool = module.Tools()
+    tool.valves.GET_VIDEO_DETAILS = False
+    assert "Could not reach YouTube (a network error" in await call(tool)
+    assert no_dns == ["www.youtube.com"] and escaped == [WATCH]
+    no_dns.clear()
+    escaped.clear()
