@@ -1,0 +1,104 @@
+"""Time `python3 build.py deploy` of the whole pack into a running Open WebUI 0.12.4.
+
+    .venv/bin/python bench/bench_deploy.py                       # starts its own server (host harness)
+    .venv/bin/python bench/bench_deploy.py --url URL --token T   # or use a running one (changes it!)
+
+Builds the current sources into a temp root (dist/ in the tree may be stale), then times, as
+subprocesses (Python start-up included): the pack (default set: no templates) first run and second run,
+and the pack plus templates (every id via --only) first and second run. Prints the server's
+time-to-ready too when it starts one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import build  # noqa: E402
+from tests.fakes.embeddings import FakeEmbeddings  # noqa: E402
+from tests.fakes.openai_server import FakeOpenAI  # noqa: E402
+from tests.host._server import Server, signup_admin  # noqa: E402
+
+
+def write_pack(root: Path) -> list[dict]:
+    _, outputs = build.render_all(ROOT)
+    for rel, text in outputs.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    return json.loads(outputs[build.MANIFEST])["plugins"]
+
+
+def timed_deploy(root: Path, url: str, token: str, only: list[str] | None) -> tuple[float, str]:
+    command = [sys.executable, str(ROOT / "build.py"), "--root", str(root), "deploy", "--url", url]
+    if only:
+        command += ["--only", *only]
+    started = time.perf_counter()
+    result = subprocess.run(
+        command, capture_output=True, text=True, env={**os.environ, "OPENWEBUI_TOKEN": token}, check=False
+    )
+    took = time.perf_counter() - started
+    summary = (result.stdout.strip().splitlines() or [""])[-1]
+    if result.returncode != 0:
+        summary = f"FAILED ({result.returncode}): {result.stdout}{result.stderr}"
+    return took, summary
+
+
+def run(url: str, token: str, root: Path, entries: list[dict]) -> None:
+    pack = [e for e in entries if not build_template(e) and e["kind"] != "pipeline"]
+    everything = sorted({e["id"] for e in entries})
+    print(f"pack: {len(pack)} deployable plugins (+ templates: {len(everything)} ids in total)")
+    rows = [
+        ("pack, first run", None),
+        ("pack, second run (unchanged)", None),
+        ("pack + templates, first run", everything),
+        ("pack + templates, second run", everything),
+    ]
+    for label, only in rows:
+        took, summary = timed_deploy(root, url, token, only)
+        print(f"  {label:<32} {took:6.2f} s   | {summary}")
+
+
+def build_template(entry: dict) -> bool:
+    return str(entry.get("source", "")).startswith("plugins/templates/")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--url")
+    parser.add_argument("--token", default=os.environ.get("OPENWEBUI_TOKEN"))
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="bench-deploy-") as tmp:
+        root = Path(tmp) / "pack"
+        entries = write_pack(root)
+        if args.url:
+            if not args.token:
+                parser.error("--url needs --token or OPENWEBUI_TOKEN")
+            run(args.url, args.token, root, entries)
+            return 0
+        with FakeOpenAI() as openai, FakeEmbeddings() as embeddings:
+            workdir = Path(tmp) / "owui"
+            workdir.mkdir()
+            server = Server(workdir, openai.url, embeddings.url)
+            try:
+                server.start()
+                rss = server.rss_mib()
+                print(f"open-webui 0.12.4 ready in {server.ready_seconds:.1f} s (RSS {rss or 0:.0f} MiB)")
+                admin = signup_admin(server.url)
+                run(server.url, admin.token, root, entries)
+            finally:
+                server.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

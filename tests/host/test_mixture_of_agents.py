@@ -1,0 +1,223 @@
+"""Mixture of Agents inside a real Open WebUI 0.12.4, whose OpenAI connection is the fake server.
+
+The agents and the aggregator are real Open WebUI models (served by `fake_openai`), reached through
+Open WebUI's own generate_chat_completion with the chatting user's access rules. The Pipelines
+variant is driven the way open-webui/pipelines main.py drives it, against the same fake server.
+"""
+
+import concurrent.futures
+import importlib.util
+import json
+
+import pytest
+
+import build
+from tests.host._server import ROOT, output_text
+
+PIPE = "mixture_of_agents"
+CONVERSATION = [
+    {"role": "system", "content": "Answer in one line."},
+    {"role": "user", "content": "Name a colour."},
+    {"role": "assistant", "content": "Blue."},
+    {"role": "user", "content": "Another?"},
+]
+FINAL = "Green, the colour of growth."
+
+
+@pytest.fixture(scope="module")
+def deployed(owui):
+    owui.deploy(PIPE)
+    return owui
+
+
+@pytest.fixture
+def agents(deployed, fake_openai):
+    """Three models on the fake OpenAI connection, listed by Open WebUI; default valves using them."""
+    fake_openai.clear()
+    fake_openai.set("moa-a", reply="Green.", latency=0.05)
+    fake_openai.set("moa-b", reply="Red.", latency=0.05)
+    fake_openai.set("moa-agg", reply=FINAL, chunk_size=3, chunk_delay=0.01)
+    for model in ("moa-a", "moa-b", "moa-agg"):
+        deployed.wait_for_model(model)
+    set_valves(deployed)
+    return deployed
+
+
+def set_valves(owui, **valves) -> None:
+    values = {
+        "models": ["moa-a", "moa-b"],
+        "aggregator_model": "moa-agg",
+        "num_layers": 2,
+        "num_agents_per_layer": 3,
+        "emit_interval": 0,
+    } | valves
+    owui.ok("POST", f"/api/v1/functions/id/{PIPE}/valves/update", json=values)
+
+
+def statuses(socket) -> list[dict]:
+    return socket.of_type("status")
+
+
+def test_streamed_answer_and_statuses_on_the_socket(agents, fake_openai, socket):
+    chunks = agents.chat(PIPE, CONVERSATION, stream=True, session_id=socket.sid)
+    assert agents.text_of(chunks) == FINAL
+    pieces = [c["choices"][0]["delta"].get("content") for c in chunks if c.get("choices")]
+    assert len([p for p in pieces if p]) >= 5  # streamed in the aggregator's chunks, not in one piece
+
+    requests = fake_openai.chat_requests()
+    agent_models = sorted(r["model"] for r in requests if r["model"] != "moa-agg")
+    assert agent_models == ["moa-a"] * 4 + ["moa-b"] * 2  # 3 agents round-robin over 2 models, 2 layers
+    layer1 = [r for r in requests[:3]]
+    assert all(r["messages"] == CONVERSATION for r in layer1)  # system prompt and history included
+    final = fake_openai.chat_requests("moa-agg")
+    assert len(final) == 1 and final[0]["stream"] is True
+    assert "Green." in final[0]["messages"][0]["content"] and "Red." in final[0]["messages"][0]["content"]
+
+    done = socket.wait_for("status", where=lambda d: d.get("done"))
+    assert done["description"].startswith("Mixture of Agents: 2 layers × 3 agents, combined by moa-agg")
+    seen = statuses(socket)
+    descriptions = [s["description"] for s in seen]
+    assert descriptions[0] == "Layer 1/2: asking 3 agents"
+    assert "Layer 2/2: 3/3 agents answered" in descriptions
+    assert "Aggregating 3 answers with moa-agg" in descriptions
+    assert all(set(s) == {"description", "done", "hidden"} for s in seen)
+    assert [s["done"] for s in seen].count(True) == 1
+    assert set(socket.types()) <= {"status", "chat:completion"}
+
+
+def test_intermediate_blocks_in_a_ui_chat(agents, socket):
+    set_valves(agents, show_intermediate=True, num_layers=1)
+    completion = agents.chat_background(PIPE, CONVERSATION, socket)
+    content = output_text(completion["output"], "message")  # what the 0.12.4 UI renders
+    assert content.startswith('<details type="mixture_of_agents" done="true">\n<summary>Layer 1 of 1: 3 of 3')
+    assert content.endswith(FINAL)
+    assert "**Agent 2** · `moa-b`" in content
+    assert socket.wait_for("status", where=lambda d: d.get("done"))
+
+
+def test_non_stream_answer(agents):
+    result = agents.chat(PIPE, CONVERSATION)
+    assert agents.text_of(result) == FINAL
+
+
+def test_dropped_agent_and_failed_layer(agents, fake_openai, socket):
+    fake_openai.set("moa-b", fail_status=400, fail_message="bad request for b")
+    chunks = agents.chat(PIPE, CONVERSATION, stream=True, session_id=socket.sid)
+    assert agents.text_of(chunks) == FINAL
+    socket.wait_for("status", where=lambda d: d.get("done"))
+    assert any("dropped (moa-b: HTTP 400: bad request for b)" in s["description"] for s in statuses(socket))
+
+    socket.clear()
+    set_valves(agents, min_successful_agents=3)
+    chunks = agents.chat(PIPE, CONVERSATION, stream=True, session_id=socket.sid)
+    errors = [c["error"] for c in chunks if "error" in c]
+    assert len(errors) == 1
+    assert errors[0]["detail"].startswith("Mixture of Agents stopped in layer 1 of 2: 2 of 3 agents answered")
+    done = socket.wait_for("status", where=lambda d: d.get("done"))
+    assert done["description"].startswith("Stopped: ")
+
+    # not streaming, the failure is raised: API callers get it as the error detail
+    response = agents.api("POST", "/api/chat/completions", json={"model": PIPE, "messages": CONVERSATION})
+    assert response.status_code == 400
+    assert response.json()["detail"].startswith("Mixture of Agents stopped in layer 1 of 2")
+
+
+def test_failed_layer_in_a_ui_chat_keeps_the_blocks_and_shows_the_error(agents, fake_openai, socket):
+    for model in ("moa-a", "moa-b"):
+        fake_openai.set(model, fail_status=400, fail_message=f"{model} refuses")
+    set_valves(agents, show_intermediate=True)
+    completion = agents.chat_background(PIPE, CONVERSATION, socket)
+    content = output_text(completion["output"], "message")
+    assert content.startswith('<details type="mixture_of_agents" done="true">\n<summary>Layer 1 of 2: 0 of 3')
+    errors = [d["error"] for d in socket.of_type("chat:completion") if isinstance(d, dict) and d.get("error")]
+    assert errors == [{"detail": errors[0]["detail"]}]
+    assert errors[0]["detail"].startswith("Mixture of Agents stopped in layer 1 of 2: 0 of 3 agents answered")
+    assert not fake_openai.chat_requests("moa-agg")
+
+
+def test_a_user_without_access_to_an_agent_model_gets_a_clear_message(agents, fake_openai, socket_for):
+    agents.grant_model(PIPE)
+    other = socket_for(agents.user)
+    result = agents.chat(PIPE, CONVERSATION, token=agents.user, session_id=other.sid)
+    assert result["error"]["detail"] == (
+        "Mixture of Agents cannot use the model `moa-a`: you do not have access to it. "
+        "Check the `models` and `aggregator_model` valves."
+    )
+    chunks = agents.chat(PIPE, CONVERSATION, stream=True, token=agents.user)
+    assert "cannot use the model `moa-a`: you do not have access to it" in chunks[-1]["error"]["detail"]
+    assert fake_openai.chat_requests() == []  # refused before any model was called
+
+    for model in ("moa-a", "moa-b", "moa-agg"):
+        agents.grant_model(model)
+    assert agents.text_of(agents.chat(PIPE, CONVERSATION, token=agents.user)) == FINAL
+
+
+@pytest.mark.parametrize(
+    ("valves", "message"),
+    [
+        ({"models": []}, "no agent models"),
+        ({"models": ["moa-a", "no-such-model"]}, "cannot use the model `no-such-model`"),
+        ({"aggregator_model": PIPE}, f"cannot use `{PIPE}`: that is this mixture itself"),
+    ],
+)
+def test_misconfiguration_names_the_model(agents, fake_openai, valves, message):
+    set_valves(agents, **valves)
+    result = agents.chat(PIPE, CONVERSATION)
+    assert message in result["error"]["detail"]
+    assert fake_openai.chat_requests() == []
+
+
+def test_title_task_is_one_aggregator_call(agents, fake_openai):
+    fake_openai.set("moa-agg", reply='{"title": "Colours"}')
+    response = agents.ok(
+        "POST",
+        "/api/v1/tasks/title/completions",
+        json={"model": PIPE, "messages": CONVERSATION[1:], "chat_id": None},
+    )
+    assert response["choices"][0]["message"]["content"] == '{"title": "Colours"}'
+    assert [r["model"] for r in fake_openai.chat_requests()] == ["moa-agg"]
+
+
+# --- the Pipelines variant, driven like open-webui/pipelines main.py ---------------------------------
+
+
+def test_pipeline_as_the_pipelines_server_drives_it(fake_openai, tmp_path):
+    fake_openai.clear()
+    fake_openai.set("moa-a", reply="Green.")
+    fake_openai.set("moa-b", reply="Red.")
+    fake_openai.set("moa-agg", reply=FINAL, chunk_size=3)
+    # built alone: a half-written plugin elsewhere in the tree must not break this test
+    plugin = build.build_plugin(ROOT, "pipelines", "plugins/pipelines/mixture_of_agents.py", {})
+    # the server imports PIPELINES_DIR/<stem>.py as module <stem> and instantiates Pipeline()
+    path = tmp_path / "mixture_of_agents.py"
+    path.write_text(plugin.text, encoding="utf-8")
+    spec = importlib.util.spec_from_file_location("mixture_of_agents", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    pipeline = module.Pipeline()
+    # the server merges valves.json over the defaults and rebuilds the Valves
+    stored = {
+        "models": ["moa-a", "moa-b"],
+        "aggregator_model": "moa-agg",
+        "emit_interval": 0,
+        "openai_api_base": fake_openai.url,
+        "openai_api_key": "sk-fake-openai",
+    }
+    pipeline.valves = pipeline.valves.__class__(**(pipeline.valves.model_dump() | stored))
+    body = {"model": PIPE, "messages": CONVERSATION, "stream": True, "user": {"id": "u", "role": "user"}}
+
+    def run() -> list:
+        result = pipeline.pipe(user_message="Another?", model_id=PIPE, messages=CONVERSATION, body=body)
+        return list(result)
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:  # run_in_threadpool
+        out = pool.submit(run).result(timeout=60)
+    assert all(isinstance(c, str) or (isinstance(c, dict) and set(c) == {"event"}) for c in out)
+    assert "".join(c for c in out if isinstance(c, str)) == FINAL
+    events = [c["event"] for c in out if isinstance(c, dict)]
+    assert {e["type"] for e in events} == {"status"}
+    assert events[-1]["data"]["done"] is True
+    assert all(json.loads(json.dumps(c)) == c for c in out if isinstance(c, dict))  # one JSON `data:` line each
+    assert len(fake_openai.chat_requests()) == 7
+    headers = [r.headers["authorization"] for r in fake_openai.requests_to("/chat/completions")]
+    assert set(headers) == {"Bearer sk-fake-openai"}

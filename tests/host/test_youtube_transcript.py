@@ -1,0 +1,120 @@
+"""youtube_transcript inside a real Open WebUI 0.12.4: stored spec, valves, the native tool loop.
+
+No request may leave 127.0.0.1: valid videos are only asked for with PROXY_URL pointing at a
+loopback proxy that refuses (connection refused) or never answers (a black hole), which is how
+"no internet" looks to the tool. A non-YouTube link is refused before any request.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from tests.fakes.youtube import FakeProxy, closed_port_url
+
+TOOL = "youtube_transcript"
+FUNCTION = "get_youtube_transcript"
+VIDEO = "https://www.youtube.com/watch?v=abcDEF12_-x&list=PL1&t=42s"
+
+
+@pytest.fixture(scope="module")
+def deployed(owui):
+    owui.deploy(TOOL, args=("--share-tools",))  # users need read access for their own valves
+    return owui
+
+
+@pytest.fixture
+def proxied(deployed):
+    """Deploy with valves for one test, then put the defaults back."""
+    applied: list[str] = []
+
+    def apply(**valves):
+        applied.extend(valves)
+        deployed.deploy(TOOL, valves={TOOL: valves})
+
+    yield apply
+    if applied:
+        deployed.deploy(TOOL, valves={TOOL: dict.fromkeys(applied)})
+
+
+def statuses(socket) -> list[dict]:
+    return socket.of_type("status")
+
+
+def test_stored_spec_has_the_method_and_parameter_descriptions(deployed):
+    tool = deployed.ok("GET", f"/api/v1/tools/id/{TOOL}")
+    assert [s["name"] for s in tool["specs"]] == [FUNCTION]
+    spec = tool["specs"][0]
+    assert spec["description"].startswith("Get the title, channel and full transcript")
+    assert ":param" not in spec["description"]
+    properties = spec["parameters"]["properties"]
+    assert set(properties) == {"url", "language"}  # reserved __kwargs__ never reach the model
+    assert properties["url"]["type"] == "string" and "11-character video id" in properties["url"]["description"]
+    assert "language code" in properties["language"]["description"]
+    assert spec["parameters"]["required"] == ["url"]
+
+
+def test_valves_and_user_valves_specs(deployed):
+    spec = deployed.ok("GET", f"/api/v1/tools/id/{TOOL}/valves/spec")
+    assert list(spec["properties"]) == [
+        "TRANSCRIPT_LANGUAGE",
+        "TRANSCRIPT_TRANSLATE",
+        "GET_VIDEO_DETAILS",
+        "INCLUDE_TIMESTAMPS",
+        "TIMESTAMP_INTERVAL",
+        "MAX_TRANSCRIPT_CHARS",
+        "CITATION",
+        "PROXY_URL",
+        "CACHE_TTL",
+        "REQUEST_TIMEOUT",
+    ]
+    assert spec["properties"]["PROXY_URL"]["input"] == {"type": "password"}
+    user_spec = deployed.ok("GET", f"/api/v1/tools/id/{TOOL}/valves/user/spec", token=deployed.user)
+    timestamps = user_spec["properties"]["INCLUDE_TIMESTAMPS"]
+    assert timestamps["type"] == "string" and timestamps["input"]["type"] == "select"
+
+
+def test_user_valves_round_trip_as_the_ui_sends_them(deployed):
+    path = f"/api/v1/tools/id/{TOOL}/valves/user"
+    # "Custom" with a choice, then "Default" (the UI sends null, the server drops it)
+    saved = deployed.ok("POST", f"{path}/update", token=deployed.user, json={"INCLUDE_TIMESTAMPS": "false"})
+    assert saved == {"INCLUDE_TIMESTAMPS": "false"}
+    assert deployed.ok("GET", path, token=deployed.user) == {"INCLUDE_TIMESTAMPS": "false"}
+    saved = deployed.ok("POST", f"{path}/update", token=deployed.user, json={"INCLUDE_TIMESTAMPS": None})
+    assert saved == {}
+    assert deployed.ok("GET", path, token=deployed.user) == {}
+
+
+def test_a_non_youtube_link_is_refused_in_the_tool_loop(deployed, socket):
+    run = deployed.run_tool(TOOL, FUNCTION, {"url": "https://vimeo.com/76979871"}, socket)
+    assert run.result.startswith("'https://vimeo.com/76979871' is not a YouTube video link")
+    assert "11-character video id" in run.result
+    assert run.reply == run.result  # the driver echoes what the model was given
+    socket.wait_for("status", where=lambda d: d.get("done"))
+    assert statuses(socket)[-1]["description"] == "Not a YouTube video link"
+
+
+def test_no_internet_answers_within_request_timeout(deployed, socket, proxied):
+    with FakeProxy("hang") as black_hole:
+        proxied(PROXY_URL=black_hole.url, REQUEST_TIMEOUT=3)
+        started = time.monotonic()
+        run = deployed.run_tool(TOOL, FUNCTION, {"url": VIDEO}, socket, timeout=60)
+        elapsed = time.monotonic() - started
+        assert "YouTube did not answer within 3 seconds" in run.result
+        assert "Traceback" not in run.result
+        # REQUEST_TIMEOUT plus the tool loop's own round trips, far from a hang
+        assert elapsed < 3 + 10
+        assert black_hole.targets and set(black_hole.targets) == {"www.youtube.com:443"}
+    done = socket.wait_for("status", where=lambda d: d.get("done"))
+    assert done["description"] == "YouTube did not answer in time"
+    assert any(not d.get("done") and "Fetching" in d["description"] for d in statuses(socket))
+
+
+def test_a_refused_proxy_is_a_quick_network_message(deployed, socket, proxied):
+    proxied(PROXY_URL=closed_port_url(), REQUEST_TIMEOUT=20)
+    started = time.monotonic()
+    run = deployed.run_tool(TOOL, FUNCTION, {"url": "abcDEF12_-x"}, socket)
+    assert "Could not reach YouTube through the proxy set in PROXY_URL" in run.result
+    assert time.monotonic() - started < 20
+    socket.wait_for("status", where=lambda d: d.get("done") and d.get("description") == "Could not reach the proxy")
