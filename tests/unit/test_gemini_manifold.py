@@ -1,0 +1,1057 @@
+"""Unit tier for the Gemini manifold: the built plugin, the real google-genai SDK, a fake Gemini server.
+
+Every reply, event, exception and log line a test produces is scanned for the API key (autouse
+`no_key_leak`), and every request the fake saw must carry the key in `x-goog-api-key` only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import io
+import json
+import logging
+import subprocess
+import sys
+import threading
+from collections.abc import AsyncIterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests.fakes import gemini as g
+from tests.helpers import ROOT, load_built
+
+KEY = "AIzaSyTEST-key-0123456789abcdefghijkl"
+USER_KEY = "AIzaSyUSER-key-9876543210zyxwvutsrqpo"
+PNG = base64.b64decode(
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
+)
+GIF = base64.b64decode("R0lGODlhAQABAIAAAP///wAAACH5BAEAAAAALAAAAAABAAEAAAICRAEAOw==")
+JPEG_HEAD = b"\xff\xd8\xff\xe0" + b"\x00" * 60
+
+OUTPUTS: list[Any] = []  # everything the plugin handed back during the current test
+
+
+@pytest.fixture(scope="module")
+def mod():
+    return load_built("gemini_manifold")
+
+
+def assert_key_only_in_header(server: g.FakeGemini) -> None:
+    for rec in server.requests:
+        assert KEY not in rec.path and KEY not in json.dumps(rec.query)
+        assert KEY.encode() not in rec.body and USER_KEY.encode() not in rec.body
+        if "upload_id" not in rec.query:  # the byte transfer is authorised by its upload id
+            assert rec.headers.get("x-goog-api-key") in (KEY, USER_KEY)
+        for name, value in rec.headers.items():
+            if name != "x-goog-api-key":
+                assert KEY not in value and USER_KEY not in value
+
+
+@pytest.fixture
+def fake():
+    with g.FakeGemini(api_key=KEY) as server:
+        yield server
+        assert_key_only_in_header(server)
+
+
+@pytest.fixture
+def pipe(mod, fake):
+    p = mod.Pipe()
+    p.valves = p.Valves(GOOGLE_API_KEY=KEY, GOOGLE_API_BASE_URL=fake.url, MAX_RETRIES=2)
+    return p
+
+
+@pytest.fixture(autouse=True)
+def no_key_leak(caplog):
+    OUTPUTS.clear()
+    caplog.set_level(logging.DEBUG)
+    yield
+    text = json.dumps(OUTPUTS, default=repr) + caplog.text
+    for key in (KEY, USER_KEY):
+        assert key not in text, "the API key leaked into a reply, event, exception or log line"
+
+
+class Events(list):
+    async def __call__(self, event: dict) -> None:
+        self.append(event)
+        OUTPUTS.append(event)
+
+    def of(self, kind: str) -> list[dict]:
+        return [e["data"] for e in self if e["type"] == kind]
+
+
+async def run(pipe, body: dict, **kwargs: Any) -> tuple[Any, Events]:
+    """Call pipe() like Open WebUI does; a stream is consumed into its list of chunks."""
+    events = Events()
+    kwargs.setdefault("__user__", {"id": "u1", "role": "user", "valves": pipe.UserValves()})
+    try:
+        result = await pipe.pipe(body, __event_emitter__=events, **kwargs)
+    except Exception as exc:
+        OUTPUTS.append(str(exc))
+        raise
+    if isinstance(result, AsyncIterator):
+        result = [item async for item in result]
+    OUTPUTS.append(result)
+    return result, events
+
+
+def body(text: str = "hi", *, model: str = "gemini_manifold.gemini-2.5-flash", stream: bool = True, **extra) -> dict:
+    return {"model": model, "messages": [{"role": "user", "content": text}], "stream": stream, **extra}
+
+
+def content_of(result: Any) -> str:
+    if isinstance(result, dict):
+        return result["choices"][0]["message"]["content"]
+    return "".join(c["choices"][0]["delta"].get("content") or "" for c in result)
+
+
+def reasoning_of(result: Any) -> str:
+    if isinstance(result, dict):
+        return result["choices"][0]["message"].get("reasoning_content") or ""
+    return "".join(c["choices"][0]["delta"].get("reasoning_content") or "" for c in result)
+
+
+def tool_calls_of(result: Any) -> list[dict]:
+    if isinstance(result, dict):
+        return result["choices"][0]["message"].get("tool_calls") or []
+    return [tc for c in result for tc in c["choices"][0]["delta"].get("tool_calls") or []]
+
+
+def finish_of(result: Any) -> str:
+    if isinstance(result, dict):
+        return result["choices"][0]["finish_reason"]
+    return result[-1]["choices"][0]["finish_reason"]
+
+
+def sent(fake) -> dict:
+    return fake.last_generate()
+
+
+def config_of(fake) -> dict:
+    return sent(fake).get("generationConfig") or {}
+
+
+def pick(d: dict, *names: str) -> Any:
+    """A field the SDK may send in camelCase or snake_case (Google accepts both)."""
+    for name in names:
+        if name in d:
+            return d[name]
+    return None
+
+
+# --- loading ---------------------------------------------------------------------------------
+
+
+def test_loading_does_not_import_the_sdk():
+    code = (
+        "import sys; from tests.helpers import load_built; m = load_built('gemini_manifold'); m.Pipe();"
+        "print('google.genai' in sys.modules, 'aiohttp' in sys.modules)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True, timeout=60
+    ).stdout
+    assert out.split() == ["False", "False"]
+
+
+def test_valves_have_descriptions_bounds_and_a_password_key(mod):
+    for cls in (mod.Pipe.Valves, mod.Pipe.UserValves):
+        schema = cls.model_json_schema()
+        for name, spec in schema["properties"].items():
+            assert spec.get("description"), name
+            if spec.get("type") == "integer":
+                assert "minimum" in spec and "maximum" in spec, name
+            if spec.get("type") == "string" and "enum" not in spec:
+                assert "maxLength" in spec, name
+        assert schema["properties"]["GOOGLE_API_KEY"]["input"] == {"type": "password"}
+        assert "SecretStr" not in json.dumps(schema)
+    names = set(mod.Pipe.Valves.model_fields)
+    assert names == {
+        "GOOGLE_API_KEY",
+        "GOOGLE_API_BASE_URL",
+        "MODEL_ALLOWLIST",
+        "MODEL_DENYLIST",
+        "MODEL_CACHE_TTL",
+        "USE_PERMISSIVE_SAFETY",
+        "INCLUDE_THOUGHTS",
+        "THINKING_BUDGET",
+        "THINKING_LEVEL",
+        "GOOGLE_SEARCH_GROUNDING",
+        "REQUEST_TIMEOUT",
+        "MAX_RETRIES",
+    }
+    assert set(mod.Pipe.UserValves.model_fields) == {"GOOGLE_API_KEY", "INCLUDE_THOUGHTS", "GOOGLE_SEARCH_GROUNDING"}
+    assert mod.Pipe.Valves().MODEL_ALLOWLIST == "gemini-*"
+
+
+# --- model list ------------------------------------------------------------------------------
+
+
+async def test_pipes_without_a_key_says_what_to_do(mod):
+    entries = await mod.Pipe().pipes()
+    assert len(entries) == 1 and entries[0]["id"] == "setup" and "GOOGLE_API_KEY" in entries[0]["name"]
+
+
+async def test_pipes_without_a_key_lists_exact_allowlist_ids(mod):
+    p = mod.Pipe()
+    p.valves = p.Valves(MODEL_ALLOWLIST="gemini-2.5-flash, gemini-2.5-pro, gemini-3*")
+    assert await p.pipes() == [
+        {"id": "gemini-2.5-flash", "name": "gemini-2.5-flash"},
+        {"id": "gemini-2.5-pro", "name": "gemini-2.5-pro"},
+    ]
+
+
+async def test_pipes_lists_generate_models_filtered_by_globs_all_pages(pipe, fake):
+    fake.max_page_size = 3
+    ids = [e["id"] for e in await pipe.pipes()]
+    # gemma is outside the gemini-* allowlist, TTS is denied by default, embedding/imagen cannot chat.
+    assert ids == ["gemini-2.5-flash", "gemini-2.5-pro", "gemini-3-pro-preview", "gemini-2.0-flash"]
+    listing = [r for r in fake.requests if r.path == "/v1beta/models"]
+    assert [r.query.get("pageToken") for r in listing] == [None, ["3"], ["6"]]
+    pipe.valves = pipe.valves.model_copy(update={"MODEL_ALLOWLIST": "", "MODEL_DENYLIST": "*flash*"})
+    ids = [e["id"] for e in await pipe.pipes()]
+    assert ids == ["gemini-2.5-pro", "gemini-3-pro-preview", "gemma-3-27b-it"]  # filters apply without refetch
+    assert len([r for r in fake.requests if r.path == "/v1beta/models"]) == 3
+    pipe.valves = pipe.valves.model_copy(update={"MODEL_ALLOWLIST": "claude-*"})
+    assert [e["id"] for e in await pipe.pipes()] == ["none"]
+
+
+async def test_model_list_is_cached_per_key_hash_for_the_ttl(pipe, fake):
+    await pipe.pipes()
+    await pipe.pipes()
+    assert len([r for r in fake.requests if r.path == "/v1beta/models"]) == 1
+    assert all(KEY not in k for k in pipe._listings)
+    pipe.valves = pipe.valves.model_copy(update={"MODEL_CACHE_TTL": 0})
+    await pipe.pipes()
+    assert len([r for r in fake.requests if r.path == "/v1beta/models"]) == 2
+
+
+async def test_model_list_failure_names_the_fix_and_keeps_a_good_list(pipe, fake, mod):
+    fake.list_error = g.error(403, f"Permission denied for key {KEY}")
+    entries = await pipe.pipes()
+    OUTPUTS.append(entries)
+    assert [e["id"] for e in entries] == ["error"]
+    assert "403" in entries[0]["name"] and "API key" in entries[0]["name"]
+    assert KEY not in entries[0]["name"]
+    # a good list survives a later failure
+    fake.list_error = None
+    pipe._listings.clear()
+    assert len(await pipe.pipes()) == 4
+    fake.list_error = g.error(503, "down")
+    pipe.valves = pipe.valves.model_copy(update={"MODEL_CACHE_TTL": 0})
+    assert len(await pipe.pipes()) == 4
+
+
+async def test_unreachable_server_gives_one_entry(mod):
+    p = mod.Pipe()
+    p.valves = p.Valves(GOOGLE_API_KEY=KEY, GOOGLE_API_BASE_URL="http://127.0.0.1:9")
+    entries = await p.pipes()
+    assert [e["id"] for e in entries] == ["error"] and "GOOGLE_API_BASE_URL" in entries[0]["name"]
+
+
+async def test_a_users_own_key_never_fills_the_shared_model_list(pipe, fake):
+    fake.api_key = USER_KEY
+    user = {"id": "u2", "role": "user", "valves": pipe.UserValves(GOOGLE_API_KEY=USER_KEY)}
+    result, _ = await run(pipe, body("hi"), __user__=user)
+    assert content_of(result) == "Echo: hi"
+    assert fake.generate_requests()[-1].headers["x-goog-api-key"] == USER_KEY
+    assert pipe._listings == {}  # listing is the admin key's alone: Open WebUI shows it to everyone
+
+
+# --- requests --------------------------------------------------------------------------------
+
+
+async def test_stream_and_non_stream_reply(pipe, fake):
+    result, _ = await run(pipe, body("hello"))
+    assert content_of(result) == "Echo: hello" and finish_of(result) == "stop"
+    assert fake.generate_requests()[-1].path.endswith("/gemini-2.5-flash:streamGenerateContent")
+    assert fake.generate_requests()[-1].query == {"alt": ["sse"]}
+    result, _ = await run(pipe, body("hello", stream=False))
+    assert result["object"] == "chat.completion" and content_of(result) == "Echo: hello"
+    assert fake.generate_requests()[-1].path.endswith("/gemini-2.5-flash:generateContent")
+
+
+async def test_sub_model_id_is_split_on_the_first_dot_whatever_the_function_id(pipe, fake):
+    await run(pipe, body(model="my_gemini.gemini-2.5-pro"))
+    assert fake.generate_requests()[-1].model == "gemini-2.5-pro"
+
+
+async def test_missing_key_is_a_clear_error(mod, fake):
+    p = mod.Pipe()
+    p.valves = p.Valves(GOOGLE_API_BASE_URL=fake.url)
+    with pytest.raises(mod.GeminiError, match="GOOGLE_API_KEY"):
+        await run(p, body())
+    assert fake.requests == []
+
+
+async def test_placeholder_entry_explains_itself(pipe, mod):
+    with pytest.raises(mod.GeminiError, match="not a model"):
+        await run(pipe, body(model="gemini_manifold.setup"))
+
+
+async def test_sampling_parameters_only_when_set(pipe, fake, mod):
+    await run(pipe, body())
+    assert set(config_of(fake)) <= {"thinkingConfig"}
+    await run(pipe, body(temperature=0.2, top_p=0.9, top_k=40, max_tokens=99, stop="END", seed=7))
+    cfg = config_of(fake)
+    assert pick(cfg, "temperature") == 0.2 and pick(cfg, "topP", "top_p") == 0.9
+    assert pick(cfg, "topK", "top_k") == 40 and pick(cfg, "maxOutputTokens") == 99
+    assert pick(cfg, "stopSequences") == ["END"] and cfg["seed"] == 7
+    await run(pipe, body(max_completion_tokens=5, stop=["a", "b", "c", "d", "e", "f"]))
+    assert pick(config_of(fake), "maxOutputTokens") == 5 and len(pick(config_of(fake), "stopSequences")) == 5
+    for bad in ({"temperature": "hot"}, {"top_p": 3}, {"max_tokens": 0}, {"stop": [1]}, {"seed": True}):
+        with pytest.raises(mod.GeminiError, match=next(iter(bad))):
+            await run(pipe, body(**bad))
+
+
+async def test_system_messages_become_the_system_instruction(pipe, fake):
+    messages = [
+        {"role": "system", "content": "Be brief."},
+        {"role": "developer", "content": [{"type": "text", "text": "Use French."}]},
+        {"role": "user", "content": "hi"},
+        {"role": "assistant", "content": '<details type="reasoning" done="true">\n> x\n</details>\nSalut'},
+        {"role": "user", "content": "again"},
+        {"role": "user", "content": [{"type": "text", "text": "and again"}]},
+        {"role": "moderator", "content": "ignored"},
+    ]
+    await run(pipe, {"model": "g.gemini-2.5-flash", "messages": messages, "stream": False})
+    req = sent(fake)
+    assert req["systemInstruction"]["parts"] == [{"text": "Be brief.\n\nUse French."}]
+    assert req["contents"] == [
+        {"role": "user", "parts": [{"text": "hi"}]},
+        {"role": "model", "parts": [{"text": "Salut"}]},
+        {"role": "user", "parts": [{"text": "again"}, {"text": "and again"}]},
+    ]
+
+
+async def test_no_user_message_is_a_clear_error(pipe, mod):
+    with pytest.raises(mod.GeminiError, match="no user message"):
+        await run(pipe, {"model": "g.gemini-2.5-flash", "messages": [{"role": "system", "content": "x"}]})
+    with pytest.raises(mod.GeminiError, match="messages"):
+        await run(pipe, {"model": "g.gemini-2.5-flash", "messages": "hi"})
+
+
+def _parts(fake) -> list[dict]:
+    return sent(fake)["contents"][-1]["parts"]
+
+
+def _inline(part: dict) -> dict:
+    return pick(part, "inlineData", "inline_data")
+
+
+async def test_images_from_data_uris_keep_their_real_mime_type(pipe, fake):
+    png_uri = "data:image/png;base64," + base64.b64encode(PNG).decode()
+    mislabelled = "data:image/jpeg;base64," + base64.b64encode(PNG).decode()
+    gif_uri = "data:image/gif;base64," + base64.b64encode(GIF).decode()
+    content = [
+        {"type": "text", "text": "what is this?"},
+        {"type": "image_url", "image_url": {"url": png_uri}},
+        {"type": "image_url", "image_url": {"url": mislabelled}},
+        {"type": "image_url", "image_url": {"url": gif_uri}},
+    ]
+    await run(pipe, body(content, stream=False))
+    parts = _parts(fake)
+    assert parts[0] == {"text": "what is this?"}
+    assert [pick(_inline(p), "mimeType", "mime_type") for p in parts[1:]] == ["image/png"] * 3
+    assert base64.urlsafe_b64decode(_inline(parts[1])["data"]) == PNG
+
+
+async def test_bad_images_and_unknown_parts_are_left_out_with_a_warning(pipe, fake):
+    content = [
+        {"type": "text", "text": "look"},
+        {"type": "image_url", "image_url": {"url": "data:image/png;base64,@@not base64@@"}},
+        {"type": "image_url", "image_url": {"url": "ftp://example.com/x.png"}},
+        {"type": "image_url", "image_url": {}},
+        {"type": "video_frames", "frames": [1, 2]},
+        "stray string",
+        42,
+    ]
+    result, events = await run(pipe, body(content))
+    assert content_of(result).startswith("Echo: look")
+    texts = [p["text"] for p in _parts(fake)]
+    assert texts[0] == "look" and "base64" in texts[1] and "http" in texts[2]
+    (note,) = events.of("notification")
+    assert note["type"] == "warning" and "image 1 was left out" in note["content"]
+
+
+async def test_audio_and_file_parts(pipe, fake):
+    wav = b"RIFF\x24\x00\x00\x00WAVEfmt "
+    pdf = b"%PDF-1.4 tiny"
+    content = [
+        {"type": "input_audio", "input_audio": {"data": base64.b64encode(wav).decode(), "format": "wav"}},
+        {
+            "type": "file",
+            "file": {"filename": "a.pdf", "file_data": "data:application/pdf;base64," + base64.b64encode(pdf).decode()},
+        },
+        {"type": "text", "text": "summarise"},
+    ]
+    await run(pipe, body(content, stream=False))
+    mimes = [pick(_inline(p), "mimeType", "mime_type") for p in _parts(fake)[:2]]
+    assert mimes == ["audio/wav", "application/pdf"]
+
+
+class _ImageServer:
+    """A loopback web server for image-URL tests."""
+
+    def __init__(self, routes: dict[str, tuple[int, str, bytes, dict]]) -> None:
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                status, ctype, data, headers = outer.routes.get(self.path, (404, "text/plain", b"no", {}))
+                self.send_response(status)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(data)))
+                for k, v in headers.items():
+                    self.send_header(k, v)
+                self.end_headers()
+                self.wfile.write(data)
+
+        self.routes = routes
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def images():
+    server = _ImageServer(
+        {
+            "/cat.png": (200, "application/octet-stream", PNG, {}),
+            "/moved": (302, "text/plain", b"", {"Location": "/cat.png"}),
+            "/page": (200, "text/html", b"<html>secret intranet</html>", {}),
+            "/huge.png": (200, "image/png", PNG + b"\0" * (2 * 1024 * 1024), {}),
+            "/gone.png": (404, "text/plain", b"", {}),
+        }
+    )
+    yield server
+    server.close()
+
+
+async def test_image_urls_are_fetched_with_caps(pipe, fake, images, monkeypatch, mod):
+    monkeypatch.setenv("ENABLE_LOCAL_WEB_FETCH", "true")
+    monkeypatch.setattr(mod, "IMAGE_URL_MAX_BYTES", 1024 * 1024)
+    urls = ["/cat.png", "/moved", "/page", "/huge.png", "/gone.png"]
+    content = [{"type": "image_url", "image_url": {"url": images.url + u}} for u in urls]
+    content.append({"type": "text", "text": "?"})
+    _, events = await run(pipe, body(content, stream=False))
+    parts = _parts(fake)
+    assert [pick(_inline(p), "mimeType", "mime_type") for p in parts[:2]] == ["image/png", "image/png"]
+    assert "not an image" in parts[2]["text"] and "larger than 1 MB" in parts[3]["text"]
+    assert "HTTP 404" in parts[4]["text"]
+    assert "intranet" not in json.dumps(sent(fake))
+    assert len(events.of("notification")) == 1
+
+
+async def test_image_urls_on_private_addresses_are_refused_by_default(pipe, fake, images, monkeypatch, mod):
+    monkeypatch.delenv("ENABLE_LOCAL_WEB_FETCH", raising=False)
+    monkeypatch.delenv("ENABLE_RAG_LOCAL_WEB_FETCH", raising=False)
+    with pytest.raises(mod.AttachmentError, match="private"):
+        await mod.fetch_image(images.url + "/cat.png")
+    with pytest.raises(mod.AttachmentError, match="private"):
+        await mod.fetch_image(f"http://localhost:{images.server.server_address[1]}/cat.png")
+
+
+async def test_attached_files_go_inline_or_through_the_files_api(pipe, fake, mod, monkeypatch):
+    store = {
+        "f-pdf": (b"%PDF-1.7 " + b"x" * 3000, "application/pdf", "report.pdf"),
+        "f-txt": (b"plain notes", "text/markdown", "notes.md"),
+        "f-vid": (b"\0\0\0\x18ftypmp42" + b"v" * 5000, "video/mp4", "clip.mp4"),
+        "f-zip": (b"PK", "application/zip", "x.zip"),
+    }
+
+    async def read(file_id, user):
+        assert user["id"] == "u1"
+        if file_id == "f-gone":
+            raise mod.AttachmentError("it no longer exists")
+        return store[file_id]
+
+    monkeypatch.setattr(mod, "read_host_file", read)
+    monkeypatch.setattr(mod, "INLINE_BUDGET", 4000)
+    fake.processing_polls = 1
+    files = [
+        {"type": "file", "id": "f-pdf", "name": "report.pdf", "file": {"meta": {"content_type": "application/pdf"}}},
+        {"type": "file", "id": "f-txt", "name": "notes.md", "file": {"meta": {"content_type": "text/markdown"}}},
+        {"type": "file", "file": {"id": "f-vid", "filename": "clip.mp4", "meta": {"content_type": "video/mp4"}}},
+        {"type": "file", "id": "f-zip", "name": "x.zip"},
+        {"type": "file", "id": "f-gone", "name": "gone.pdf"},
+        {"type": "image", "id": "img", "url": "/api/v1/files/img"},
+        {"type": "collection", "id": "kb"},
+        "junk",
+    ]
+    _, events = await run(pipe, body("summarise"), __files__=files)
+    parts = _parts(fake)
+    assert parts[-1] == {"text": "summarise"}
+    kinds = [("file" if pick(p, "fileData", "file_data") else "inline") for p in parts[:-1]]
+    assert kinds == ["inline", "inline", "file"]  # the video is the largest: it moves to the Files API
+    assert pick(_inline(parts[1]), "mimeType", "mime_type") == "text/plain"
+    file_data = pick(parts[2], "fileData", "file_data")
+    assert pick(file_data, "mimeType", "mime_type") == "video/mp4"
+    (uploaded,) = fake.files.values()
+    assert bytes(uploaded.data) == store["f-vid"][0] and uploaded.state == "ACTIVE"
+    assert any("gone.pdf was left out" in n["content"] for n in events.of("notification"))
+    assert any("Uploading clip.mp4" in s["description"] for s in events.of("status"))
+    # the same bytes are not uploaded twice for the same key
+    await run(pipe, body("again"), __files__=files)
+    assert len(fake.files) == 1 and pick(_parts(fake)[2], "fileData", "file_data") == file_data
+
+
+async def test_host_files_are_read_only_for_their_owner(mod, monkeypatch, tmp_path):
+    stored = tmp_path / "doc.pdf"
+    stored.write_bytes(b"%PDF-1.4")
+
+    class Record:
+        user_id, path, filename, meta = "owner", str(stored), "doc.pdf", {"content_type": "application/pdf"}
+
+    class Files:
+        @staticmethod
+        async def get_file_by_id(file_id):
+            return Record() if file_id == "f1" else None
+
+    class Storage:
+        @staticmethod
+        def get_file(p):
+            return p
+
+    files_mod, storage_mod = type(sys)("open_webui.models.files"), type(sys)("open_webui.storage.provider")
+    files_mod.Files, storage_mod.Storage = Files, Storage
+    monkeypatch.setitem(sys.modules, "open_webui.models.files", files_mod)
+    monkeypatch.setitem(sys.modules, "open_webui.storage.provider", storage_mod)
+    assert await mod.read_host_file("f1", {"id": "owner"}) == (b"%PDF-1.4", "application/pdf", "doc.pdf")
+    assert (await mod.read_host_file("f1", {"id": "boss", "role": "admin"}))[0] == b"%PDF-1.4"
+    with pytest.raises(mod.AttachmentError, match="another user"):
+        await mod.read_host_file("f1", {"id": "someone"})
+    with pytest.raises(mod.AttachmentError, match="no longer exists"):
+        await mod.read_host_file("f2", {"id": "owner"})
+
+
+# --- thinking --------------------------------------------------------------------------------
+
+
+async def test_thoughts_go_to_the_reasoning_block_in_both_modes(pipe, fake):
+    script = [g.thought("Planning. "), g.thought("Done."), g.text("Answer"), g.finish()]
+    fake.script(script, script)
+    result, _ = await run(pipe, body())
+    assert reasoning_of(result) == "Planning. Done." and content_of(result) == "Answer"
+    first_content = next(i for i, c in enumerate(result) if c["choices"][0]["delta"].get("content"))
+    assert all("reasoning_content" in c["choices"][0]["delta"] for c in result[:first_content])
+    result, _ = await run(pipe, body(stream=False))
+    assert reasoning_of(result) == "Planning. Done." and content_of(result) == "Answer"
+    assert pick(config_of(fake)["thinkingConfig"], "includeThoughts", "include_thoughts") is True
+
+
+async def test_thoughts_can_be_hidden_by_the_user(pipe, fake):
+    fake.script([g.thought("secret plan"), g.text("Answer"), g.finish()])
+    user = {"id": "u1", "role": "user", "valves": pipe.UserValves(INCLUDE_THOUGHTS=False)}
+    result, _ = await run(pipe, body(), __user__=user)
+    assert reasoning_of(result) == "" and "secret plan" not in json.dumps(result)
+    assert "thinkingConfig" not in config_of(fake)
+
+
+@pytest.mark.parametrize(
+    ("model", "valves", "extra", "expected"),
+    [
+        ("gemini-2.5-flash", {"THINKING_BUDGET": 2048}, {}, {"thinking_budget": 2048}),
+        ("gemini-2.5-flash", {}, {"reasoning_effort": "low"}, {"thinking_budget": 1024}),
+        ("gemini-2.5-pro", {"THINKING_BUDGET": 0}, {}, {"thinking_budget": 128}),
+        ("gemini-3-pro-preview", {"THINKING_LEVEL": "minimal"}, {}, {"thinking_level": "LOW"}),
+        ("gemini-3-pro-preview", {"THINKING_LEVEL": "low"}, {"reasoning_effort": "high"}, {"thinking_level": "HIGH"}),
+        ("gemini-3-flash", {"THINKING_LEVEL": "medium"}, {}, {"thinking_level": "MEDIUM"}),
+        ("gemini-2.0-flash", {"THINKING_BUDGET": 999}, {"reasoning_effort": "high"}, None),
+    ],
+)
+async def test_thinking_budget_and_level(pipe, fake, model, valves, extra, expected):
+    fake.models.append({"id": "gemini-3-flash", "name": "Gemini 3 Flash"})
+    pipe.valves = pipe.valves.model_copy(update={"INCLUDE_THOUGHTS": False, **valves})
+    await run(pipe, body(model=f"g.{model}", **extra))
+    got = config_of(fake).get("thinkingConfig")
+    normalised = {k.replace("thinkingBudget", "thinking_budget").replace("thinkingLevel", "thinking_level"): v
+                  for k, v in (got or {}).items()}  # fmt: skip
+    assert (normalised or None) == expected
+
+
+async def test_bad_reasoning_effort_is_a_clear_error(pipe, mod):
+    with pytest.raises(mod.GeminiError, match="reasoning_effort"):
+        await run(pipe, body(reasoning_effort="max"))
+
+
+# --- grounding, usage ------------------------------------------------------------------------
+
+
+async def test_grounding_sources_become_citations(pipe, fake):
+    pipe.valves = pipe.valves.model_copy(update={"GOOGLE_SEARCH_GROUNDING": True})
+    sources = [("https://example.org/a", "example.org"), ("https://example.net/b", "example.net")]
+    fake.script(
+        [
+            g.text("Paris is the capital."),
+            g.grounded(sources, ["capital of france"], [("Paris is the capital.", [0, 1])]),
+            g.finish(),
+        ]
+    )
+    tools = [{"type": "function", "function": {"name": "get_time", "parameters": {"type": "object"}}}]
+    result, events = await run(pipe, body("capital?", tools=tools))
+    assert content_of(result) == "Paris is the capital."
+    assert sent(fake)["tools"] == [{"googleSearch": {}}]  # search wins over the function tools
+    cites = events.of("citation")
+    assert [c["source"]["url"] for c in cites] == [s[0] for s in sources]
+    assert [c["source"]["name"] for c in cites] == [s[1] for s in sources]
+    assert cites[0]["document"] == ["Paris is the capital."] and cites[0]["metadata"][0]["source"] == sources[0][0]
+    (status,) = [s for s in events.of("status") if s.get("action") == "web_search"]
+    assert status["urls"] == [s[0] for s in sources] and status["done"] is True
+
+
+async def test_grounding_from_user_valve_in_non_stream(pipe, fake):
+    fake.script([g.text("x"), g.grounded([("https://e.com", "e.com")], ["q"], []), g.finish()])
+    user = {"id": "u1", "role": "user", "valves": pipe.UserValves(GOOGLE_SEARCH_GROUNDING=True)}
+    _, events = await run(pipe, body(stream=False), __user__=user)
+    assert events.of("citation")[0]["document"] == ["e.com"]
+
+
+async def test_usage_is_reported_in_the_final_chunk(pipe, fake):
+    meta = g.usage(prompt=11, candidates=4, thoughts=6, cached=2)
+    fake.script([g.text("a"), g.finish(usage_metadata=meta)], [g.text("a"), g.finish(usage_metadata=meta)])
+    result, _ = await run(pipe, body())
+    expected = {
+        "prompt_tokens": 11,
+        "completion_tokens": 10,
+        "total_tokens": 21,
+        "completion_tokens_details": {"reasoning_tokens": 6},
+        "prompt_tokens_details": {"cached_tokens": 2},
+    }
+    assert result[-1]["usage"] == expected and all("usage" not in c for c in result[:-1])
+    result, _ = await run(pipe, body(stream=False))
+    assert result["usage"] == expected
+
+
+# --- errors and retries ----------------------------------------------------------------------
+
+
+async def test_retries_honour_the_servers_retry_delay_with_a_status(pipe, fake):
+    fake.script(g.error(429, retry_delay="0.05s"), g.error(503, retry_delay="0.01s"), g.reply("finally"))
+    result, events = await run(pipe, body())
+    assert content_of(result) == "finally"
+    statuses = [s["description"] for s in events.of("status")]
+    assert statuses[0].startswith("Gemini answered 429 RESOURCE_EXHAUSTED; retrying in 0.1 s (1 of 2)")
+    assert statuses[1].startswith("Gemini answered 503 UNAVAILABLE; retrying in 0.0 s (2 of 2)")
+    assert events.of("status")[-1]["done"] is True
+    gaps = [b.at - a.at for a, b in zip(fake.generate_requests(), fake.generate_requests()[1:], strict=False)]
+    assert gaps[0] >= 0.05
+
+
+async def test_retries_give_up_after_max_retries_with_a_clear_message(pipe, fake, mod):
+    fake.script(*[g.error(500, retry_delay="0s")] * 3)
+    with pytest.raises(mod.GeminiError, match=r"server error after 2 retries \(500 INTERNAL"):
+        await run(pipe, body(stream=False))
+    assert len(fake.generate_requests()) == 3
+
+
+async def test_client_errors_are_not_retried(pipe, fake, mod):
+    fake.script(g.error(400, "Invalid JSON payload"))
+    with pytest.raises(mod.GeminiError, match=r"rejected the request \(400 INVALID_ARGUMENT: Invalid JSON"):
+        await run(pipe, body())
+    assert len(fake.generate_requests()) == 1
+    with pytest.raises(mod.GeminiError, match="does not know this model"):
+        await run(pipe, body(model="g.gemini-0-nope"))
+
+
+async def test_long_server_delays_fail_at_once(pipe, fake, mod):
+    fake.script(g.error(429, "quota", retry_delay="3600s"))
+    with pytest.raises(mod.GeminiError, match="asks to wait 3600 s"):
+        await run(pipe, body())
+
+
+async def test_backoff_without_retry_info_grows(mod):
+    waits: list[float] = []
+    calls = 0
+
+    class Flaky(Exception):
+        __module__ = "google.genai.errors"
+        code, status, message, details = 503, "UNAVAILABLE", "busy", {}
+
+    async def op():
+        nonlocal calls
+        calls += 1
+        if calls < 4:
+            raise Flaky()
+        return "ok"
+
+    async def sleep(s):
+        waits.append(s)
+
+    events = Events()
+    result = await mod.with_retries(op, max_retries=3, emitter=mod.Emitter(events), sleep=sleep)
+    assert result == "ok" and len(waits) == 3
+    assert 1 <= waits[0] <= 1.25 and 2 <= waits[1] <= 2.5 and 4 <= waits[2] <= 5
+
+
+async def test_a_rejected_key_is_named_and_redacted(pipe, fake, mod):
+    fake.api_key = "something-else"
+    with pytest.raises(mod.GeminiError, match="rejected the API key") as info:
+        await run(pipe, body())
+    assert KEY not in str(info.value)
+
+
+async def test_upstream_messages_echoing_the_key_are_redacted(pipe, fake, mod):
+    fake.script(g.error(400, f"Bad key {KEY} for project"))
+    with pytest.raises(mod.GeminiError, match=r"\[redacted\]"):
+        await run(pipe, body())
+    # a long message is shortened only after redaction: no half key at the cut
+    for pad in range(930, 1000, 7):
+        fake.script(g.error(400, "x" * pad + KEY))
+        with pytest.raises(mod.GeminiError) as info:
+            await run(pipe, body())
+        assert KEY[:8] not in str(info.value)
+
+
+async def test_invalid_user_valves_never_echo_the_key(pipe, fake, mod):
+    user = {"id": "u1", "role": "user", "valves": {"GOOGLE_API_KEY": USER_KEY * 20, "INCLUDE_THOUGHTS": "maybe"}}
+    result, _ = await run(pipe, body("hi"), __user__=user)  # falls back to the admin's settings
+    assert content_of(result) == "Echo: hi"
+
+
+async def test_safety_blocks_and_finish_reasons_are_readable(pipe, fake):
+    fake.script([g.blocked("SAFETY")])
+    result, _ = await run(pipe, body())
+    assert "Gemini blocked the prompt (SAFETY)" in content_of(result) and finish_of(result) == "content_filter"
+    ratings = [{"category": "HARM_CATEGORY_DANGEROUS_CONTENT", "probability": "HIGH", "blocked": True}]
+    fake.script([g.text("Step one"), g.finish("SAFETY", safetyRatings=ratings)])
+    result, _ = await run(pipe, body(stream=False))
+    assert content_of(result).startswith("Step one\n\n⚠️ Gemini stopped (SAFETY)")
+    assert "dangerous_content" in content_of(result) and finish_of(result) == "content_filter"
+    fake.script([g.text("Long"), g.finish("MAX_TOKENS")])
+    result, _ = await run(pipe, body())
+    assert "MAX_TOKENS" in content_of(result) and finish_of(result) == "length"
+    fake.script([g.finish("RECITATION")])
+    result, _ = await run(pipe, body())
+    assert content_of(result).startswith("⚠️ Gemini stopped (RECITATION)")
+    fake.script([g.finish("STOP")])
+    result, _ = await run(pipe, body())
+    assert content_of(result) == "⚠️ Gemini returned an empty reply."
+
+
+async def test_permissive_safety_is_sent_when_enabled(pipe, fake):
+    await run(pipe, body())
+    assert "safetySettings" not in sent(fake)
+    pipe.valves = pipe.valves.model_copy(update={"USE_PERMISSIVE_SAFETY": True})
+    await run(pipe, body())
+    assert {s["threshold"] for s in sent(fake)["safetySettings"]} == {"BLOCK_NONE"}
+    assert len(sent(fake)["safetySettings"]) == 4
+
+
+@pytest.mark.parametrize("then", [g.error(500, "stream broke"), "drop"])
+async def test_a_mid_stream_failure_keeps_the_text_and_notifies(pipe, fake, then):
+    fake.script(g.Stream([g.text("Part one, "), g.text("part two")], then=then))
+    result, events = await run(pipe, body())
+    text = content_of(result)
+    assert text.startswith("Part one, part two\n\n⚠️ The reply was cut off: ")
+    assert text.count("\n") == 2  # one notice line
+    (note,) = events.of("notification")
+    assert note["type"] == "error" and note["content"].startswith("Gemini stopped mid-reply")
+    assert finish_of(result) == "stop"
+
+
+async def test_a_failure_before_the_first_chunk_raises(pipe, fake, mod):
+    fake.script(g.Stream([], then=g.error(400, "early")))
+    with pytest.raises(mod.GeminiError, match="rejected the request"):
+        await run(pipe, body(stream=True))
+
+
+async def test_request_timeout_is_named(pipe, fake, mod):
+    # model_copy skips validation: a 1 s timeout (the valve's minimum is 5) keeps the test fast
+    pipe.valves = pipe.valves.model_copy(update={"REQUEST_TIMEOUT": 1, "MAX_RETRIES": 0})
+    fake.script(g.Stream([g.text("a"), g.text("b")], delay=1.5))  # the stream opens, then stalls
+    result, _ = await run(pipe, body())
+    assert content_of(result).startswith(
+        "a\n\n⚠️ The reply was cut off: Gemini did not answer within REQUEST_TIMEOUT (1 s)"
+    )
+    fake.script(g.Stream([g.text("x"), g.text("y")], delay=1.5))
+    with pytest.raises(mod.GeminiError, match=r"REQUEST_TIMEOUT \(1 s\)"):
+        await run(pipe, body(stream=False))
+
+
+# --- tools -----------------------------------------------------------------------------------
+
+COUNT_TOOL = {
+    "type": "function",
+    "function": {
+        "name": "count_words",
+        "description": "Count the words in a text.",
+        "parameters": {"type": "object", "properties": {"text": {"type": "string"}}, "required": ["text"]},
+    },
+}
+
+
+async def test_tool_call_round_trip_keeps_ids_and_thought_signatures(pipe, fake):
+    signature = b"\x00opaque-signature\xff" * 8
+    fake.script(
+        [
+            g.thought("I should count."),
+            g.function_call("count_words", {"text": "a b c"}, id="fc-1", signature=signature),
+            g.function_call("count_words", {"text": "d"}, id="fc-2"),
+            g.finish(),
+        ]
+    )
+    request = body("count these", model="g.gemini-3-pro-preview", tools=[COUNT_TOOL])
+    result, _ = await run(pipe, request)
+    assert finish_of(result) == "tool_calls"
+    calls = tool_calls_of(result)
+    assert [c["index"] for c in calls] == [0, 1]
+    assert [json.loads(c["function"]["arguments"]) for c in calls] == [{"text": "a b c"}, {"text": "d"}]
+    decl = sent(fake)["tools"][0]["functionDeclarations"][0]
+    assert decl["name"] == "count_words" and pick(decl, "parametersJsonSchema", "parameters_json_schema")
+    # Open WebUI runs the tools and calls again with the results
+    request["messages"] += [
+        {
+            "role": "assistant",
+            "content": "",
+            "tool_calls": [{k: v for k, v in c.items() if k != "index"} for c in calls],
+        },
+        {"role": "tool", "tool_call_id": calls[0]["id"], "content": "3 words"},
+        {"role": "tool", "tool_call_id": calls[1]["id"], "content": "1 words"},
+    ]
+    fake.script(g.reply("3 and 1"))
+    result, _ = await run(pipe, request)
+    assert content_of(result) == "3 and 1"
+    contents = sent(fake)["contents"]
+    model_turn, results = contents[1], contents[2]
+    assert model_turn["role"] == "model" and results["role"] == "user"
+    first, second = model_turn["parts"]
+    assert first["functionCall"] == {"id": "fc-1", "name": "count_words", "args": {"text": "a b c"}}
+    assert base64.urlsafe_b64decode(first["thoughtSignature"]) == signature
+    assert "thoughtSignature" not in second and second["functionCall"]["id"] == "fc-2"
+    assert [p["functionResponse"] for p in results["parts"]] == [
+        {"id": "fc-1", "name": "count_words", "response": {"output": "3 words"}},
+        {"id": "fc-2", "name": "count_words", "response": {"output": "1 words"}},
+    ]
+
+
+async def test_foreign_tool_calls_get_the_skip_signature_on_gemini_3(pipe, fake):
+    messages = [
+        {"role": "user", "content": "time?"},
+        {"role": "assistant", "content": "", "tool_calls": [
+            {"id": "call_abc", "type": "function", "function": {"name": "get time!", "arguments": "{bad json"}}]},
+        {"role": "tool", "tool_call_id": "call_abc", "content": "noon"},
+        {"role": "tool", "tool_call_id": "call_unknown", "content": "orphan"},
+    ]  # fmt: skip
+    tool = {"type": "function", "function": {"name": "get time!", "parameters": {"type": "object"}}}
+    await run(pipe, {"model": "g.gemini-3-pro-preview", "messages": messages, "tools": [tool], "stream": True})
+    model_turn = sent(fake)["contents"][1]["parts"][0]
+    assert model_turn["functionCall"] == {"name": "get_time_", "args": {"arguments": "{bad json"}}
+    assert model_turn["thoughtSignature"] == "skip_thought_signature_validator"
+    assert sent(fake)["contents"][2]["parts"][1] == {"text": "Tool result: orphan"}
+    # Gemini calls the sanitised name; Open WebUI gets its own name back
+    fake.script([g.function_call("get_time_", {}), g.finish()])
+    result, _ = await run(pipe, {"model": "g.gemini-3-pro-preview", "messages": messages[:1], "tools": [tool]})
+    assert tool_calls_of(result)[0]["function"]["name"] == "get time!"
+
+
+async def test_tools_from_dunder_tools_unless_legacy(pipe, fake):
+    dunder = {"count_words": {"spec": COUNT_TOOL["function"], "callable": None}}
+    await run(pipe, body(), __tools__=dunder)
+    assert sent(fake)["tools"][0]["functionDeclarations"][0]["name"] == "count_words"
+    await run(pipe, body(), __tools__=dunder, __metadata__={"params": {"function_calling": "legacy"}})
+    assert "tools" not in sent(fake)
+    await run(pipe, body(tools=[]), __tools__=dunder)  # an explicit empty list opts out
+    assert "tools" not in sent(fake)
+
+
+async def test_grounding_keeps_function_tools_while_answering_tool_results(pipe, fake):
+    pipe.valves = pipe.valves.model_copy(update={"GOOGLE_SEARCH_GROUNDING": True})
+    call = {"id": "call_1", "type": "function", "function": {"name": "count_words", "arguments": "{}"}}
+    messages = [
+        {"role": "user", "content": "count"},
+        {"role": "assistant", "content": "", "tool_calls": [call]},
+        {"role": "tool", "tool_call_id": "call_1", "content": "0"},
+    ]
+    await run(pipe, {"model": "g.gemini-2.5-flash", "messages": messages, "tools": [COUNT_TOOL]})
+    assert [list(t) for t in sent(fake)["tools"]] == [["functionDeclarations"]]
+
+
+def test_call_id_codec(mod):
+    call_id = mod.encode_call_id("abc", b"\x01\x02")
+    assert call_id.startswith("call_") and mod.decode_call_id(call_id) == ("abc", b"\x01\x02")
+    assert mod.decode_call_id(mod.encode_call_id(None, None)) == (None, None)
+    for junk in ("call_x~g!!!", "call_x~g" + base64.urlsafe_b64encode(b"[1]").decode(), None, 5):
+        assert mod.decode_call_id(junk) == (None, None)
+    assert mod.gemini_tool_name("a" * 80) != mod.gemini_tool_name("a" * 81)
+    assert len(mod.gemini_tool_name("x" * 200)) == 64 and mod.gemini_tool_name("9lives") == "_9lives"
+
+
+# --- tasks -----------------------------------------------------------------------------------
+
+
+async def test_task_calls_are_one_cheap_plain_call(pipe, fake):
+    pipe.valves = pipe.valves.model_copy(update={"GOOGLE_SEARCH_GROUNDING": True})
+    fake.script([g.thought("hmm"), g.text('  {"title": "Chat about cats"}  '), g.finish()])
+    request = body("Generate a title", stream=True, tools=[COUNT_TOOL])
+    result, events = await run(pipe, request, __task__="title_generation", __files__=[{"type": "file", "id": "x"}])
+    assert result == '{"title": "Chat about cats"}'
+    assert list(events) == []
+    req = fake.generate_requests()[-1]
+    assert req.path.endswith(":generateContent") and "tools" not in req.json
+    thinking = (req.json.get("generationConfig") or {}).get("thinkingConfig")
+    assert thinking in ({"thinkingBudget": 0}, {"thinking_budget": 0})
+
+
+async def test_task_calls_on_gemini_3_use_the_lowest_level(pipe, fake):
+    await run(pipe, body(model="g.gemini-3-pro-preview"), __task__="tags_generation")
+    thinking = config_of(fake)["thinkingConfig"]
+    assert pick(thinking, "thinkingLevel", "thinking_level") == "LOW"
+
+
+# --- robustness ------------------------------------------------------------------------------
+
+_text = st.text(max_size=20)
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers(-5, 5) | st.floats(allow_nan=False, width=16) | _text,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_text, inner, max_size=3),
+    max_leaves=8,
+)
+_part = st.one_of(
+    st.fixed_dictionaries({"type": st.just("text"), "text": _json}),
+    st.fixed_dictionaries(
+        {
+            "type": st.sampled_from(["image_url", "input_image"]),
+            "image_url": st.one_of(
+                _json,
+                st.fixed_dictionaries(
+                    {
+                        "url": st.sampled_from(
+                            ["data:image/png;base64,iVBORw0KGgo=", "data:,", "data:image/png;base64,%%", "x"]
+                        )
+                    }
+                ),
+            ),
+        }
+    ),
+    st.fixed_dictionaries(
+        {"type": st.sampled_from(["input_audio", "file", "mystery"]), "input_audio": _json, "file": _json}
+    ),
+    _json,
+)
+_message = st.fixed_dictionaries(
+    {
+        "role": st.sampled_from(["user", "assistant", "system", "tool", "developer", "other"]) | _text,
+        "content": st.one_of(_text, st.lists(_part, max_size=3), _json),
+    },
+    optional={
+        "tool_calls": st.one_of(
+            _json,
+            st.lists(
+                st.fixed_dictionaries(
+                    {"id": _text, "function": st.fixed_dictionaries({"name": _text, "arguments": _text | _json})}
+                ),
+                max_size=2,
+            ),
+        ),
+        "tool_call_id": _text | _json,
+    },
+)
+_body = st.fixed_dictionaries(
+    {
+        "model": st.sampled_from(["g.gemini-2.5-flash", "g.gemini-3-pro-preview", "g.setup", "gemini-2.0-flash"])
+        | _json,
+        "messages": st.one_of(st.lists(_message, max_size=4), _json),
+    },
+    optional={
+        "stream": st.booleans() | _json,
+        "temperature": _json | st.floats(0, 2),
+        "top_p": _json,
+        "top_k": _json | st.integers(1, 50),
+        "max_tokens": _json | st.integers(1, 100),
+        "stop": _json | st.lists(_text, max_size=3),
+        "seed": _json,
+        "reasoning_effort": st.sampled_from(["low", "high", "bogus"]) | _json,
+        "tools": st.one_of(
+            _json, st.lists(st.fixed_dictionaries({"type": st.just("function"), "function": _json}), max_size=2)
+        ),
+    },
+)
+
+
+# Bodies close to what Open WebUI sends (a known model, a user message last), so that many reach
+# the fake server and come back, mixed with arbitrary JSON.
+_plausible_body = st.fixed_dictionaries(
+    {
+        "model": st.sampled_from(["g.gemini-2.5-flash", "g.gemini-3-pro-preview", "gemini-2.0-flash"]),
+        "messages": st.lists(_message, max_size=3).map(lambda ms: [*ms, {"role": "user", "content": "hi"}]),
+        "stream": st.booleans(),
+    },
+    optional={
+        "temperature": st.floats(0, 2),
+        "top_k": st.integers(1, 50),
+        "stop": st.lists(_text, max_size=3),
+        "reasoning_effort": st.sampled_from(["low", "high", "none"]),
+        "tools": st.lists(st.fixed_dictionaries({"type": st.just("function"), "function": _json}), max_size=2),
+    },
+)
+
+
+def test_hypothesis_generated_bodies_never_crash(mod):
+    """>= 1,000 generated bodies: pipe() answers or raises GeminiError, nothing else."""
+    with g.FakeGemini(api_key=KEY) as server:
+        p = mod.Pipe()
+        p.valves = p.Valves(GOOGLE_API_KEY=KEY, GOOGLE_API_BASE_URL=server.url, MAX_RETRIES=0)
+        loop = asyncio.new_event_loop()
+        counts = {"ok": 0, "error": 0}
+        kinds: dict[str, int] = {}
+
+        async def one(request: Any, files: Any) -> None:
+            try:
+                result = await p.pipe(request, __event_emitter__=Events(), __files__=files, __user__={"id": "u"})
+                if isinstance(result, AsyncIterator):
+                    result = [item async for item in result]
+                OUTPUTS.append(result)
+                counts["ok"] += 1
+            except mod.GeminiError as exc:
+                OUTPUTS.append(str(exc))
+                counts["error"] += 1
+                kinds[str(exc)[:40]] = kinds.get(str(exc)[:40], 0) + 1
+
+        @settings(max_examples=1000, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+        @given(
+            request=st.one_of(_plausible_body, _plausible_body, _body, _json),
+            files=st.none() | st.lists(_json, max_size=2),
+        )
+        def check(request: Any, files: Any) -> None:
+            loop.run_until_complete(one(request, files))
+
+        try:
+            check()
+        finally:
+            loop.close()
+        assert counts["ok"] + counts["error"] >= 1000
+        assert counts["ok"] > 50 and counts["error"] > 50, (counts, kinds)
+
+
+def test_upload_plan_moves_the_largest_first(mod):
+    blobs = [mod.Blob({"inline_data": {"mime_type": "x", "data": b"a" * n}}, str(n)) for n in (5, 50, 20)]
+    assert [b.name for b in mod.upload_plan(blobs, budget=30)] == ["50"]
+    assert [b.name for b in mod.upload_plan(blobs, budget=10)] == ["50", "20"]
+    assert mod.upload_plan(blobs, budget=100) == []
+
+
+def test_parse_data_uri(mod):
+    assert mod.parse_data_uri("data:text/plain,hello%20there") == ("text/plain", b"hello there")
+    assert mod.parse_data_uri("data:;base64," + base64.b64encode(JPEG_HEAD).decode())[0] == "image/jpeg"
+    urlsafe = base64.urlsafe_b64encode(b"\xfb\xff" * 10).decode().rstrip("=")
+    assert mod.parse_data_uri(f"data:application/octet-stream;base64,{urlsafe}")[1] == b"\xfb\xff" * 10
+    for bad in ("data:image/png;base64,", "nodata", "data:image/png;base64,***"):
+        with pytest.raises(mod.AttachmentError):
+            mod.parse_data_uri(bad)
+    with pytest.raises(mod.AttachmentError, match="not an image"):
+        mod.to_gemini_image("application/pdf", b"%PDF")
+    mime, data = mod.to_gemini_image("image/gif", GIF)
+    assert mime == "image/png" and data.startswith(b"\x89PNG")
+    assert io.BytesIO(data).read(4) == b"\x89PNG"
