@@ -710,6 +710,8 @@ async def obtain(ref: _VideoRef, settings: _Settings, emitter: Emitter) -> tuple
     finally:
         if details_task is not None and not details_task.done():
             details_task.cancel()
+            # Wait for it to stop, so no request of this call goes out after the tool has answered.
+            await asyncio.wait({details_task})
     return transcript, None if details is _NO_DETAILS else details
 
 
