@@ -186,11 +186,8 @@ def main() -> None:
     rows: dict[str, list[tuple[float, float]]] = {"pipelines variant": [], "open webui pipe": []}
     paths: list[tuple[float, float, float]] = []
     with FakeOpenAI(models=(*AGENTS, AGGREGATOR)) as fake:
-        if not args.nagle:
-            # Real servers (uvicorn, any asyncio server) set TCP_NODELAY; the stdlib handler does
-            # not, and on a reused keep-alive connection a small chunk then waits ~40 ms for a
-            # delayed ACK, which would be measured as our latency.
-            fake._handler.disable_nagle_algorithm = True
+        if args.nagle:
+            fake._handler.disable_nagle_algorithm = False
         configure(fake, args.latency)
         asyncio.run(critical_path(fake))  # warm-up
         run_pipeline(pipeline_module, fake)

@@ -182,6 +182,9 @@ class LoopbackServer:
 
 class JsonHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Real servers (uvicorn, any asyncio server) set TCP_NODELAY; without it a small chunk on a
+    # reused keep-alive connection waits ~40 ms for a delayed ACK, which would pass for our latency.
+    disable_nagle_algorithm = True
 
     def log_message(self, format: str, *args: object) -> None:
         pass
