@@ -499,7 +499,8 @@ def parse_video(text: object) -> _VideoRef | None:
     elif host in _VIDEO_HOSTS:
         if segments == ["watch"]:
             video_id = (query.get("v") or [None])[0]
-        elif len(segments) == 2 and segments[0].lower() in _ID_PATHS:
+        elif len(segments) == 2 and segments[0].lower() in _ID_PATHS and segments[1] != "videoseries":
+            # /embed/videoseries?list=… is a playlist player whose path happens to be 11 characters
             video_id = segments[1]
     if video_id is None or not _VIDEO_ID.fullmatch(video_id):
         return None

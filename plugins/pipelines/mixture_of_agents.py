@@ -9,6 +9,7 @@ required_open_webui_version: 0.12.4
 
 import asyncio
 import contextlib
+import json
 import os
 import queue
 import threading
@@ -34,9 +35,11 @@ from shared.moa import (
     stream_text,
 )
 
-# Open WebUI's built-in task prompts (title, tags, follow-ups, queries) all start like this, and
-# Pipelines never learn the task name: such requests get one aggregator call, not the mixture.
+# Open WebUI's built-in task prompts (title, tags, follow-ups, queries) all start like this and
+# quote the chat in <chat_history>; Pipelines never learn the task name, so such requests get one
+# aggregator call, not the mixture. The RAG template starts the same way but quotes <context>.
 TASK_PROMPT_START = "### Task:"
+TASK_PROMPT_MARK = "<chat_history>"
 
 
 def scrub(text: str, secret: str) -> str:
@@ -64,10 +67,12 @@ class OpenAIEndpoint:
         )
 
     async def failure(self, model: str, response: Any) -> ModelCallError:
+        # Some upstreams echo the key in their error text; it reaches status lines from here.
+        text = scrub(await response.text(), self.api_key)
         try:
-            body: Any = await response.json(content_type=None)
+            body: Any = json.loads(text)
         except ValueError:
-            body = scrub(await response.text(), self.api_key)
+            body = text
         return error_from_status(model, response.status, body, parse_retry_after(response.headers.get("Retry-After")))
 
     async def complete(self, model: str, messages: list[ChatMessage]) -> str:
@@ -165,7 +170,12 @@ def is_task_request(messages: list[Any], streaming: bool) -> bool:
     if streaming or not messages or not isinstance(messages[-1], dict):
         return False
     content = messages[-1].get("content")
-    return messages[-1].get("role") == "user" and isinstance(content, str) and content.startswith(TASK_PROMPT_START)
+    return (
+        messages[-1].get("role") == "user"
+        and isinstance(content, str)
+        and content.startswith(TASK_PROMPT_START)
+        and TASK_PROMPT_MARK in content
+    )
 
 
 class Pipeline:
@@ -190,7 +200,9 @@ class Pipeline:
     async def on_shutdown(self) -> None:
         pass
 
-    def pipe(self, user_message: str, model_id: str, messages: list[dict], body: dict) -> str | Iterator[str | dict]:
+    def pipe(
+        self, user_message: str, model_id: str, messages: list[dict], body: dict
+    ) -> str | dict | Iterator[str | dict]:
         # Called synchronously in the server's threadpool. Streaming: a generator of text and
         # {"event": ...} dicts, each sent as one `data:` line. Not streaming: the answer as a str,
         # because the server would join event dicts into the text.
@@ -202,7 +214,12 @@ class Pipeline:
         job = pipeline_job(valves, conversation, sampling_params(body), streaming, task)
         if streaming:
             return drive(job)
-        return "".join(item for item in drive(job) if isinstance(item, str))
+        try:
+            return "".join(item for item in drive(job) if isinstance(item, str))
+        except MoaError as exc:
+            # The server returns a dict as it is, and Open WebUI shows `error` as the message's
+            # error; an exception would reach the user as a bare "Internal Server Error".
+            return {"error": {"detail": scrub(str(exc), valves.openai_api_key)}}
 
 
 def pipeline_job(

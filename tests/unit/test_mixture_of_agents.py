@@ -447,12 +447,41 @@ def test_pipeline_non_stream_returns_plain_text(fake) -> None:
     assert result == "The final answer."
 
 
+TAGS_TASK = "### Task:\nGenerate 1-3 tags.\n### Chat History:\n<chat_history>\nUSER: 2+2?\n</chat_history>"
+RAG_PROMPT = "### Task:\nRespond to the user query using the provided context.\n<context>\nfacts\n</context>\n2+2?"
+
+
 def test_pipeline_task_prompt_is_one_aggregator_call(fake) -> None:
     fake.set("m-agg", reply='{"tags": ["math"]}')
-    body = {"model": "mixture_of_agents", "messages": [{"role": "user", "content": "### Task:\nTags"}], "stream": False}
+    body = {"model": "mixture_of_agents", "messages": [{"role": "user", "content": TAGS_TASK}], "stream": False}
     result, _ = serve(make_pipeline(fake), body)
     assert result == '{"tags": ["math"]}'
     assert [r["model"] for r in fake.chat_requests()] == ["m-agg"]
+
+
+def test_pipeline_rag_prompt_is_not_a_task(fake) -> None:
+    """Open WebUI's RAG template also starts with "### Task:"; such a chat still gets the mixture."""
+    body = {"model": "mixture_of_agents", "messages": [{"role": "user", "content": RAG_PROMPT}], "stream": False}
+    result, _ = serve(make_pipeline(fake, num_layers=1), body)
+    assert result == "The final answer."
+    assert len(fake.chat_requests()) == 4
+
+
+def test_pipeline_non_stream_misconfiguration_is_an_error_dict(fake) -> None:
+    fake.strict_models = True
+    body = {"model": "mixture_of_agents", "messages": CONVERSATION, "stream": False}
+    result, _ = serve(make_pipeline(fake, models=["nope"], aggregator_model="nope"), body)
+    assert set(result) == {"error"}
+    assert "`nope`" in result["error"]["detail"]
+
+
+def test_pipeline_status_lines_never_echo_the_key(fake) -> None:
+    fake.set("m-a", fail_status=500, fail_message="upstream says key sk-test-secret-123 is bad")
+    body = {"model": "mixture_of_agents", "messages": CONVERSATION, "stream": True}
+    _, items = serve(make_pipeline(fake, num_layers=1, max_retries=0), body)
+    shown = repr(items)
+    assert "m-a: HTTP 500" in shown
+    assert "sk-test-secret-123" not in shown
 
 
 def test_pipeline_retries_and_drops_like_the_pipe(fake) -> None:
@@ -563,12 +592,13 @@ def test_pipeline_any_valves_and_body_give_text_events_or_an_error_line(
         show_intermediate=show,
         max_retries=0,
     )
-    try:  # not streaming: the run happens in the call, and a failure is raised
-        result = pipeline.pipe(user_message="x", model_id="mixture_of_agents", messages=messages, body=body)
-    except pipeline_mod.MoaError as exc:
-        assert str(exc) and isinstance(body, dict) and body.get("stream") is False
-        return
+    # not streaming: the run happens in the call, and a failure is an error dict
+    result = pipeline.pipe(user_message="x", model_id="mixture_of_agents", messages=messages, body=body)
     if isinstance(result, str):
+        return
+    if isinstance(result, dict):
+        assert set(result) == {"error"} and result["error"]["detail"]
+        assert isinstance(body, dict) and body.get("stream") is False
         return
     for item in result:  # streaming: failures arrive as one error line
         assert isinstance(item, str) or set(item) in ({"event"}, {"error"})

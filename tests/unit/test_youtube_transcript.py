@@ -178,6 +178,7 @@ INVALID = [
     "http://[::1/watch?v=" + VID,
     "https://youtu.be/",
     "x" * 5000,
+    "https://www.youtube.com/embed/videoseries?list=PL123",  # a playlist player, not a video
 ]
 
 
