@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # The whole test suite from a fresh clone: makes .venv (CPU torch, open-webui==0.12.4,
 # every plugin's requirements, test tools; one resolver run so open-webui's pins hold),
-# then runs pytest. Arguments go to pytest. VENV overrides the venv location.
+# then runs pytest. Arguments go to pytest. VENV overrides the venv location, TORCH the torch
+# requirement (default: the 2.13.0 CPU build, which pip must be able to find).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}
 PY=${PYTHON:-python3}
-TORCH="torch==2.13.0+cpu"
+TORCH=${TORCH:-torch==2.13.0+cpu}
 
 plugin_reqs=$("$PY" -c 'import json; print("\n".join(sorted({r for p in json.load(open("manifest.json"))["plugins"] for r in p["requirements"]})))')
 stamp=$(printf '%s\n' "$TORCH" "open-webui==0.12.4" "$plugin_reqs" "$(cat tests/requirements.txt)" | sha256sum | cut -c1-16)
@@ -17,7 +18,12 @@ if [ ! -f "$VENV/.stamp-$stamp" ]; then
   quiet() { grep -v "is ignored: it is neither a file nor a directory" || true; }
   # CPU torch first and pinned by constraint: open-webui's dependencies would otherwise
   # pull the newest torch with several GB of CUDA packages.
-  "$VENV/bin/pip" install -q "$TORCH" 2>&1 | quiet
+  if ! "$VENV/bin/pip" install -q "$TORCH" 2>&1 | quiet; then
+    echo "tests/run.sh: could not install $TORCH, a CPU build of torch. Make one reachable for pip" \
+      "(PIP_EXTRA_INDEX_URL pointing at PyTorch's CPU wheel index, or PIP_FIND_LINKS at a folder holding" \
+      "the wheel), or set TORCH to another CPU build, e.g. TORCH='torch==2.13.0+cpu'." >&2
+    exit 1
+  fi
   # shellcheck disable=SC2086
   "$VENV/bin/pip" install -q -c <(echo "$TORCH") "open-webui==0.12.4" $plugin_reqs -r tests/requirements.txt 2>&1 | quiet
   "$VENV/bin/pip" check 2>&1 | quiet

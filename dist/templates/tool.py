@@ -18,7 +18,7 @@ from typing import Any, Literal, TypedDict
 from pydantic import BaseModel, Field
 
 
-# --- begin inlined: shared/events.py (sha256:ce08fb070682956c) ---
+# --- begin inlined: shared/events.py (sha256:806d59b36064c870) ---
 _EVENTS_LOG = logging.getLogger("openwebui_pack.events")
 
 
@@ -266,10 +266,8 @@ class Emitter:
                 await self._send_status(event)
             return
         self._pending = event
-        if self._flush_handle is None and self._flush_task is None:
-            delay = max(0.0, self._interval - (self._clock() - self._last_status))
-            loop = asyncio.get_running_loop()
-            self._flush_handle = loop.call_later(delay, self._start_flush)
+        if self._flush_task is None:
+            self._schedule_flush()
 
     async def flush(self) -> None:
         """Send a coalesced status now (call before returning if no final status follows)."""
@@ -286,6 +284,11 @@ class Emitter:
         self._last_status = self._clock()
         await self.emit(event)
 
+    def _schedule_flush(self) -> None:
+        if self._flush_handle is None:
+            delay = max(0.0, self._interval - (self._clock() - self._last_status))
+            self._flush_handle = asyncio.get_running_loop().call_later(delay, self._start_flush)
+
     def _start_flush(self) -> None:
         self._flush_handle = None
         self._flush_task = asyncio.ensure_future(self._run_flush())
@@ -298,6 +301,9 @@ class Emitter:
                     await self._send_status(event)
         finally:
             self._flush_task = None
+        if self._pending is not None:
+            # It came in while this flush was sending: it gets the next slot.
+            self._schedule_flush()
 
     def _cancel_flush(self) -> None:
         if self._flush_handle is not None:

@@ -73,6 +73,9 @@ class Behaviour:
     tool_calls: list[dict] | None = None  # [{"name": str, "arguments": dict | str, "id"?: str}]
     reasoning: str | None = None  # sent as delta.reasoning_content before the text
     usage: dict | None = None
+    # Stream these instead of `reply`, as the Pipelines server sends what a pipeline yields:
+    # a str becomes a content chunk, a dict is sent as its own `data:` line (e.g. {"event": ...}).
+    stream_items: list[str | dict] | None = None
     seen: int = 0  # requests answered so far (for fail_times)
 
 
@@ -346,6 +349,14 @@ def chunks(model: str, body: dict, behaviour: Behaviour) -> Iterator[dict]:
             for start in range(0, len(arguments), 16):
                 piece = {"index": item["index"], "function": {"arguments": arguments[start : start + 16]}}
                 yield chunk({"tool_calls": [piece]})
+    elif behaviour.stream_items is not None:
+        text, finish = "", "stop"
+        for item in behaviour.stream_items:
+            if isinstance(item, dict):
+                yield item
+            else:
+                text += item
+                yield chunk({"content": item})
     else:
         text, finish = reply_text(model, body, behaviour), "stop"
         size = max(1, behaviour.chunk_size)

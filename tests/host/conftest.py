@@ -57,7 +57,8 @@ SESSION FIXTURES
 `fake_openai` — `tests.fakes.openai_server.FakeOpenAI`, Open WebUI's OpenAI connection from the start
   (base URL `.url`, key "sk-fake-openai"). Model "fake-gpt" exists (answers "<model> says: <text>").
   `.set(model, reply=str|fn(body), latency=, chunk_delay=, chunk_size=, fail_status=, fail_message=,
-  fail_times=, tool_calls=[{"name", "arguments"}], reasoning=, usage=)` adds or changes a model;
+  fail_times=, tool_calls=[{"name", "arguments"}], reasoning=, usage=, stream_items=[str | dict])` adds
+  or changes a model (`stream_items`: streamed as a Pipelines server sends a pipeline's output);
   `.requests` (RecordedRequest: method, path, headers, json), `.chat_requests(model=None)` (bodies),
   `.requests_to(suffix)`. Note: in background (UI-like) requests Open WebUI sends its builtin tools.
 `fake_embeddings` — `tests.fakes.embeddings.FakeEmbeddings`, the embedding engine for memories:

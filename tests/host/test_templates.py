@@ -275,6 +275,25 @@ def test_pipeline_as_the_pipelines_server_drives_it():
     assert all(json.loads(json.dumps(c)) == c for c in out if isinstance(c, dict))
 
 
+def test_pipeline_wire_events_become_ui_events_in_open_webui(owui, fake_openai, socket):
+    """The template pipeline's real output, served the way the Pipelines server streams it, through
+    Open WebUI's OpenAI connection: the {"event": ...} lines must arrive as socket events."""
+    plugin = build.build_plugin(ROOT, "templates", "plugins/templates/pipeline.py", {})
+    namespace: dict = {"__name__": "template_pipeline"}
+    exec(compile(plugin.text, plugin.dist, "exec"), namespace)
+    messages = [{"role": "user", "content": "wire test"}]
+    body = {"model": "template_pipeline", "messages": messages, "stream": True}
+    items = list(namespace["Pipeline"]().pipe(user_message="wire test", model_id="x", messages=messages, body=body))
+    fake_openai.set("host-pipeline-wire", stream_items=items)
+    owui.wait_for_model("host-pipeline-wire")
+
+    done = owui.chat_background("host-pipeline-wire", "wire test", socket)
+    answered = socket.wait_for("status", where=lambda d: d.get("description") == "Answered")
+    assert answered == {"description": "Answered", "done": True, "hidden": False}
+    assert [d["description"] for d in socket.of_type("status")][-2:] == ["Answering", "Answered"]
+    assert "echo: wire test" in json.dumps(done["output"])
+
+
 # --- the harness itself: fake OpenAI and embeddings through the real host ----------------
 
 

@@ -316,3 +316,41 @@ async def test_call_problem_says_why_there_was_no_answer():
     emitter = ev.Emitter(None, caller("ok"))
     await emitter.ask("T", "M")
     assert emitter.call_problem is None
+
+
+async def test_status_arriving_during_a_slow_flush_is_still_delivered():
+    """A status that comes in while the timer's flush is still sending must get its own flush."""
+    sent = []
+
+    async def slow(event):
+        await asyncio.sleep(0.05)
+        sent.append(event["data"]["description"])
+
+    emitter = ev.Emitter(slow, status_interval=0.1)
+    await emitter.status("A")  # sent at once (takes 50 ms)
+    await emitter.status("B")  # pending; flushed by the timer
+    await asyncio.sleep(0.07)  # t = 120 ms: the timer fired at 100 ms and B is being sent
+    await emitter.status("C")  # arrives while B is being sent
+    await asyncio.sleep(0.5)
+    assert sent == ["A", "B", "C"]
+
+
+async def test_concurrent_status_callers_end_with_the_final_one():
+    sent = []
+
+    async def slow(event):
+        await asyncio.sleep(0.005)
+        sent.append(event["data"])
+
+    emitter = ev.Emitter(slow, status_interval=0.02)
+
+    async def agent(name):
+        for i in range(10):
+            await emitter.status(f"{name} {i}")
+            await asyncio.sleep(0.003)
+
+    await asyncio.gather(*(agent(n) for n in "abc"))
+    await emitter.status("all done", done=True)
+    await asyncio.sleep(0.1)
+    assert sent[-1] == {"description": "all done", "done": True, "hidden": False}
+    assert sum(1 for d in sent if d["done"]) == 1
