@@ -405,6 +405,7 @@ IMAGE_URL_TIMEOUT = 20.0
 IMAGE_URL_MAX_REDIRECTS = 3
 LIST_TIMEOUT_MS = 15_000
 LIST_FAILURE_TTL = 30.0  # a failed model listing is retried after this many seconds
+NOTICE_LIMIT = 300  # characters of the error in the one-line notice that ends a cut-off reply
 UPLOAD_CACHE_TTL = 47 * 3600.0  # Files API keeps uploads 48 h
 RETRYABLE_STATUS = frozenset({429, 500, 503})
 MAX_SERVER_RETRY_DELAY = 60.0  # a longer requested wait fails at once with a clear message
@@ -412,6 +413,7 @@ CLIENT_CACHE_SIZE = 8
 SKIP_SIGNATURE = "skip_thought_signature_validator"  # Google's documented "no signature" value
 CALL_ID_MARK = "~g"
 PLACEHOLDER_IDS = frozenset({"setup", "error", "none"})
+MODEL_ID = re.compile(r"[A-Za-z0-9][\w.-]*(?:/[\w.-]+)?", re.ASCII)  # gemini-2.5-flash, tunedModels/x-1
 DEFAULT_DENYLIST = "*-tts*, *-image*, *-live*, *native-audio*, *embedding*"
 GEMINI_IMAGE_TYPES = frozenset({"image/png", "image/jpeg", "image/webp", "image/heic", "image/heif"})
 SAFETY_CATEGORIES = (
@@ -508,8 +510,10 @@ def model_allowed(model_id: str, allow: list[str], deny: list[str]) -> bool:
     return not any(fnmatchcase(mid, g) for g in deny)
 
 
-def thinking_family(model_id: str, thinking: bool | None) -> Literal["level", "budget", "flag"] | None:
-    """How a model's thinking is configured: Gemini 3+ by level, 2.5 by token budget."""
+def thinking_family(model_id: str, thinking: bool | None) -> Literal["level", "budget", "alias"] | None:
+    """How a model's thinking is configured: Gemini 3+ by level, 2.5 by token budget. A thinking
+    model without a version in its id (Google's aliases such as gemini-flash-latest, which move
+    from one generation to the next) is an "alias": set by budget, which 2.5 and 3 both accept."""
     match = re.search(r"gemini-(\d+)(?:\.(\d+))?", model_id.lower())
     if match:
         major, minor = int(match.group(1)), int(match.group(2) or 0)
@@ -518,7 +522,7 @@ def thinking_family(model_id: str, thinking: bool | None) -> Literal["level", "b
         if major == 2 and minor >= 5:
             return "budget"
         return None
-    return "flag" if thinking else None
+    return "alias" if thinking else None
 
 
 def thinking_level(model_id: str, level: str) -> str:
@@ -552,17 +556,20 @@ def thinking_config(
         # Title/tag/follow-up calls: as little thinking as the model allows.
         if family == "level":
             config["thinking_level"] = thinking_level(model_id, "MINIMAL")
-        elif family == "budget":
+        else:
             config["thinking_budget"] = thinking_budget(model_id, 0)
-        return config or None
+        return config
     if include_thoughts:
         config["include_thoughts"] = True
     if family == "level":
         chosen = EFFORT_LEVEL[effort] if effort else (level if level != "default" else None)
         if chosen:
             config["thinking_level"] = thinking_level(model_id, chosen)
-    elif family == "budget":
+    else:
         chosen_budget = EFFORT_BUDGET[effort] if effort else budget
+        if family == "alias" and chosen_budget == -1 and level != "default":
+            # An alias may stand for a Gemini 3 model: THINKING_LEVEL counts, as its budget.
+            chosen_budget = EFFORT_BUDGET[level]
         if chosen_budget != -1:
             config["thinking_budget"] = thinking_budget(model_id, chosen_budget)
     return config or None
@@ -860,11 +867,14 @@ async def read_host_file(file_id: str, user: dict[str, Any] | None) -> tuple[byt
         raise AttachmentError("it belongs to another user")
     if not record.path:
         raise AttachmentError("it has no stored content")
-    local = Path(await asyncio.to_thread(storage_module.Storage.get_file, record.path))
-    size = await asyncio.to_thread(lambda: local.stat().st_size)
-    if size > HOST_FILE_MAX_BYTES:
-        raise AttachmentError(f"it is larger than {HOST_FILE_MAX_BYTES // MiB} MB")
-    data = await asyncio.to_thread(local.read_bytes)
+    try:
+        local = Path(await asyncio.to_thread(storage_module.Storage.get_file, record.path))
+        size = await asyncio.to_thread(lambda: local.stat().st_size)
+        if size > HOST_FILE_MAX_BYTES:
+            raise AttachmentError(f"it is larger than {HOST_FILE_MAX_BYTES // MiB} MB")
+        data = await asyncio.to_thread(local.read_bytes)
+    except OSError as exc:  # gone from storage: the chat goes on without it (not a Gemini failure)
+        raise AttachmentError(f"its stored content cannot be read ({type(exc).__name__})") from None
     meta = record.meta or {}
     mime = meta.get("content_type") or mimetypes.guess_type(record.filename)[0] or "application/octet-stream"
     return data, mime, record.filename
@@ -1332,7 +1342,10 @@ def completion(model: str, reply: Reply) -> dict[str, Any]:
 
 
 async def emit_sources(emitter: Emitter, reply: Reply) -> None:
-    """Google Search sources as citations under the reply, and a status listing them."""
+    """What Google Search did, as Open WebUI shows its own web search: the queries (as chips),
+    then the sources as citations under the reply, and a status listing them."""
+    if reply.queries:
+        await emitter.status("Searched Google", done=True, action="web_search_queries_generated", queries=reply.queries)
     if not reply.sources:
         return
     for uri, source in reply.sources.items():
@@ -1364,6 +1377,12 @@ def server_retry_delay(exc: BaseException) -> float | None:
 
 
 def describe_error(exc: BaseException, *, retries: int = 0, timeout: float | None = None) -> str:
+    """One line a user can act on. Google's own messages can span lines (quota errors list their
+    limits as bullets); the whitespace is collapsed so a notice stays on its line."""
+    return " ".join(_error_text(exc, retries=retries, timeout=timeout).split())
+
+
+def _error_text(exc: BaseException, *, retries: int, timeout: float | None) -> str:
     status = api_status(exc)
     if status is not None:
         name = getattr(exc, "status", None) or ""
@@ -1400,32 +1419,45 @@ async def with_retries(
     timeout: float | None = None,
     sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
 ) -> Any:
-    """Run `operation`, retrying 429/500/503 with backoff (or the server's RetryInfo delay)."""
+    """Run `operation`, retrying 429/500/503 with backoff (or the server's RetryInfo delay).
+
+    A "retrying" status is always closed (done) before this returns or raises: a status left
+    at done=False keeps shimmering next to the error in Open WebUI."""
     attempt = 0
-    while True:
-        try:
-            result = await operation()
-        except Exception as exc:
-            status = api_status(exc)
-            if status not in RETRYABLE_STATUS or attempt >= max_retries:
-                raise GeminiError(describe_error(exc, retries=attempt, timeout=timeout)) from None
-            delay = server_retry_delay(exc)
-            if delay is None:
-                delay = min(2.0**attempt, 30.0) * (1.0 + random.random() / 4)
-            elif delay > MAX_SERVER_RETRY_DELAY:
-                raise GeminiError(
-                    describe_error(exc, retries=attempt) + f" Gemini asks to wait {delay:.0f} s before retrying."
-                ) from None
-            name = getattr(exc, "status", None) or ""
-            await emitter.status(
-                f"Gemini answered {status} {name}; retrying in {delay:.1f} s ({attempt + 1} of {max_retries})".strip()
-            )
-            await sleep(delay)
-            attempt += 1
-            continue
+    try:
+        while True:
+            try:
+                result = await operation()
+            except Exception as exc:
+                status = api_status(exc)
+                if status not in RETRYABLE_STATUS or attempt >= max_retries:
+                    raise GeminiError(describe_error(exc, retries=attempt, timeout=timeout)) from None
+                delay = server_retry_delay(exc)
+                if delay is None:
+                    delay = min(2.0**attempt, 30.0) * (1.0 + random.random() / 4)
+                elif delay > MAX_SERVER_RETRY_DELAY:
+                    raise GeminiError(
+                        describe_error(exc, retries=attempt) + f" Gemini asks to wait {delay:.0f} s before retrying."
+                    ) from None
+                answer = f"{status} {getattr(exc, 'status', None) or ''}".strip()
+                await emitter.status(
+                    f"Gemini answered {answer}; retrying in {delay:.1f} s ({attempt + 1} of {max_retries})"
+                )
+                attempt += 1
+                await sleep(delay)
+                continue
+            if attempt:
+                await emitter.status("Gemini answered", done=True, hidden=True)
+            return result
+    except Exception:
         if attempt:
-            await emitter.status("Gemini answered", done=True, hidden=True)
-        return result
+            tries = f"{attempt} {'retry' if attempt == 1 else 'retries'}"
+            await emitter.status(f"Gemini request failed after {tries}", done=True)
+        raise
+    except BaseException:  # a chat stopped while waiting must not keep a spinning status either
+        if attempt:
+            await emitter.status("Gemini request stopped", done=True)
+        raise
 
 
 # --- the pipe --------------------------------------------------------------------------------
@@ -1582,12 +1614,14 @@ class Pipe:
             default=-1,
             ge=-1,
             le=32_768,
-            description="Thinking tokens for Gemini 2.5 models: -1 = the model decides, 0 = off (Flash), "
-            "up to 32768. A chat's reasoning_effort overrides it.",
+            description="Thinking tokens for Gemini 2.5 models and version-less aliases such as "
+            "gemini-flash-latest: -1 = the model decides, 0 = off (Flash), up to 32768. A chat's "
+            "reasoning_effort overrides it.",
         )
         THINKING_LEVEL: Literal["default", "minimal", "low", "medium", "high"] = Field(
             default="default",
-            description="Thinking level for Gemini 3 models (Pro models use low or high). A chat's "
+            description="Thinking level for Gemini 3 models (Pro models use low or high); aliases such "
+            "as gemini-flash-latest get it as a token budget when THINKING_BUDGET is -1. A chat's "
             "reasoning_effort overrides it.",
         )
         GOOGLE_SEARCH_GROUNDING: bool = Field(
@@ -1768,12 +1802,16 @@ class Pipe:
     ) -> str | dict | AsyncIterator[dict]:
         if not isinstance(body, dict):
             raise GeminiError("The request body must be a JSON object.")
-        model_id = sub_model_id(str(body.get("model") or ""))
+        model = body.get("model")
+        model_id = sub_model_id(model) if isinstance(model, str) else ""
         if not model_id or model_id in PLACEHOLDER_IDS:
             raise GeminiError(
                 "This entry is not a model: the Gemini model list could not be loaded. Check the Gemini "
                 "Manifold valves (GOOGLE_API_KEY, GOOGLE_API_BASE_URL, MODEL_ALLOWLIST)."
             )
+        if not MODEL_ID.fullmatch(model_id) or ".." in model_id:
+            # The SDK puts the id in the URL path and refuses "?", "&" and ".." with a bare ValueError.
+            raise GeminiError(f"{redact(model_id, (), 80)!r} is not a Gemini model id. Pick a model from the list.")
         if not settings.key:
             raise GeminiError(NO_KEY_MESSAGE)
         thinking = self._model_thinking(model_id)
@@ -1783,7 +1821,7 @@ class Pipe:
             body.get("messages"),
             names=names,
             fetch=fetch_image,
-            needs_signatures=thinking_family(model_id, thinking) == "level",
+            needs_signatures=thinking_family(model_id, thinking) in ("level", "alias"),
         )
         if not task:
             await attach_files(converted, file_refs(files), read_host_file, user)
@@ -1798,7 +1836,7 @@ class Pipe:
         client = await self._client(settings.key, settings.base_url, settings.timeout * 1000)
         await self._upload(client, settings, converted, emitter)
         contents = converted.contents
-        model_name = str(body.get("model") or model_id)
+        model_name = str(model)
 
         def generate() -> Awaitable[Any]:
             return client.aio.models.generate_content(model=model_id, contents=contents, config=config)
@@ -1848,7 +1886,11 @@ class Pipe:
             cached = self._uploads.get(cache_key)
             if cached is None or cached[0] < time.monotonic():
                 await emitter.status(f"Uploading {blob.name} ({len(data) / MiB:.1f} MB) to Gemini")
-                uri, mime = await upload_file(client, data, mime, blob.name, timeout=settings.timeout)
+                try:
+                    uri, mime = await upload_file(client, data, mime, blob.name, timeout=settings.timeout)
+                except BaseException:  # close the status: done=False would shimmer next to the error
+                    await emitter.status(f"Uploading {blob.name} failed", done=True)
+                    raise
                 if len(self._uploads) > 256:
                     self._uploads.clear()
                 self._uploads[cache_key] = (time.monotonic() + UPLOAD_CACHE_TTL, uri, mime)
@@ -1924,7 +1966,7 @@ async def stream_reply(
                     yield chunk(model, {"tool_calls": [value]})
             response = await anext(stream, None)
     except Exception as exc:
-        failure = redact(describe_error(exc, timeout=timeout), secrets)
+        failure = redact(describe_error(exc, timeout=timeout), secrets, NOTICE_LIMIT)
         _LOG.warning("Gemini stream cut off: %s", failure)
     finally:
         await _close(stream)

@@ -22,7 +22,8 @@ _api_client.py) and as the REST reference documents it:
   credential) in chunks with
   `X-Goog-Upload-Command: upload[, finalize]` and `X-Goog-Upload-Offset`; answers carry
   `X-Goog-Upload-Status: active|final`, the final one `{"file": File}`. `GET /v1beta/files/<id>` reads a
-  file; `processing_polls` keeps new files in state PROCESSING for that many reads.
+  file; `processing_polls` keeps new files in state PROCESSING for that many reads; `upload_error`
+  (an `Error`) answers the next upload start instead, once.
 - Errors: `{"error": {"code", "message", "status", "details": [...]}}` with the HTTP status; a
   `RetryInfo` detail (`"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "1s"`) when
   a retry delay is given. Unknown models: 404 NOT_FOUND.
@@ -298,6 +299,7 @@ class FakeGemini:
         self.requests: list[Recorded] = []
         self.files: dict[str, FakeFile] = {}
         self.list_error: Error | None = None
+        self.upload_error: Error | None = None  # answers the next Files API upload start, then clears
         self.default: Callable[[dict[str, Any]], Script] = default_reply
         self._scripts: deque[Script] = deque()
         self._uploads: dict[str, str] = {}  # upload id -> file name
@@ -344,6 +346,7 @@ class FakeGemini:
             self.requests.clear()
             self.files.clear()
             self.list_error = None
+            self.upload_error = None
             self.default = default_reply
 
     def next_script(self, body: dict[str, Any]) -> Script:
@@ -524,6 +527,9 @@ class _Handler(BaseHTTPRequestHandler):
         headers = rec.headers
         if headers.get("x-goog-upload-protocol") != "resumable" or headers.get("x-goog-upload-command") != "start":
             return self._send_error(Error(400, "expected a resumable upload start"))
+        failure, self.fake.upload_error = self.fake.upload_error, None
+        if failure is not None:
+            return self._send_error(failure)
         meta = (rec.json or {}).get("file") or {}
         file_id = uuid.uuid4().hex[:12]
         name = f"files/{file_id}"

@@ -107,20 +107,28 @@ def set_valves(owui, **valves):
 
 
 def test_sub_models_are_listed(owui, gemini):
-    models = {m["id"]: m for m in owui.models()}
+    ttl = owui.ok("GET", f"/api/v1/functions/id/{PIPE}/valves").get("MODEL_CACHE_TTL")
+    set_valves(owui, MODEL_CACHE_TTL=0)  # the deploy already listed: make this listing ask the fake again
+    try:
+        models = {m["id"]: m for m in owui.models()}
+    finally:
+        set_valves(owui, MODEL_CACHE_TTL=ttl)
     assert {FLASH, PRO3, f"{PIPE}.gemini-2.5-pro", f"{PIPE}.gemini-2.0-flash"} <= set(models)
     assert models[FLASH]["name"] == "Gemini 2.5 Flash"
     assert not [m for m in models if m.startswith(PIPE) and ("tts" in m or "embedding" in m or "gemma" in m)]
-    assert any(r.path == "/v1beta/models" for r in gemini.requests) or models  # cached after the first list
+    listing = [r for r in gemini.requests if r.path == "/v1beta/models"]
+    assert listing and all(r.method == "GET" and r.headers.get("x-goog-api-key") == KEY for r in listing)
 
 
 def test_stream_and_non_stream_replies(owui, gemini):
     assert owui.text_of(owui.chat(FLASH, "hello there")) == "Echo: hello there"
     chunks = owui.chat(FLASH, "hello stream", stream=True)
     assert owui.text_of(chunks) == "Echo: hello stream"
-    assert chunks[-1]["choices"][0]["finish_reason"] == "stop" or any(
-        c.get("usage") for c in chunks if isinstance(c, dict)
-    )
+    finishes = [c["choices"][0]["finish_reason"] for c in chunks if c.get("choices")]
+    # the text, the pipe's finish chunk, then Open WebUI's own closing chunk (open_webui/functions.py:318)
+    assert finishes == [None, "stop", "stop"]
+    usage = [c["usage"] for c in chunks if c.get("usage")]
+    assert usage == [{"prompt_tokens": 7, "completion_tokens": 5, "total_tokens": 12}]  # the fake's usage()
     paths = [r.path for r in gemini.generate_requests()]
     assert paths == [
         "/v1beta/models/gemini-2.5-flash:generateContent",
@@ -157,6 +165,12 @@ def test_grounding_citations_reach_the_socket(owui, gemini, socket):
     assert cites[0]["document"] == ["Lisbon is the capital of Portugal."]
     searched = socket.wait_for("status", where=lambda d: d.get("action") == "web_search")
     assert searched["urls"] == ["https://example.org/lisbon", "https://example.net/pt"]
+    # Gemini's search queries, shown as query chips, came before the citations
+    queries = socket.wait_for("status", where=lambda d: d.get("action") == "web_search_queries_generated")
+    assert queries["queries"] == ["capital of portugal"] and queries["done"] is True
+    kinds = [(e["data"]["type"], (e["data"].get("data") or {}).get("action")) for e in list(socket.events)]
+    first_citation = kinds.index(("citation", None))
+    assert kinds.index(("status", "web_search_queries_generated")) < first_citation
 
 
 def test_image_input(owui, gemini):
@@ -222,6 +236,16 @@ def test_errors_are_clear_and_retries_show_a_status(owui, gemini, socket):
     reply = owui.text_of(owui.chat(FLASH, "retry me", session_id=socket.sid))
     assert reply == "Echo: retry me"
     socket.wait_for("status", where=lambda d: "retrying in 0.1 s" in d.get("description", ""))
+    socket.wait_for("status", where=lambda d: d.get("done") is True and d.get("hidden") is True)  # "answered"
+    # retries used up: the error, and the "retrying" status is closed (done) instead of spinning on
+    socket.clear()
+    gemini.script(*[g.error(503, "overloaded", retry_delay="0.1s")] * 2)
+    detail = owui.chat(FLASH, "fail twice", session_id=socket.sid)["error"]["detail"]
+    assert "Gemini had a server error after 1 retry (503 UNAVAILABLE: overloaded)" in detail
+    socket.wait_for("status", where=lambda d: d.get("done") is True)
+    statuses = socket.of_type("status")
+    assert [s["done"] for s in statuses] == [False, True]
+    assert statuses[-1]["description"] == "Gemini request failed after 1 retry"
     gemini.script(g.error(400, f"Bad request from key {KEY}"))
     result = owui.chat(FLASH, "fail me")
     detail = result["error"]["detail"]

@@ -34,6 +34,7 @@ GIF = base64.b64decode("R0lGODlhAQABAIAAAP///wAAACH5BAEAAAAALAAAAAABAAEAAAICRAEA
 JPEG_HEAD = b"\xff\xd8\xff\xe0" + b"\x00" * 60
 
 OUTPUTS: list[Any] = []  # everything the plugin handed back during the current test
+LAST_EVENTS: list[Events] = []  # the events of the last run(), also when it raised
 
 
 @pytest.fixture(scope="module")
@@ -88,6 +89,7 @@ class Events(list):
 async def run(pipe, body: dict, **kwargs: Any) -> tuple[Any, Events]:
     """Call pipe() like Open WebUI does; a stream is consumed into its list of chunks."""
     events = Events()
+    LAST_EVENTS[:] = [events]
     kwargs.setdefault("__user__", {"id": "u1", "role": "user", "valves": pipe.UserValves()})
     try:
         result = await pipe.pipe(body, __event_emitter__=events, **kwargs)
@@ -98,6 +100,10 @@ async def run(pipe, body: dict, **kwargs: Any) -> tuple[Any, Events]:
         result = [item async for item in result]
     OUTPUTS.append(result)
     return result, events
+
+
+def events_of_last_run() -> Events:
+    return LAST_EVENTS[-1]
 
 
 def body(text: str = "hi", *, model: str = "gemini_manifold.gemini-2.5-flash", stream: bool = True, **extra) -> dict:
@@ -507,6 +513,22 @@ async def test_attached_files_go_inline_or_through_the_files_api(pipe, fake, mod
     assert len(fake.files) == 1 and pick(_parts(fake)[2], "fileData", "file_data") == file_data
 
 
+async def test_a_failed_upload_closes_its_status(pipe, fake, mod, monkeypatch):
+    async def read(file_id, user):
+        return b"\0\0\0\x18ftypmp42" + b"v" * 5000, "video/mp4", "clip.mp4"
+
+    monkeypatch.setattr(mod, "read_host_file", read)
+    monkeypatch.setattr(mod, "INLINE_BUDGET", 4000)
+    fake.upload_error = g.error(400, "Upload refused")
+    files = [{"type": "file", "id": "f-vid", "name": "clip.mp4", "file": {"meta": {"content_type": "video/mp4"}}}]
+    with pytest.raises(mod.GeminiError, match="Upload refused"):
+        await run(pipe, body("watch"), __files__=files)
+    statuses = events_of_last_run().of("status")
+    assert statuses[0]["description"].startswith("Uploading clip.mp4") and statuses[0]["done"] is False
+    assert statuses[-1] == {"description": "Uploading clip.mp4 failed", "done": True, "hidden": False}
+    assert fake.generate_requests() == []
+
+
 async def test_host_files_are_read_only_for_their_owner(mod, monkeypatch, tmp_path):
     stored = tmp_path / "doc.pdf"
     stored.write_bytes(b"%PDF-1.4")
@@ -534,6 +556,9 @@ async def test_host_files_are_read_only_for_their_owner(mod, monkeypatch, tmp_pa
         await mod.read_host_file("f1", {"id": "someone"})
     with pytest.raises(mod.AttachmentError, match="no longer exists"):
         await mod.read_host_file("f2", {"id": "owner"})
+    stored.unlink()  # the record outlived its bytes: the chat goes on without the file
+    with pytest.raises(mod.AttachmentError, match=r"cannot be read \(FileNotFoundError\)"):
+        await mod.read_host_file("f1", {"id": "owner"})
 
 
 # --- thinking --------------------------------------------------------------------------------
@@ -559,6 +584,14 @@ async def test_thoughts_can_be_hidden_by_the_user(pipe, fake):
     assert "thinkingConfig" not in config_of(fake)
 
 
+ALIASES = [
+    {"id": "gemini-flash-latest", "name": "Gemini Flash Latest", "thinking": True},
+    {"id": "gemini-flash-lite-latest", "name": "Gemini Flash-Lite Latest", "thinking": True},
+    {"id": "gemini-pro-latest", "name": "Gemini Pro Latest", "thinking": True},
+    {"id": "gemini-nothink-latest", "name": "Gemini No Thinking", "thinking": False},
+]
+
+
 @pytest.mark.parametrize(
     ("model", "valves", "extra", "expected"),
     [
@@ -569,10 +602,19 @@ async def test_thoughts_can_be_hidden_by_the_user(pipe, fake):
         ("gemini-3-pro-preview", {"THINKING_LEVEL": "low"}, {"reasoning_effort": "high"}, {"thinking_level": "HIGH"}),
         ("gemini-3-flash", {"THINKING_LEVEL": "medium"}, {}, {"thinking_level": "MEDIUM"}),
         ("gemini-2.0-flash", {"THINKING_BUDGET": 999}, {"reasoning_effort": "high"}, None),
+        # Google's version-less aliases: the model list says they think; a budget works on 2.5 and 3
+        ("gemini-flash-latest", {}, {"reasoning_effort": "low"}, {"thinking_budget": 1024}),
+        ("gemini-flash-latest", {"THINKING_BUDGET": 2048, "THINKING_LEVEL": "high"}, {}, {"thinking_budget": 2048}),
+        ("gemini-flash-lite-latest", {"THINKING_LEVEL": "high"}, {}, {"thinking_budget": 24576}),
+        ("gemini-flash-lite-latest", {}, {"reasoning_effort": "none"}, {"thinking_budget": 0}),
+        ("gemini-pro-latest", {"THINKING_BUDGET": 0}, {}, {"thinking_budget": 128}),
+        ("gemini-pro-latest", {}, {}, None),
+        ("gemini-nothink-latest", {"THINKING_BUDGET": 512}, {}, None),  # the list says it does not think
     ],
 )
 async def test_thinking_budget_and_level(pipe, fake, model, valves, extra, expected):
-    fake.models.append({"id": "gemini-3-flash", "name": "Gemini 3 Flash"})
+    fake.models += [{"id": "gemini-3-flash", "name": "Gemini 3 Flash"}, *ALIASES]
+    await pipe.pipes()  # the model list says which models think
     pipe.valves = pipe.valves.model_copy(update={"INCLUDE_THOUGHTS": False, **valves})
     await run(pipe, body(model=f"g.{model}", **extra))
     got = config_of(fake).get("thinkingConfig")
@@ -609,6 +651,16 @@ async def test_grounding_sources_become_citations(pipe, fake):
     assert cites[0]["document"] == ["Paris is the capital."] and cites[0]["metadata"][0]["source"] == sources[0][0]
     (status,) = [s for s in events.of("status") if s.get("action") == "web_search"]
     assert status["urls"] == [s[0] for s in sources] and status["done"] is True
+    # the search queries come first, as chips (StatusItem.svelte renders `queries` for this action)
+    (queries,) = [s for s in events.of("status") if s.get("action") == "web_search_queries_generated"]
+    assert queries["queries"] == ["capital of france"] and queries["done"] is True
+    order = [(e["type"], e["data"].get("action")) for e in events]
+    assert order == [
+        ("status", "web_search_queries_generated"),
+        ("citation", None),
+        ("citation", None),
+        ("status", "web_search"),
+    ]
 
 
 async def test_grounding_from_user_valve_in_non_stream(pipe, fake):
@@ -616,6 +668,7 @@ async def test_grounding_from_user_valve_in_non_stream(pipe, fake):
     user = {"id": "u1", "role": "user", "valves": pipe.UserValves(GOOGLE_SEARCH_GROUNDING=True)}
     _, events = await run(pipe, body(stream=False), __user__=user)
     assert events.of("citation")[0]["document"] == ["e.com"]
+    assert [s["queries"] for s in events.of("status") if s.get("action") == "web_search_queries_generated"] == [["q"]]
 
 
 async def test_usage_is_reported_in_the_final_chunk(pipe, fake):
@@ -654,6 +707,35 @@ async def test_retries_give_up_after_max_retries_with_a_clear_message(pipe, fake
     with pytest.raises(mod.GeminiError, match=r"server error after 2 retries \(500 INTERNAL"):
         await run(pipe, body(stream=False))
     assert len(fake.generate_requests()) == 3
+
+
+@pytest.mark.parametrize("stream", [True, False])
+async def test_a_failed_retry_closes_its_status(pipe, fake, mod, stream):
+    pipe.valves = pipe.valves.model_copy(update={"MAX_RETRIES": 1})
+    fake.script(g.error(503, "overloaded", retry_delay="0.01s"), g.error(503, "still overloaded", retry_delay="0.01s"))
+    with pytest.raises(mod.GeminiError, match=r"server error after 1 retry \(503 UNAVAILABLE"):
+        await run(pipe, body(stream=stream))
+    statuses = events_of_last_run().of("status")
+    assert statuses[0]["done"] is False and "retrying" in statuses[0]["description"]
+    assert statuses[-1] == {"description": "Gemini request failed after 1 retry", "done": True, "hidden": False}
+
+
+async def test_a_chat_stopped_during_a_retry_wait_closes_its_status(mod):
+    class Busy(Exception):
+        __module__ = "google.genai.errors"
+        code, status, message, details = 503, "UNAVAILABLE", "busy", {}
+
+    async def op():
+        raise Busy()
+
+    async def sleep(_):
+        raise asyncio.CancelledError
+
+    events = Events()
+    with pytest.raises(asyncio.CancelledError):
+        await mod.with_retries(op, max_retries=3, emitter=mod.Emitter(events), sleep=sleep)
+    assert [s["done"] for s in events.of("status")] == [False, True]
+    assert events.of("status")[-1]["description"] == "Gemini request stopped"
 
 
 async def test_client_errors_are_not_retried(pipe, fake, mod):
@@ -749,13 +831,27 @@ async def test_permissive_safety_is_sent_when_enabled(pipe, fake):
     assert len(sent(fake)["safetySettings"]) == 4
 
 
-@pytest.mark.parametrize("then", [g.error(500, "stream broke"), "drop"])
-async def test_a_mid_stream_failure_keeps_the_text_and_notifies(pipe, fake, then):
+QUOTA_MESSAGE = (
+    "You exceeded your current quota, please check your plan and billing details.\n"
+    "* Quota exceeded for metric: generativelanguage.googleapis.com/generate_content_free_tier_requests, "
+    "limit: 10\n* Quota exceeded for metric: generativelanguage.googleapis.com/"
+    "generate_content_free_tier_input_token_count, limit: 250000\r\n\tPlease retry in 5.2s.\n" + "More. " * 200
+)
+
+
+@pytest.mark.parametrize(
+    "then", [g.error(500, "stream broke"), "drop", g.error(429, QUOTA_MESSAGE)], ids=["500", "drop", "quota"]
+)
+async def test_a_mid_stream_failure_keeps_the_text_and_notifies(pipe, fake, then, mod):
     fake.script(g.Stream([g.text("Part one, "), g.text("part two")], then=then))
     result, events = await run(pipe, body())
     text = content_of(result)
     assert text.startswith("Part one, part two\n\n⚠️ The reply was cut off: ")
-    assert text.count("\n") == 2  # one notice line
+    notice = text.split("\n\n", 1)[1]
+    assert "\n" not in notice and "\r" not in notice and "\t" not in notice and "  " not in notice  # one line
+    assert len(notice) <= mod.NOTICE_LIMIT + 40
+    if isinstance(then, g.Error) and then.status == 429:
+        assert "limit: 10 * Quota exceeded" in notice and notice.endswith("…")
     (note,) = events.of("notification")
     assert note["type"] == "error" and note["content"].startswith("Gemini stopped mid-reply")
     assert finish_of(result) == "stop"
@@ -904,6 +1000,15 @@ async def test_task_calls_are_one_cheap_plain_call(pipe, fake):
     assert thinking in ({"thinkingBudget": 0}, {"thinking_budget": 0})
 
 
+@pytest.mark.parametrize(("model", "budget"), [("gemini-flash-latest", 0), ("gemini-pro-latest", 128)])
+async def test_task_calls_on_aliases_use_the_smallest_budget(pipe, fake, model, budget):
+    fake.models += ALIASES
+    await pipe.pipes()
+    pipe.valves = pipe.valves.model_copy(update={"THINKING_LEVEL": "high", "THINKING_BUDGET": 4096})
+    await run(pipe, body(model=f"g.{model}", reasoning_effort="high"), __task__="title_generation")
+    assert config_of(fake)["thinkingConfig"] in ({"thinkingBudget": budget}, {"thinking_budget": budget})
+
+
 async def test_task_calls_on_gemini_3_use_the_lowest_level(pipe, fake):
     await run(pipe, body(model="g.gemini-3-pro-preview"), __task__="tags_generation")
     thinking = config_of(fake)["thinkingConfig"]
@@ -958,9 +1063,14 @@ _message = st.fixed_dictionaries(
         "tool_call_id": _text | _json,
     },
 )
+# Ids a client can send that are not Gemini model ids (the SDK refuses "?", "&" and ".." itself).
+_odd_model = st.sampled_from(["g.gemini-2.5-flash?alt=json", "g.a&b", "g.../models", "g.gemini 2.5", "g.ü"]) | (
+    _text.map(lambda t: "g." + t)
+)
 _body = st.fixed_dictionaries(
     {
         "model": st.sampled_from(["g.gemini-2.5-flash", "g.gemini-3-pro-preview", "g.setup", "gemini-2.0-flash"])
+        | _odd_model
         | _json,
         "messages": st.one_of(st.lists(_message, max_size=4), _json),
     },
@@ -982,9 +1092,10 @@ _body = st.fixed_dictionaries(
 
 # Bodies close to what Open WebUI sends (a known model, a user message last), so that many reach
 # the fake server and come back, mixed with arbitrary JSON.
+_known_model = st.sampled_from(["g.gemini-2.5-flash", "g.gemini-3-pro-preview", "gemini-2.0-flash"])
 _plausible_body = st.fixed_dictionaries(
     {
-        "model": st.sampled_from(["g.gemini-2.5-flash", "g.gemini-3-pro-preview", "gemini-2.0-flash"]),
+        "model": st.one_of(_known_model, _known_model, _known_model, _odd_model),
         "messages": st.lists(_message, max_size=3).map(lambda ms: [*ms, {"role": "user", "content": "hi"}]),
         "stream": st.booleans(),
     },
@@ -999,7 +1110,7 @@ _plausible_body = st.fixed_dictionaries(
 
 
 def test_hypothesis_generated_bodies_never_crash(mod):
-    """>= 1,000 generated bodies: pipe() answers or raises GeminiError, nothing else."""
+    """>= 1,000 generated bodies: pipe() answers or raises a clear GeminiError, never an internal one."""
     with g.FakeGemini(api_key=KEY) as server:
         p = mod.Pipe()
         p.valves = p.Valves(GOOGLE_API_KEY=KEY, GOOGLE_API_BASE_URL=server.url, MAX_RETRIES=0)
@@ -1016,6 +1127,9 @@ def test_hypothesis_generated_bodies_never_crash(mod):
                 counts["ok"] += 1
             except mod.GeminiError as exc:
                 OUTPUTS.append(str(exc))
+                # pipe() wraps anything unexpected (TypeError, KeyError...) as "Gemini request failed
+                # (<type>: ...)": that is an internal bug, not a clear error for a bad body.
+                assert not str(exc).startswith("Gemini request failed ("), str(exc)
                 counts["error"] += 1
                 kinds[str(exc)[:40]] = kinds.get(str(exc)[:40], 0) + 1
 
