@@ -13,7 +13,7 @@ requirements: google-genai>=1.54.0
 import asyncio
 import base64
 import binascii
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 import hashlib
@@ -383,6 +383,22 @@ class Emitter:
 # --- end inlined: shared/events.py ---
 
 
+# --- begin inlined: shared/secrets.py (sha256:3807ee5532d6c241) ---
+def redact(text: str, secrets: Iterable[str], limit: int | None = None) -> str:
+    """`text` with every secret replaced, then shortened to `limit` characters.
+
+    Replacing comes first: shortening first could leave half a key. Secrets shorter than 4
+    characters are left alone; replacing them would garble the text and they protect nothing.
+    """
+    for secret in secrets:
+        if secret and len(secret) >= 4:
+            text = text.replace(secret, "[redacted]")
+    if limit is not None and len(text) > limit:
+        text = text[: limit - 1] + "…"
+    return text
+# --- end inlined: shared/secrets.py ---
+
+
 # Secrets: GOOGLE_API_KEY is a plain string valve shown as a password field. Open WebUI stores
 # valves in its database in clear text unless the server runs with ENABLE_VALVE_ENCRYPTION=true
 # (Fernet, keyed from WEBUI_SECRET_KEY: keep that key stable or the stored valves read back empty).
@@ -391,6 +407,7 @@ class Emitter:
 
 
 # from shared.events import Emitter, citation  (inlined above)
+# from shared.secrets import redact  (inlined above)
 
 _LOG = logging.getLogger("openwebui_pack.gemini_manifold")
 
@@ -406,6 +423,7 @@ IMAGE_URL_MAX_REDIRECTS = 3
 LIST_TIMEOUT_MS = 15_000
 LIST_FAILURE_TTL = 30.0  # a failed model listing is retried after this many seconds
 NOTICE_LIMIT = 300  # characters of the error in the one-line notice that ends a cut-off reply
+ERROR_LIMIT = 1000  # characters of an upstream error in an exception the user sees
 UPLOAD_CACHE_TTL = 47 * 3600.0  # Files API keeps uploads 48 h
 RETRYABLE_STATUS = frozenset({429, 500, 503})
 MAX_SERVER_RETRY_DELAY = 60.0  # a longer requested wait fails at once with a clear message
@@ -479,14 +497,6 @@ class PrivateAddressError(OSError):
 
 
 # --- small helpers ---------------------------------------------------------------------------
-
-
-def redact(text: str, secrets: tuple[str, ...], limit: int = 1000) -> str:
-    """The text without any secret, then shortened (shortening first could leave half a key)."""
-    for secret in secrets:
-        if secret and len(secret) >= 4:
-            text = text.replace(secret, "[redacted]")
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def sub_model_id(model: str) -> str:
@@ -1740,7 +1750,7 @@ class Pipe:
             models = await list_models(client)
             listing = Listing(now, models)
         except Exception as exc:
-            message = redact(describe_error(exc), (key,))
+            message = redact(describe_error(exc), (key,), ERROR_LIMIT)
             _LOG.warning("Gemini model list failed: %s", message)
             if listing is not None and listing.models is not None:
                 # Keep serving the last good list; try again after a short pause.
@@ -1785,7 +1795,7 @@ class Pipe:
             emitter = Emitter(None if __task__ else __event_emitter__)
             return await self._pipe(body, settings, emitter, __task__, __files__, __tools__, __metadata__, __user__)
         except Exception as exc:
-            message = redact(describe_error(exc, timeout=self.valves.REQUEST_TIMEOUT), secrets)
+            message = redact(describe_error(exc, timeout=self.valves.REQUEST_TIMEOUT), secrets, ERROR_LIMIT)
             _LOG.warning("Gemini request failed: %s", message)
             raise GeminiError(message) from None
 

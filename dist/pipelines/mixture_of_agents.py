@@ -1055,18 +1055,31 @@ async def run_task(conversation: Any, client: ModelClient, settings: MoaSettings
 # --- end inlined: shared/moa.py ---
 
 
+# --- begin inlined: shared/secrets.py (sha256:3807ee5532d6c241) ---
+def redact(text: str, secrets: Iterable[str], limit: int | None = None) -> str:
+    """`text` with every secret replaced, then shortened to `limit` characters.
+
+    Replacing comes first: shortening first could leave half a key. Secrets shorter than 4
+    characters are left alone; replacing them would garble the text and they protect nothing.
+    """
+    for secret in secrets:
+        if secret and len(secret) >= 4:
+            text = text.replace(secret, "[redacted]")
+    if limit is not None and len(text) > limit:
+        text = text[: limit - 1] + "…"
+    return text
+# --- end inlined: shared/secrets.py ---
+
+
 # from shared.events import Emitter, Event, wire  (inlined above)
 # from shared.moa import ( ChatMessage, MoaError, MoaSettings, MoaValves, ModelCallError, check_settings, completion_text, error_from_status, parse_retry_after, run_mixture, run_task, sampling_params, stream_text, )  (inlined above)
+# from shared.secrets import redact  (inlined above)
 
 # Open WebUI's built-in task prompts (title, tags, follow-ups, queries) all start like this and
 # quote the chat in <chat_history>; Pipelines never learn the task name, so such requests get one
 # aggregator call, not the mixture. The RAG template starts the same way but quotes <context>.
 TASK_PROMPT_START = "### Task:"
 TASK_PROMPT_MARK = "<chat_history>"
-
-
-def scrub(text: str, secret: str) -> str:
-    return text.replace(secret, "***") if secret else text
 
 
 class OpenAIEndpoint:
@@ -1086,12 +1099,12 @@ class OpenAIEndpoint:
 
     def unreachable(self, model: str, exc: Exception) -> ModelCallError:
         return ModelCallError(
-            model, scrub(f"cannot reach the endpoint ({type(exc).__name__}: {exc})", self.api_key), retryable=True
+            model, redact(f"cannot reach the endpoint ({type(exc).__name__}: {exc})", (self.api_key,)), retryable=True
         )
 
     async def failure(self, model: str, response: Any) -> ModelCallError:
         # Some upstreams echo the key in their error text; it reaches status lines from here.
-        text = scrub(await response.text(), self.api_key)
+        text = redact(await response.text(), (self.api_key,))
         try:
             body: Any = json.loads(text)
         except ValueError:
@@ -1242,7 +1255,7 @@ class Pipeline:
         except MoaError as exc:
             # The server returns a dict as it is, and Open WebUI shows `error` as the message's
             # error; an exception would reach the user as a bare "Internal Server Error".
-            return {"error": {"detail": scrub(str(exc), valves.openai_api_key)}}
+            return {"error": {"detail": redact(str(exc), (valves.openai_api_key,))}}
 
 
 def pipeline_job(
@@ -1271,6 +1284,6 @@ def pipeline_job(
             if not streaming:
                 raise
             # Open WebUI shows a `data: {"error": ...}` line as the message's error (contract §6).
-            put({"error": {"detail": scrub(str(exc), valves.openai_api_key)}})
+            put({"error": {"detail": redact(str(exc), (valves.openai_api_key,))}})
 
     return job

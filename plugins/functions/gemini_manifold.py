@@ -39,6 +39,7 @@ from urllib.parse import urljoin, urlsplit
 from pydantic import BaseModel, Field
 
 from shared.events import Emitter, citation
+from shared.secrets import redact
 
 _LOG = logging.getLogger("openwebui_pack.gemini_manifold")
 
@@ -54,6 +55,7 @@ IMAGE_URL_MAX_REDIRECTS = 3
 LIST_TIMEOUT_MS = 15_000
 LIST_FAILURE_TTL = 30.0  # a failed model listing is retried after this many seconds
 NOTICE_LIMIT = 300  # characters of the error in the one-line notice that ends a cut-off reply
+ERROR_LIMIT = 1000  # characters of an upstream error in an exception the user sees
 UPLOAD_CACHE_TTL = 47 * 3600.0  # Files API keeps uploads 48 h
 RETRYABLE_STATUS = frozenset({429, 500, 503})
 MAX_SERVER_RETRY_DELAY = 60.0  # a longer requested wait fails at once with a clear message
@@ -127,14 +129,6 @@ class PrivateAddressError(OSError):
 
 
 # --- small helpers ---------------------------------------------------------------------------
-
-
-def redact(text: str, secrets: tuple[str, ...], limit: int = 1000) -> str:
-    """The text without any secret, then shortened (shortening first could leave half a key)."""
-    for secret in secrets:
-        if secret and len(secret) >= 4:
-            text = text.replace(secret, "[redacted]")
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def sub_model_id(model: str) -> str:
@@ -1388,7 +1382,7 @@ class Pipe:
             models = await list_models(client)
             listing = Listing(now, models)
         except Exception as exc:
-            message = redact(describe_error(exc), (key,))
+            message = redact(describe_error(exc), (key,), ERROR_LIMIT)
             _LOG.warning("Gemini model list failed: %s", message)
             if listing is not None and listing.models is not None:
                 # Keep serving the last good list; try again after a short pause.
@@ -1433,7 +1427,7 @@ class Pipe:
             emitter = Emitter(None if __task__ else __event_emitter__)
             return await self._pipe(body, settings, emitter, __task__, __files__, __tools__, __metadata__, __user__)
         except Exception as exc:
-            message = redact(describe_error(exc, timeout=self.valves.REQUEST_TIMEOUT), secrets)
+            message = redact(describe_error(exc, timeout=self.valves.REQUEST_TIMEOUT), secrets, ERROR_LIMIT)
             _LOG.warning("Gemini request failed: %s", message)
             raise GeminiError(message) from None
 

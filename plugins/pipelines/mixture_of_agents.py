@@ -34,16 +34,13 @@ from shared.moa import (
     sampling_params,
     stream_text,
 )
+from shared.secrets import redact
 
 # Open WebUI's built-in task prompts (title, tags, follow-ups, queries) all start like this and
 # quote the chat in <chat_history>; Pipelines never learn the task name, so such requests get one
 # aggregator call, not the mixture. The RAG template starts the same way but quotes <context>.
 TASK_PROMPT_START = "### Task:"
 TASK_PROMPT_MARK = "<chat_history>"
-
-
-def scrub(text: str, secret: str) -> str:
-    return text.replace(secret, "***") if secret else text
 
 
 class OpenAIEndpoint:
@@ -63,12 +60,12 @@ class OpenAIEndpoint:
 
     def unreachable(self, model: str, exc: Exception) -> ModelCallError:
         return ModelCallError(
-            model, scrub(f"cannot reach the endpoint ({type(exc).__name__}: {exc})", self.api_key), retryable=True
+            model, redact(f"cannot reach the endpoint ({type(exc).__name__}: {exc})", (self.api_key,)), retryable=True
         )
 
     async def failure(self, model: str, response: Any) -> ModelCallError:
         # Some upstreams echo the key in their error text; it reaches status lines from here.
-        text = scrub(await response.text(), self.api_key)
+        text = redact(await response.text(), (self.api_key,))
         try:
             body: Any = json.loads(text)
         except ValueError:
@@ -219,7 +216,7 @@ class Pipeline:
         except MoaError as exc:
             # The server returns a dict as it is, and Open WebUI shows `error` as the message's
             # error; an exception would reach the user as a bare "Internal Server Error".
-            return {"error": {"detail": scrub(str(exc), valves.openai_api_key)}}
+            return {"error": {"detail": redact(str(exc), (valves.openai_api_key,))}}
 
 
 def pipeline_job(
@@ -248,6 +245,6 @@ def pipeline_job(
             if not streaming:
                 raise
             # Open WebUI shows a `data: {"error": ...}` line as the message's error (contract §6).
-            put({"error": {"detail": scrub(str(exc), valves.openai_api_key)}})
+            put({"error": {"detail": redact(str(exc), (valves.openai_api_key,))}})
 
     return job
