@@ -462,9 +462,12 @@ def compile_like_open_webui(text: str, filename: str) -> types.CodeType:
     return compile(text, filename, "exec", flags=__future__.annotations.compiler_flag, dont_inherit=True)
 
 
-def load_like_open_webui(plugin: Plugin) -> float:
-    """exec the text into a fresh module as open_webui/utils/plugin.py does; seconds taken."""
-    started = time.perf_counter()
+def load_module_like_open_webui(plugin: Plugin) -> types.ModuleType:
+    """exec the text into a fresh module as open_webui/utils/plugin.py does.
+
+    The module is in sys.modules while its code runs (dataclasses and pydantic resolve postponed
+    annotations through it) and `__file__` names a temp file that is gone afterwards.
+    """
     name = f"{'tool' if plugin.kind == 'tool' else 'function'}_{plugin.id}_{uuid.uuid4().hex}"
     module = types.ModuleType(name)
     sys.modules[name] = module
@@ -477,10 +480,16 @@ def load_like_open_webui(plugin: Plugin) -> float:
             exec(compile_like_open_webui(plugin.text, plugin.dist), module.__dict__)
         except ModuleNotFoundError as exc:
             raise MissingPackage(exc.name or str(exc)) from None
-        getattr(module, plugin.cls)()
     finally:
         sys.modules.pop(name, None)
         os.unlink(temp)
+    return module
+
+
+def load_like_open_webui(plugin: Plugin) -> float:
+    """Load the plugin and instantiate its class, as Open WebUI does; seconds taken."""
+    started = time.perf_counter()
+    getattr(load_module_like_open_webui(plugin), plugin.cls)()
     return time.perf_counter() - started
 
 

@@ -11,7 +11,6 @@ built to provoke regex backtracking; time should grow linearly with size.
 import statistics
 import sys
 import time
-import types
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -23,12 +22,6 @@ import build  # noqa: E402
 _CACHE: dict = {}
 OURS = build.build_plugin(ROOT, "actions", "plugins/actions/add_to_memories.py", _CACHE)
 TEMPLATE = build.build_plugin(ROOT, "templates", "plugins/templates/action.py", _CACHE)
-
-
-def load(plugin: build.Plugin) -> types.ModuleType:
-    module = types.ModuleType(f"function_{plugin.id}_bench")
-    exec(compile(plugin.text, plugin.dist, "exec"), module.__dict__)
-    return module
 
 
 def median_ms(samples: list[float]) -> float:
@@ -65,7 +58,7 @@ def reply(paragraphs: int) -> str:
 
 
 def bench_extract(runs: int = 9) -> None:
-    mod = load(OURS)
+    mod = build.load_module_like_open_webui(OURS)
     print(f"memory_text on a reply (median of {runs}):")
     for paragraphs in (10, 100, 1000, 5000):
         text = reply(paragraphs)

@@ -18,20 +18,20 @@ import statistics
 import subprocess
 import sys
 import time
-import types
-import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+import build  # noqa: E402
+from tests.helpers import find_built, load_built  # noqa: E402
 
-DIST = ROOT / "dist" / "functions" / "gemini_manifold.py"
 KEY = "bench-key-0123456789"
 MODEL = "gemini-2.5-flash"
 
 LOAD_SNIPPET = """
-import sys, time, types, uuid
+import sys
+sys.path.insert(0, sys.argv[1])
 import pydantic
 if sys.argv[2] == "warm":
     # Inside Open WebUI, asyncio/logging/json are loaded and pydantic has built hundreds of models
@@ -41,14 +41,9 @@ if sys.argv[2] == "warm":
         x: typing.Literal["a", "b"] = pydantic.Field(default="a", description="d")
         y: bool | None = pydantic.Field(default=None, ge=0, description="d")
     Warm.model_json_schema()
-text = open(sys.argv[1]).read()
-started = time.perf_counter()
-module = types.ModuleType("function_gemini_manifold_" + uuid.uuid4().hex)
-sys.modules[module.__name__] = module
-exec(compile(text, sys.argv[1], "exec"), module.__dict__)
-sys.modules.pop(module.__name__)
-module.Pipe()
-elapsed = time.perf_counter() - started
+import build
+plugin = build.build_plugin(build.ROOT, "functions", "plugins/functions/gemini_manifold.py", {})
+elapsed = build.load_like_open_webui(plugin)
 print(elapsed, "google.genai" in sys.modules)
 """
 
@@ -61,7 +56,7 @@ def fresh_process_load(mode: str, runs: int) -> tuple[list[float], bool]:
     times, sdk_loaded = [], False
     for _ in range(runs):
         out = subprocess.run(
-            [sys.executable, "-c", LOAD_SNIPPET, str(DIST), mode], capture_output=True, text=True, check=True
+            [sys.executable, "-c", LOAD_SNIPPET, str(ROOT), mode], capture_output=True, text=True, check=True
         ).stdout.split()
         times.append(float(out[0]))
         sdk_loaded |= out[1] == "True"
@@ -71,15 +66,9 @@ def fresh_process_load(mode: str, runs: int) -> tuple[list[float], bool]:
 def bench_load(runs: int) -> None:
     warm_process, sdk_loaded = fresh_process_load("warm", runs)
     cold, _ = fresh_process_load("cold", runs)
-    text = DIST.read_text()
-    warm = []
-    for _ in range(runs):
-        started = time.perf_counter()
-        module = types.ModuleType("function_gemini_manifold_" + uuid.uuid4().hex)
-        exec(compile(text, str(DIST), "exec"), module.__dict__)
-        module.Pipe()
-        warm.append(time.perf_counter() - started)
-    print(f"load: exec + instantiate {DIST.relative_to(ROOT)} ({len(text.splitlines())} lines)")
+    plugin = find_built("gemini_manifold")
+    warm = [build.load_like_open_webui(plugin) for _ in range(runs)]
+    print(f"load: exec + instantiate {plugin.dist} ({len(plugin.text.splitlines())} lines)")
     print(f"  new process set up like Open WebUI's, median of {runs}: {ms(statistics.median(warm_process))}"
           "   target <= 50 ms")  # fmt: skip
     print(f"  same, again in that process,       median of {runs}: {ms(statistics.median(warm))}")
@@ -102,8 +91,7 @@ sys.stdin.read()  # until the bench closes our stdin
 
 
 def load_pipe(url: str):
-    module = types.ModuleType("function_gemini_manifold_" + uuid.uuid4().hex)
-    exec(compile(DIST.read_text(), str(DIST), "exec"), module.__dict__)
+    module = load_built("gemini_manifold")
     pipe = module.Pipe()
     pipe.valves = pipe.Valves(GOOGLE_API_KEY=KEY, GOOGLE_API_BASE_URL=url, MAX_RETRIES=0)
     return module, pipe
@@ -193,8 +181,6 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=30)
     parser.add_argument("--chunks", type=int, default=500)
     args = parser.parse_args()
-    if not DIST.exists():
-        sys.exit("dist/functions/gemini_manifold.py is missing: run python3 build.py first")
     bench_load(min(args.runs, 20))
     # The fake runs in its own process so that its writes do not compete with the client for the GIL.
     server = subprocess.Popen(

@@ -18,14 +18,14 @@ import statistics
 import sys
 import time
 import types
-import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+import build  # noqa: E402
 from tests.fakes.youtube import FakeYouTube, Track, Video  # noqa: E402
-from tests.helpers import load_built  # noqa: E402
+from tests.helpers import find_built, load_built  # noqa: E402
 
 VIDEO_ID = "benchVideo0"
 SENTENCE = "so the next thing we want to look at is how the model handles very long inputs"
@@ -118,19 +118,11 @@ async def bench_cached_call(mod: types.ModuleType, yt: FakeYouTube) -> None:
 
 
 def bench_load() -> None:
-    dist = ROOT / "dist" / "tools" / "youtube_transcript.py"
-    source = dist.read_text(encoding="utf-8")
+    plugin = find_built("youtube_transcript")
     import pydantic  # noqa: F401  (Open WebUI has it loaded long before any plugin)
 
     def load() -> None:
-        # open_webui/utils/plugin.py:load_tool_module_by_id: a fresh module, exec, then Tools()
-        module = types.ModuleType(f"tool_youtube_transcript_{uuid.uuid4().hex}")
-        sys.modules[module.__name__] = module
-        try:
-            exec(compile(source, str(dist), "exec"), module.__dict__)
-        finally:
-            sys.modules.pop(module.__name__, None)
-        module.Tools()
+        build.load_like_open_webui(plugin)
 
     line("exec + instantiate dist/tools/youtube_transcript.py", timed(load, 30), 50)
     lazy = [m for m in ("youtube_transcript_api", "aiohttp") if m in sys.modules]

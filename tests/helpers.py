@@ -3,7 +3,6 @@
 import functools
 import sys
 import types
-import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -32,12 +31,4 @@ def load_built(plugin_id: str, kind: str | None = None) -> types.ModuleType:
 
     `kind` tells apart ids shared across hosts (the "mixture_of_agents" pipe and pipeline).
     """
-    plugin = find_built(plugin_id, kind)
-    name = f"function_{plugin_id}_{uuid.uuid4().hex}"
-    module = types.ModuleType(name)
-    sys.modules[name] = module
-    try:
-        exec(build.compile_like_open_webui(plugin.text, plugin.dist), module.__dict__)
-    finally:
-        sys.modules.pop(name, None)
-    return module
+    return build.load_module_like_open_webui(find_built(plugin_id, kind))

@@ -248,12 +248,14 @@ def test_shared_tool_runs_for_the_other_user(templates, socket, socket_for):
 # --- template_pipeline (Pipelines server, driven like open-webui/pipelines main.py) ----
 
 
-def test_pipeline_as_the_pipelines_server_drives_it():
-    # built alone: a half-written plugin elsewhere in the tree must not break this test
+def template_pipeline():
+    # built alone: a half-written plugin elsewhere in the tree must not break these tests
     plugin = build.build_plugin(ROOT, "templates", "plugins/templates/pipeline.py", {})
-    namespace: dict = {"__name__": "template_pipeline"}
-    exec(compile(plugin.text, plugin.dist, "exec"), namespace)
-    pipeline = namespace["Pipeline"]()
+    return build.load_module_like_open_webui(plugin).Pipeline()
+
+
+def test_pipeline_as_the_pipelines_server_drives_it():
+    pipeline = template_pipeline()
     pipeline.valves = pipeline.Valves(PREFIX="> ")
     messages = [{"role": "user", "content": "hi there"}]
     out = list(
@@ -278,12 +280,9 @@ def test_pipeline_as_the_pipelines_server_drives_it():
 def test_pipeline_wire_events_become_ui_events_in_open_webui(owui, fake_openai, socket):
     """The template pipeline's real output, served the way the Pipelines server streams it, through
     Open WebUI's OpenAI connection: the {"event": ...} lines must arrive as socket events."""
-    plugin = build.build_plugin(ROOT, "templates", "plugins/templates/pipeline.py", {})
-    namespace: dict = {"__name__": "template_pipeline"}
-    exec(compile(plugin.text, plugin.dist, "exec"), namespace)
     messages = [{"role": "user", "content": "wire test"}]
     body = {"model": "template_pipeline", "messages": messages, "stream": True}
-    items = list(namespace["Pipeline"]().pipe(user_message="wire test", model_id="x", messages=messages, body=body))
+    items = list(template_pipeline().pipe(user_message="wire test", model_id="x", messages=messages, body=body))
     fake_openai.set("host-pipeline-wire", stream_items=items)
     owui.wait_for_model("host-pipeline-wire")
 
