@@ -1,0 +1,169 @@
+"""The one seam between the pack and Open WebUI's own Python code.
+
+Every Open WebUI internal a plugin uses is imported here, lazily (inside the server only; a
+plugin file must load without Open WebUI installed), and this module alone decides what a
+missing or changed internal means. Upgrading Open WebUI is an audit of this file.
+
+A plugin keeps an `OpenWebUIHost()` as an attribute (`self.host`); tests give it a fake with the
+same methods instead of patching module globals. Host functions may be synchronous or
+asynchronous (Open WebUI made its database layer async in 0.9): `_settle` accepts both.
+"""
+
+import asyncio
+import inspect
+import logging
+from typing import Any
+
+_HOST_LOG = logging.getLogger("openwebui_pack.host")
+
+
+class HostRefusal(Exception):
+    """Open WebUI refused the operation with an HTTP status (403 forbidden, 404 off or unknown)."""
+
+    def __init__(self, status_code: int, detail: str = "") -> None:
+        super().__init__(detail or f"HTTP {status_code}")
+        self.status_code = status_code
+        self.detail = detail
+
+
+class ModelNotFound(Exception):
+    """Open WebUI has no model with this id, or the user may not use it."""
+
+
+async def _settle(value: Any) -> Any:
+    """The value of a host call, whether the host function was synchronous or asynchronous."""
+    if inspect.isawaitable(value):
+        return await value
+    return value
+
+
+def _http_exception_type() -> type[BaseException]:
+    # Open WebUI's routers raise FastAPI's HTTPException, a subclass of Starlette's.
+    from starlette.exceptions import HTTPException
+
+    return HTTPException
+
+
+def as_refusal(exc: BaseException) -> HostRefusal | None:
+    """A host HTTP error as a `HostRefusal`; None for anything else."""
+    if isinstance(exc, HostRefusal):
+        return exc
+    if isinstance(exc, _http_exception_type()):
+        detail = getattr(exc, "detail", "")
+        return HostRefusal(int(getattr(exc, "status_code", 500)), detail if isinstance(detail, str) else str(detail))
+    return None
+
+
+def _refused(exc: Exception) -> Exception:
+    return as_refusal(exc) or exc
+
+
+class OpenWebUIHost:
+    """Open WebUI's users, models, chat path, memories and files, as the pack uses them."""
+
+    # --- users -------------------------------------------------------------------------------------
+
+    async def get_user(self, user_id: str) -> Any | None:
+        from open_webui.models.users import Users
+
+        return await _settle(Users.get_user_by_id(user_id))
+
+    # --- models and the chat path ------------------------------------------------------------------
+
+    def models(self, request: Any) -> dict[str, Any] | None:
+        """The server's model registry (id -> model info), or None outside a server request."""
+        state = getattr(getattr(request, "app", None), "state", None)
+        registry = getattr(state, "MODELS", None)
+        return registry if isinstance(registry, dict) else None
+
+    async def may_use_model(self, user: Any, model_info: dict[str, Any]) -> bool:
+        """Whether a plain user may use the model; True when the server cannot tell (the chat call
+        itself still enforces access, so this early check is a courtesy that gives a clear message)."""
+        if getattr(user, "role", None) != "user":
+            return True
+        try:
+            from open_webui.env import BYPASS_MODEL_ACCESS_CONTROL
+            from open_webui.utils.models import check_model_access
+        except ImportError:
+            _HOST_LOG.info("this Open WebUI has no check_model_access; model access is checked by the chat call")
+            return True
+        if BYPASS_MODEL_ACCESS_CONTROL:
+            return True
+        try:
+            await _settle(check_model_access(user, model_info))
+        except Exception as exc:
+            if as_refusal(exc) is not None:
+                return False
+            raise
+        return True
+
+    async def chat_completion(self, request: Any, form: dict[str, Any], user: Any) -> Any:
+        """Open WebUI's own generate_chat_completion, as the chatting user (access rules apply)."""
+        from open_webui.utils.chat import generate_chat_completion
+
+        try:
+            return await generate_chat_completion(request, form, user)
+        except Exception as exc:
+            # Open WebUI 0.12.4 (open_webui/utils/chat.py) raises a bare Exception with this text for
+            # an unknown model and for one the user may not use; nothing else tells the two apart.
+            if type(exc) is Exception and str(exc) == "Model not found":
+                raise ModelNotFound(form.get("model", "")) from None
+            raise _refused(exc) from exc
+
+    # --- memories ------------------------------------------------------------------------------------
+
+    async def check_memories_permission(self, user: Any) -> None:
+        """Raises HostRefusal(404) when memories are off, HostRefusal(403) without the permission."""
+        from open_webui.routers.memories import check_memories_permission
+
+        try:
+            await _settle(check_memories_permission(user))
+        except Exception as exc:
+            raise _refused(exc) from exc
+
+    async def memories(self, user_id: str) -> list[Any]:
+        """The user's stored memories (objects with `id` and `content`)."""
+        from open_webui.models.memories import Memories
+
+        rows = await _settle(Memories.get_memories_by_user_id(user_id))
+        if rows is None:
+            # the table method returns None when the query itself failed
+            raise RuntimeError("reading memories failed")
+        return list(rows)
+
+    async def add_memory(self, request: Any, user: Any, content: str) -> str:
+        """Adds a memory the way Settings → Personalization does (stored and embedded); its id."""
+        from open_webui.routers.memories import AddMemoryForm, add_memory
+
+        try:
+            memory = await _settle(add_memory(request=request, form_data=AddMemoryForm(content=content), user=user))
+        except Exception as exc:
+            raise _refused(exc) from exc
+        return memory.id
+
+    async def delete_memory(self, memory_id: str, user_id: str) -> bool:
+        """Deletes one of the user's memories and its vector, if one was written."""
+        from open_webui.models.memories import Memories
+        from open_webui.retrieval.vector.async_client import ASYNC_VECTOR_DB_CLIENT
+
+        deleted = await _settle(Memories.delete_memory_by_id_and_user_id(memory_id, user_id))
+        try:
+            await ASYNC_VECTOR_DB_CLIENT.delete(collection_name=f"user-memory-{user_id}", ids=[memory_id])
+        except Exception as exc:
+            # normally there is no vector yet: the failure came before the upsert
+            _HOST_LOG.debug("no vector to remove for memory %s: %s", memory_id, type(exc).__name__)
+        return bool(deleted)
+
+    # --- files -----------------------------------------------------------------------------------------
+
+    async def file_record(self, file_id: str) -> Any | None:
+        """Open WebUI's record of an uploaded file (`user_id`, `path`, `filename`, `meta`), or None."""
+        from open_webui.models.files import Files
+
+        return await _settle(Files.get_file_by_id(file_id))
+
+    async def local_file_path(self, stored_path: str) -> str:
+        """A local path holding the stored file's bytes (the storage provider may download it)."""
+        from open_webui.storage.provider import Storage
+
+        return await asyncio.to_thread(Storage.get_file, stored_path)
