@@ -16,12 +16,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import build  # noqa: E402
+from buildlib import assemble, loader  # noqa: E402
 
 # built on their own, so a half-written plugin elsewhere in the tree does not stop the bench
 _CACHE: dict = {}
-OURS = build.build_plugin(ROOT, "actions", "plugins/actions/add_to_memories.py", _CACHE)
-TEMPLATE = build.build_plugin(ROOT, "templates", "plugins/templates/action.py", _CACHE)
+OURS = assemble.build_plugin(ROOT, "actions", "plugins/actions/add_to_memories.py", _CACHE)
+TEMPLATE = assemble.build_plugin(ROOT, "templates", "plugins/templates/action.py", _CACHE)
 
 
 def median_ms(samples: list[float]) -> float:
@@ -39,10 +39,10 @@ def timed(fn, runs: int) -> float:
 
 def bench_load(runs: int = 30) -> None:
     ours, template = OURS, TEMPLATE
-    build.load_like_open_webui(ours)  # warm pydantic and the stdlib imports, as in a running server
+    loader.load_like_open_webui(ours)  # warm pydantic and the stdlib imports, as in a running server
     print(f"exec + instantiate like Open WebUI (median of {runs}):")
     for plugin in (ours, template):
-        samples = [build.load_like_open_webui(plugin) for _ in range(runs)]
+        samples = [loader.load_like_open_webui(plugin) for _ in range(runs)]
         print(f"  {plugin.dist:40s} {median_ms(samples):6.2f} ms  ({len(plugin.text) / 1024:.1f} KiB)")
 
 
@@ -58,7 +58,7 @@ def reply(paragraphs: int) -> str:
 
 
 def bench_extract(runs: int = 9) -> None:
-    mod = build.load_module_like_open_webui(OURS)
+    mod = loader.load_module_like_open_webui(OURS)
     print(f"memory_text on a reply (median of {runs}):")
     for paragraphs in (10, 100, 1000, 5000):
         text = reply(paragraphs)

@@ -23,19 +23,22 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import build  # noqa: E402
+from buildlib import MANIFEST  # noqa: E402
+from buildlib.assemble import render_all  # noqa: E402
+from buildlib.deploy import is_template  # noqa: E402
+from buildlib.kinds import kind  # noqa: E402
 from tests.fakes.embeddings import FakeEmbeddings  # noqa: E402
 from tests.fakes.openai_server import FakeOpenAI  # noqa: E402
 from tests.host._server import Server, signup_admin  # noqa: E402
 
 
 def write_pack(root: Path) -> list[dict]:
-    _, outputs = build.render_all(ROOT)
+    _, outputs = render_all(ROOT)
     for rel, text in outputs.items():
         path = root / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text, encoding="utf-8")
-    return json.loads(outputs[build.MANIFEST])["plugins"]
+    return json.loads(outputs[MANIFEST])["plugins"]
 
 
 def timed_deploy(root: Path, url: str, token: str, only: list[str] | None) -> tuple[float, str]:
@@ -54,7 +57,7 @@ def timed_deploy(root: Path, url: str, token: str, only: list[str] | None) -> tu
 
 
 def run(url: str, token: str, root: Path, entries: list[dict]) -> None:
-    pack = [e for e in entries if not build_template(e) and e["kind"] != "pipeline"]
+    pack = [e for e in entries if not is_template(e) and kind(e["kind"]).deployable]
     everything = sorted({e["id"] for e in entries})
     print(f"pack: {len(pack)} deployable plugins (+ templates: {len(everything)} ids in total)")
     rows = [
@@ -66,10 +69,6 @@ def run(url: str, token: str, root: Path, entries: list[dict]) -> None:
     for label, only in rows:
         took, summary = timed_deploy(root, url, token, only)
         print(f"  {label:<32} {took:6.2f} s   | {summary}")
-
-
-def build_template(entry: dict) -> bool:
-    return str(entry.get("source", "")).startswith("plugins/templates/")
 
 
 def main() -> int:

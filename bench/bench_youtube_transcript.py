@@ -2,13 +2,18 @@
 
     .venv/bin/python bench/bench_youtube_transcript.py
 
-Prints, next to each issue target:
+Prints, next to each target:
 - formatting a 3-hour transcript (5,400 captions) into the model text (target <= 20 ms), and with
   the citation event built too;
 - a cached repeat call of get_youtube_transcript for that video (target <= 1 ms), after a first
   call that went through the real youtube-transcript-api to a loopback fake YouTube;
 - exec + instantiate of dist/tools/youtube_transcript.py the way Open WebUI loads a tool
-  (target <= 50 ms).
+  (target <= 50 ms);
+- how long the tool takes to answer when YouTube hangs (the watch page, the player request, the
+  caption request, oEmbed) or a PROXY_URL proxy never answers, with REQUEST_TIMEOUT = 0.5 s
+  (target: REQUEST_TIMEOUT + 1.5 s), and when the proxy refuses the connection (target: well
+  under REQUEST_TIMEOUT, which stays at its default of 15 s). The tests check that these limits
+  hold without measuring time; the figures are here.
 """
 
 from __future__ import annotations
@@ -23,8 +28,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import build  # noqa: E402
-from tests.fakes.youtube import FakeYouTube, Track, Video  # noqa: E402
+from buildlib import loader  # noqa: E402
+from tests.fakes.youtube import FakeProxy, FakeYouTube, Track, Video, closed_port_url, proxy_only  # noqa: E402
 from tests.helpers import find_built, load_built  # noqa: E402
 
 VIDEO_ID = "benchVideo0"
@@ -80,12 +85,17 @@ def bench_formatting(mod: types.ModuleType) -> None:
     line("format 3 h transcript + build the citation event", timed(render_and_cite, 50), 20)
 
 
-async def bench_cached_call(mod: types.ModuleType, yt: FakeYouTube) -> None:
-    open_session = mod._open_session
-    mod._open_session = lambda timeout: yt.route(open_session(timeout))
-    mod._OEMBED_ENDPOINT = yt.oembed_endpoint
-    yt.add(Video(VIDEO_ID, title="A three-hour lecture", tracks=[Track("en", "English", segments=three_hours())]))
+def routed_tool(mod: types.ModuleType, yt: FakeYouTube) -> object:
+    """A Tools instance whose requests all go to the loopback fake, with an empty cache."""
     tool = mod.Tools()
+    tool.youtube = mod._YouTube(oembed_endpoint=yt.oembed_endpoint, session_hook=yt.route)
+    tool.cache = mod._Cache()
+    return tool
+
+
+async def bench_cached_call(mod: types.ModuleType, yt: FakeYouTube) -> None:
+    yt.add(Video(VIDEO_ID, title="A three-hour lecture", tracks=[Track("en", "English", segments=three_hours())]))
+    tool = routed_tool(mod, yt)
     tool.valves.MAX_TRANSCRIPT_CHARS = 0  # the whole 3 hours, the worst case for a repeat call
     events: list[dict] = []
 
@@ -117,12 +127,55 @@ async def bench_cached_call(mod: types.ModuleType, yt: FakeYouTube) -> None:
     line("cached repeat call (3 h video, CITATION off)", samples, 1)
 
 
+async def elapsed_ms(tool: object, url: str, expect: str) -> float:
+    started = time.perf_counter()
+    text = await tool.get_youtube_transcript(url)
+    ms = (time.perf_counter() - started) * 1000
+    assert expect in text, text
+    return ms
+
+
+async def bench_time_limits(mod: types.ModuleType, yt: FakeYouTube) -> None:
+    timeout = 0.5
+    target = (timeout + 1.5) * 1000
+    for hang, path in (
+        ("watch", "watch page"),
+        ("player", "player request"),
+        ("timedtext", "captions request"),
+        ("oembed", "oEmbed request"),
+    ):
+        yt.reset()
+        video_id = f"hang{hang:_<7}"[:11]
+        yt.add(Video(video_id, tracks=[Track("en", "English", segments=[(0, 2, "hi")])], hang=hang))
+        tool = routed_tool(mod, yt)
+        tool.valves.REQUEST_TIMEOUT = timeout
+        expect = "[0:00] hi" if hang == "oembed" else f"did not answer within {timeout:g} seconds"
+        samples = [await elapsed_ms(tool, video_id, expect) for _ in range(3)]
+        line(f"YouTube hangs at the {path} (REQUEST_TIMEOUT {timeout:g} s)", samples, target)
+        yt.release.set()
+    escaped: list[str] = []
+    direct = mod.Tools()  # its own sessions, let out only through a 127.0.0.1 proxy
+    direct.youtube = mod._YouTube(session_hook=lambda session: proxy_only(session, escaped))
+    direct.cache = mod._Cache()
+    direct.valves.GET_VIDEO_DETAILS = False
+    with FakeProxy("hang") as black_hole:
+        direct.valves.PROXY_URL = black_hole.url
+        direct.valves.REQUEST_TIMEOUT = timeout
+        samples = [await elapsed_ms(direct, "abcDEF12_-x", "did not answer within") for _ in range(3)]
+    line(f"PROXY_URL proxy never answers (REQUEST_TIMEOUT {timeout:g} s)", samples, target)
+    direct.valves.PROXY_URL = closed_port_url()
+    direct.valves.REQUEST_TIMEOUT = 15.0
+    samples = [await elapsed_ms(direct, "abcDEF12_-x", "Could not reach YouTube through the proxy") for _ in range(5)]
+    line("PROXY_URL proxy refuses connections (REQUEST_TIMEOUT 15 s)", samples, 15_000)
+    assert escaped == [], escaped
+
+
 def bench_load() -> None:
     plugin = find_built("youtube_transcript")
     import pydantic  # noqa: F401  (Open WebUI has it loaded long before any plugin)
 
     def load() -> None:
-        build.load_like_open_webui(plugin)
+        loader.load_like_open_webui(plugin)
 
     line("exec + instantiate dist/tools/youtube_transcript.py", timed(load, 30), 50)
     lazy = [m for m in ("youtube_transcript_api", "aiohttp") if m in sys.modules]
@@ -136,6 +189,7 @@ def main() -> None:
     bench_formatting(mod)
     with FakeYouTube() as yt:
         asyncio.run(bench_cached_call(mod, yt))
+        asyncio.run(bench_time_limits(mod, yt))
 
 
 if __name__ == "__main__":

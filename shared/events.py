@@ -13,13 +13,13 @@ from typing import Any, Literal, TypedDict
 _EVENTS_LOG = logging.getLogger("openwebui_pack.events")
 
 
-class Event(TypedDict):
+class EventPayload(TypedDict):
     type: str
     data: Any
 
 
-EventEmitter = Callable[[Event], Awaitable[Any]]
-EventCaller = Callable[[Event], Awaitable[Any]]
+EventEmitter = Callable[[EventPayload], Awaitable[Any]]
+EventCaller = Callable[[EventPayload], Awaitable[Any]]
 
 NotificationType = Literal["info", "success", "warning", "error"]
 StatusAction = Literal[
@@ -44,7 +44,7 @@ def status(
     query: str | None = None,
     queries: list[str] | None = None,
     count: int | None = None,
-) -> Event:
+) -> EventPayload:
     """A status line under the message; the last one is shown, `done=False` shimmers."""
     data: dict[str, Any] = {"description": description, "done": done, "hidden": hidden}
     if action is not None:
@@ -60,7 +60,7 @@ def status(
     return {"type": "status", "data": data}
 
 
-def notification(content: str, type: NotificationType = "info") -> Event:
+def notification(content: str, type: NotificationType = "info") -> EventPayload:
     """A toast. The UI reads the key `content` (a `message` key shows an empty toast)."""
     return {"type": "notification", "data": {"type": type, "content": content}}
 
@@ -72,7 +72,7 @@ def citation(
     url: str | None = None,
     metadata: list[dict[str, Any]] | None = None,
     event_type: Literal["citation", "source"] = "citation",
-) -> Event:
+) -> EventPayload:
     """A source shown under the reply; persisted with the message (it has no `type` key).
 
     Citations are grouped by `metadata[i]["source"]`, so each entry gets one; an http(s)
@@ -102,7 +102,7 @@ def code_execution(
     output: str | None = None,
     error: str | None = None,
     files: list[dict[str, Any]] | None = None,
-) -> Event:
+) -> EventPayload:
     """A code-execution card, upserted by `id`; not persisted (its data has a `type` key)."""
     result: dict[str, Any] = {}
     if output is not None:
@@ -124,70 +124,90 @@ class FileRef(TypedDict, total=False):
     content_type: str
 
 
-def files(items: list[FileRef]) -> Event:
+def files(items: list[FileRef]) -> EventPayload:
     """Files attached to the message; replaces the message's file list in the UI."""
     return {"type": "files", "data": {"files": [dict(f) for f in items]}}
 
 
-def embeds(items: list[str], *, replace: bool = False) -> Event:
+def embeds(items: list[str], *, replace: bool = False) -> EventPayload:
     """HTML snippets or URLs rendered in sandboxed iframes under the message."""
     return {"type": "embeds", "data": {"embeds": list(items), "replace": replace}}
 
 
-def chat_title(title: str) -> Event:
+def chat_title(title: str) -> EventPayload:
     """Sets the chat title in the UI (data is a plain string; not persisted by the emitter)."""
     return {"type": "chat:title", "data": title}
 
 
-def follow_ups(suggestions: list[str]) -> Event:
+def follow_ups(suggestions: list[str]) -> EventPayload:
     return {"type": "chat:message:follow_ups", "data": {"follow_ups": list(suggestions)}}
 
 
-def message_error(content: str) -> Event:
+def message_error(content: str) -> EventPayload:
     """Shows an error block on the message."""
     return {"type": "chat:message:error", "data": {"error": {"content": content}}}
 
 
-def message(content: str) -> Event:
+def message(content: str) -> EventPayload:
     """Appends to the message's `content`.
 
     Does NOT change the visible reply in 0.12.4: the UI renders the structured `output`,
-    and the final save overwrites `content` (contract §5.4). Return or yield text instead.
+    and the final save overwrites `content` (Open WebUI 0.12.4, open_webui/socket/main.py and
+    frontend Chat.svelte). Return or yield text instead.
     """
     return {"type": "message", "data": {"content": content}}
 
 
-def replace(content: str) -> Event:
+def replace(content: str) -> EventPayload:
     """Replaces the message's `content`.
 
-    Does NOT change the visible reply in 0.12.4 (contract §5.4); an Action edits a
+    Does NOT change the visible reply in 0.12.4 (same reason as `message`); an Action edits a
     message by returning `{"messages": [{"id": ..., "content": ...}]}`.
     """
     return {"type": "replace", "data": {"content": content}}
 
 
-def confirmation(title: str, message: str) -> Event:
+def confirmation(title: str, message: str) -> EventPayload:
     return {"type": "confirmation", "data": {"title": title, "message": message}}
 
 
-def input_request(title: str, message: str, placeholder: str = "", value: str = "") -> Event:
+def input_request(title: str, message: str, placeholder: str = "", value: str = "") -> EventPayload:
     return {
         "type": "input",
         "data": {"title": title, "message": message, "placeholder": placeholder, "value": value},
     }
 
 
-def execute_request(code: str) -> Event:
+def execute_request(code: str) -> EventPayload:
     return {"type": "execute", "data": {"code": code}}
 
 
-def wire(event: Event) -> dict[str, Event]:
+def wire(event: EventPayload) -> dict[str, EventPayload]:
     """The chunk an OpenAI-style stream carries so Open WebUI turns it into a UI event.
 
     For the Pipelines server, Hayhooks or any OpenAI-compatible server: yield this dict
-    (or send it as one `data:` line) and the middleware emits `event` (contract §6).
+    (or send it as one `data:` line) and Open WebUI 0.12.4's streaming middleware
+    (open_webui/utils/middleware.py) emits `event` to the chat.
     """
     return {"event": event}
+
+
+# --- sending -------------------------------------------------------------------
+
+
+async def send(event_emitter: EventEmitter | None, event: EventPayload) -> bool:
+    """Send one event through `__event_emitter__`; False when there is none or it failed (logged).
+
+    Never raises: a broken socket must not break the reply the user is waiting for.
+    """
+    if event_emitter is None:
+        return False
+    try:
+        await event_emitter(event)
+    except Exception:
+        _EVENTS_LOG.exception("emitting %s event failed", event.get("type"))
+        return False
+    return True
 
 
 # --- per-request emitter ------------------------------------------------------
@@ -217,7 +237,7 @@ class Emitter:
         self._call_timeout = call_timeout
         self._clock = clock
         self._last_status = float("-inf")
-        self._pending: Event | None = None
+        self._pending: EventPayload | None = None
         self._flush_handle: asyncio.TimerHandle | None = None
         self._flush_task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
@@ -232,17 +252,9 @@ class Emitter:
     def can_call(self) -> bool:
         return self._call_fn is not None
 
-    async def emit(self, event: Event) -> bool:
+    async def emit(self, event: EventPayload) -> bool:
         """Send one event; False when there is no emitter or it failed (logged)."""
-        if self._emit_fn is None:
-            return False
-        try:
-            await self._emit_fn(event)
-        except Exception:
-            # A broken socket must not break the reply the user is waiting for.
-            _EVENTS_LOG.exception("emitting %s event failed", event.get("type"))
-            return False
-        return True
+        return await send(self._emit_fn, event)
 
     async def status(self, description: str, *, done: bool = False, **fields: Any) -> None:
         event = status(description, done=done, **fields)
@@ -271,7 +283,7 @@ class Emitter:
     async def notify(self, content: str, type: NotificationType = "info") -> bool:
         return await self.emit(notification(content, type))
 
-    async def _send_status(self, event: Event) -> None:
+    async def _send_status(self, event: EventPayload) -> None:
         self._last_status = self._clock()
         await self.emit(event)
 
@@ -303,7 +315,7 @@ class Emitter:
 
     # --- interactive calls: anything but a clear answer means "cancel" ---
 
-    async def call(self, event: Event, timeout: float | None = None) -> Any | None:
+    async def call(self, event: EventPayload, timeout: float | None = None) -> Any | None:
         """Send an `__event_call__`; None on no caller, error answer, exception or timeout.
 
         Then `call_problem` says which; it is None after an answer (a Cancel click included).

@@ -54,6 +54,13 @@ def as_refusal(exc: BaseException) -> HostRefusal | None:
     return None
 
 
+def _is_model_not_found(exc: BaseException) -> bool:
+    # Open WebUI 0.12.4 (open_webui/utils/chat.py and utils/models.py check_model_access) raises a
+    # bare Exception with this text for an unknown model and for one the user may not use; nothing
+    # else tells it apart from other failures.
+    return type(exc) is Exception and str(exc) == "Model not found"
+
+
 def _refused(exc: Exception) -> Exception:
     return as_refusal(exc) or exc
 
@@ -92,7 +99,7 @@ class OpenWebUIHost:
         try:
             await _settle(check_model_access(user, model_info))
         except Exception as exc:
-            if as_refusal(exc) is not None:
+            if _is_model_not_found(exc) or as_refusal(exc) is not None:
                 return False
             raise
         return True
@@ -104,9 +111,7 @@ class OpenWebUIHost:
         try:
             return await generate_chat_completion(request, form, user)
         except Exception as exc:
-            # Open WebUI 0.12.4 (open_webui/utils/chat.py) raises a bare Exception with this text for
-            # an unknown model and for one the user may not use; nothing else tells the two apart.
-            if type(exc) is Exception and str(exc) == "Model not found":
+            if _is_model_not_found(exc):
                 raise ModelNotFound(form.get("model", "")) from None
             raise _refused(exc) from exc
 

@@ -4,21 +4,25 @@ Layer 1: every agent answers the conversation. Layer i > 1: every agent answers 
 the previous layer's answers as references. The aggregator then writes one reply from the
 last layer's answers, streamed as it arrives. A host supplies a `ModelClient` (how to call a
 model) and an `Emitter` (where statuses go); everything else lives here.
+
+Time is a parameter (`MoaTiming`: the clock and the sleep), so tests run the mixture without
+waiting; the `agent_timeout` cut itself runs on the event loop's timers.
 """
 
 import asyncio
-import json
 import logging
-import random
 import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from pydantic import BaseModel, Field, field_validator
 
 from shared.events import Emitter
+from shared.openai_wire import ModelCallError, ModelUnavailable
+from shared.retry import Backoff, OnRetry, RetryPlan, with_retries
+from shared.text import strip_blocks, strip_reasoning
 
 _MOA_LOG = logging.getLogger("openwebui_pack.moa")
 
@@ -40,33 +44,6 @@ class ModelClient(Protocol):
         ...
 
 
-class ModelCallError(Exception):
-    """One call to a model failed. `retryable`: worth another try (429, 5xx, dropped connection)."""
-
-    def __init__(
-        self,
-        model: str,
-        reason: str,
-        *,
-        status: int | None = None,
-        retryable: bool | None = None,
-        retry_after: float | None = None,
-    ) -> None:
-        super().__init__(f"{model}: {reason}")
-        self.model = model
-        self.reason = reason
-        self.status = status
-        self.retryable = (status == 429 or (status or 0) >= 500) if retryable is None else retryable
-        self.retry_after = retry_after
-
-
-class ModelUnavailable(ModelCallError):
-    """The model cannot be used at all (unknown, no access, credentials refused): a setup problem."""
-
-    def __init__(self, model: str, reason: str, *, status: int | None = None) -> None:
-        super().__init__(model, reason, status=status, retryable=False)
-
-
 class MoaError(Exception):
     """The mixture cannot produce an answer; the message is written for the user."""
 
@@ -85,7 +62,11 @@ def split_model_ids(value: Any) -> list[str]:
 
 
 class MoaValves(BaseModel):
-    """The valves both hosts share (names fixed by the issue; keep them)."""
+    """The valves both hosts share.
+
+    Open WebUI stores valve values under these field names, so a renamed valve would lose what an
+    administrator saved: names and defaults stay as they are.
+    """
 
     models: list[str] = Field(
         default_factory=list,
@@ -128,7 +109,7 @@ class MoaSettings:
     max_retries: int = 2
     enable_status_indicator: bool = True
     retry_base_delay: float = 1.0  # first backoff; doubles per retry, with jitter
-    retry_max_delay: float = 20.0
+    retry_max_delay: float = 20.0  # longest backoff (a server's Retry-After may ask for longer)
 
     @classmethod
     def from_valves(cls, valves: MoaValves, **overrides: Any) -> "MoaSettings":
@@ -148,6 +129,10 @@ class MoaSettings:
     @property
     def aggregator(self) -> str:
         return self.aggregator_model or (self.models[0] if self.models else "")
+
+    @property
+    def backoff(self) -> Backoff:
+        return Backoff(base=self.retry_base_delay, factor=2.0, max_delay=self.retry_max_delay, jitter=0.5)
 
     @property
     def required_answers(self) -> int:
@@ -227,13 +212,6 @@ def with_references(conversation: list[ChatMessage], instructions: str, answers:
 # --- text hygiene ------------------------------------------------------------------------------
 
 DETAILS_TYPE = "mixture_of_agents"
-_OWN_BLOCK = re.compile(rf'<details type="{DETAILS_TYPE}"[^>]*>.*?</details>\s*', re.S)
-_REASONING = re.compile(
-    r"<(think|thinking|reason|reasoning|thought)\b[^>]*>.*?</\1>"
-    r'|<details type="reasoning"[^>]*>.*?</details>'
-    r"|<\|begin_of_thought\|>.*?<\|end_of_thought\|>",
-    re.S | re.I,
-)
 # Tags Open WebUI's renderer or reasoning parser would act on inside our collapsed blocks.
 _ACTIVE_TAG = re.compile(r"<(/?)(details|summary|think|thinking|reason|reasoning|thought)\b", re.I)
 
@@ -258,132 +236,14 @@ def clean_history(conversation: Any) -> list[ChatMessage]:
         elif not isinstance(content, str | list):
             message["content"] = str(content)
         if message["role"] == "assistant" and isinstance(message["content"], str):
-            message["content"] = _OWN_BLOCK.sub("", message["content"]).strip()
+            own_blocks_removed = strip_blocks(message["content"], details={DETAILS_TYPE}, reasoning_tags=False)
+            message["content"] = own_blocks_removed.strip()
         messages.append(message)
     return messages
 
 
-def strip_reasoning(text: str) -> str:
-    """An agent's answer without its thinking: references should carry conclusions only."""
-    return _REASONING.sub("", text).strip()
-
-
 def escape_active_tags(text: str) -> str:
     return _ACTIVE_TAG.sub(lambda m: f"&lt;{m.group(1)}{m.group(2)}", text)
-
-
-# --- OpenAI wire helpers (both hosts speak it) ---------------------------------------------------
-
-
-def error_text(payload: Any) -> str:
-    """The human part of an OpenAI / Open WebUI error body."""
-    if isinstance(payload, dict):
-        inner = payload.get("error", payload)
-        if isinstance(inner, dict):
-            for key in ("message", "detail", "content"):
-                value = inner.get(key)
-                if isinstance(value, str) and value:
-                    return value
-                if isinstance(value, dict):
-                    return error_text(value)
-        elif isinstance(inner, str) and inner:
-            return inner
-        detail = payload.get("detail")
-        if isinstance(detail, str) and detail:
-            return detail
-    if isinstance(payload, str) and payload.strip():
-        return payload.strip()[:300]
-    return "no details given"
-
-
-def error_from_status(model: str, status: int, body: Any, retry_after: float | None = None) -> ModelCallError:
-    """The exception for an HTTP error answer; 401/403/404 mean the setup is wrong."""
-    reason = f"HTTP {status}: {error_text(body)}"
-    if status == 404:
-        return ModelUnavailable(model, f"the model was not found ({reason})", status=status)
-    if status in (401, 403):
-        # Upstream messages for a bad key may quote part of it; keep only the status.
-        return ModelUnavailable(model, f"the endpoint refused the credentials (HTTP {status})", status=status)
-    return ModelCallError(model, reason, status=status, retry_after=retry_after)
-
-
-def parse_retry_after(value: str | None) -> float | None:
-    try:
-        seconds = float(value) if value is not None else None
-    except ValueError:
-        return None
-    return seconds if seconds is not None and seconds >= 0 else None
-
-
-def completion_text(model: str, payload: Any) -> str:
-    """`choices[0].message.content` of a chat.completion, or the error it carries."""
-    if not isinstance(payload, dict):
-        raise ModelCallError(model, f"unexpected answer of type {type(payload).__name__}")
-    choices = payload.get("choices")
-    if not choices and payload.get("error"):
-        raise ModelCallError(model, error_text(payload))
-    try:
-        content = choices[0]["message"].get("content")
-    except (TypeError, KeyError, IndexError, AttributeError):
-        raise ModelCallError(model, "the answer has no message") from None
-    return content_text(content)
-
-
-def content_text(content: Any) -> str:
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return "".join(p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text")
-    return ""
-
-
-async def sse_data(lines: AsyncIterator[str | bytes]) -> AsyncIterator[dict[str, Any]]:
-    """JSON objects from `data:` lines; the pieces may split or join lines anywhere."""
-    buffer = ""
-    async for piece in lines:
-        buffer += piece.decode("utf-8", "replace") if isinstance(piece, bytes | bytearray) else str(piece)
-        *complete, buffer = buffer.split("\n")
-        for line in complete:
-            item = _sse_json(line)
-            if item is _SSE_DONE:
-                return
-            if isinstance(item, dict):
-                yield item
-    item = _sse_json(buffer)
-    if isinstance(item, dict):
-        yield item
-
-
-_SSE_DONE = object()
-
-
-def _sse_json(line: str) -> object:
-    line = line.strip()
-    if not line.startswith("data:"):
-        return None
-    data = line[5:].strip()
-    if data == "[DONE]":
-        return _SSE_DONE
-    try:
-        return json.loads(data)
-    except ValueError:
-        return None
-
-
-async def stream_text(model: str, lines: AsyncIterator[str | bytes]) -> AsyncIterator[str]:
-    """The content deltas of an OpenAI SSE stream; an error line raises."""
-    async for item in sse_data(lines):
-        choices = item.get("choices")
-        if not choices:
-            if item.get("error"):
-                error = item["error"]
-                code = error.get("code") if isinstance(error, dict) else None
-                raise ModelCallError(model, error_text(item), status=code if isinstance(code, int) else None)
-            continue  # usage chunks, {"event": ...} lines of nested pipes, selected_model_id
-        delta = choices[0].get("delta") if isinstance(choices[0], dict) else None
-        text = content_text(delta.get("content")) if isinstance(delta, dict) else ""
-        if text:
-            yield text
 
 
 # --- the run ---------------------------------------------------------------------------------
@@ -402,40 +262,36 @@ class AgentResult:
         return not self.error
 
 
-RetryNotice = Callable[[ModelCallError, int, float], Awaitable[None]]
+@dataclass(frozen=True)
+class MoaTiming:
+    """Where the mixture reads the time and how it waits before a retry; tests pass their own.
+
+    `clock` measures the `agent_timeout` budget and the run's duration. Give the event loop's
+    clock (or one that moves with it) when the loop's time is not `time.monotonic`: the cut at
+    `agent_timeout` runs on the loop's timers.
+    """
+
+    clock: Callable[[], float] = field(default=time.monotonic)
+    sleep: Callable[[float], Awaitable[object]] = field(default=asyncio.sleep)
 
 
-def backoff_delay(attempt: int, settings: MoaSettings, retry_after: float | None) -> float:
-    """Exponential with jitter; a server's Retry-After wins when it asks for longer."""
-    delay = settings.retry_base_delay * (2**attempt) * random.uniform(0.5, 1.0)
-    if retry_after is not None:
-        delay = max(delay, retry_after)
-    return min(delay, settings.retry_max_delay)
-
-
-async def call_with_retries(
-    call: Callable[[], Awaitable[str]], settings: MoaSettings, notice: RetryNotice | None = None
-) -> str:
-    attempt = 0
-    while True:
-        try:
-            return await call()
-        except ModelCallError as exc:
-            if not exc.retryable or attempt >= settings.max_retries:
-                raise
-            delay = backoff_delay(attempt, settings, exc.retry_after)
-            attempt += 1
-            if notice is not None:
-                await notice(exc, attempt, delay)
-            await asyncio.sleep(delay)
+REAL_TIME = MoaTiming()
 
 
 def describe_failure(exc: BaseException, timeout: float) -> str:
+    """Why a call gave no answer, as a phrase for a status line or a message."""
     if isinstance(exc, ModelCallError):
         return exc.reason
     if isinstance(exc, TimeoutError):
         return f"no answer within {timeout:g} s"
-    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    return "an unexpected error (the server log has the details)"
+
+
+def _retry_plan(exc: BaseException) -> RetryPlan:
+    """A model error says itself whether another try may help; anything else is not retried."""
+    if isinstance(exc, ModelCallError):
+        return RetryPlan(exc.retryable, exc.retry_after)
+    return RetryPlan(False)
 
 
 STATUS_LIMIT = 240  # upstream error texts can be long; the status line is one line
@@ -460,6 +316,42 @@ class _Progress:
     def layer(self, layer: int) -> str:
         return f"Layer {layer}/{self.layers}"
 
+    def retry_notice(self, label: str, model: str, max_retries: int) -> OnRetry:
+        """The status shown before a retry of `model`'s call."""
+
+        async def notice(exc: BaseException, attempt: int, delay: float) -> None:
+            reason = exc.reason if isinstance(exc, ModelCallError) else str(exc)
+            await self.say(f"{label}: {model} failed ({reason}); retry {attempt}/{max_retries} in {delay:.1f} s")
+
+        return notice
+
+
+async def complete_within(
+    client: ModelClient,
+    model: str,
+    messages: list[ChatMessage],
+    settings: MoaSettings,
+    timing: MoaTiming,
+    notice: OnRetry | None = None,
+) -> str:
+    """One whole answer, retried, within `agent_timeout` seconds from now.
+
+    The budget holds twice over: a retry whose wait would end past it is not started (the model's
+    own error is raised instead), and a call still running when it ends is cancelled (TimeoutError).
+    """
+    deadline = timing.clock() + settings.agent_timeout
+    async with asyncio.timeout(settings.agent_timeout):
+        return await with_retries(
+            lambda: client.complete(model, messages),
+            classify=_retry_plan,
+            max_retries=settings.max_retries,
+            backoff=settings.backoff,
+            on_retry=notice,
+            deadline=deadline,
+            clock=timing.clock,
+            sleep=timing.sleep,
+        )
+
 
 async def run_agent(
     index: int,
@@ -467,14 +359,13 @@ async def run_agent(
     messages: list[ChatMessage],
     client: ModelClient,
     settings: MoaSettings,
-    notice: RetryNotice,
+    timing: MoaTiming,
+    notice: OnRetry,
 ) -> AgentResult:
     """One agent's answer; never raises (apart from cancellation): failures become results."""
     result = AgentResult(index, model)
     try:
-        text = await asyncio.wait_for(
-            call_with_retries(lambda: client.complete(model, messages), settings, notice), settings.agent_timeout
-        )
+        text = await complete_within(client, model, messages, settings, timing, notice)
         result.text = strip_reasoning(text)
         if not result.text:
             result.error = "empty answer"
@@ -493,6 +384,7 @@ async def run_layer(
     messages: list[ChatMessage],
     client: ModelClient,
     settings: MoaSettings,
+    timing: MoaTiming,
     progress: _Progress,
 ) -> list[AgentResult]:
     """All agents of one layer, concurrently; statuses as each one finishes."""
@@ -500,14 +392,14 @@ async def run_layer(
     total = len(models)
     label = progress.layer(layer)
 
-    async def notice(exc: ModelCallError, attempt: int, delay: float) -> None:
-        await progress.say(
-            f"{label}: {exc.model} failed ({exc.reason}); retry {attempt}/{settings.max_retries} in {delay:.1f} s"
-        )
-
     await progress.say(f"{label}: asking {total} agent{'s' if total != 1 else ''}")
     tasks = [
-        asyncio.create_task(run_agent(i, model, messages, client, settings, notice)) for i, model in enumerate(models)
+        asyncio.create_task(
+            run_agent(
+                i, model, messages, client, settings, timing, progress.retry_notice(label, model, settings.max_retries)
+            )
+        )
+        for i, model in enumerate(models)
     ]
     results: list[AgentResult] = []
     try:
@@ -569,46 +461,77 @@ def layer_failure(layer: int, layers: int, results: list[AgentResult], needed: i
     )
 
 
+async def _close(pieces: AsyncIterator[str]) -> None:
+    closer = getattr(pieces, "aclose", None)
+    if closer is not None:
+        await closer()
+
+
+async def _next_text(pieces: AsyncIterator[str], timeout: float) -> str | None:
+    """The next non-empty piece, or None at the end; each wait for a piece is bounded by `timeout`."""
+    while True:
+        try:
+            async with asyncio.timeout(timeout):
+                piece = await pieces.__anext__()
+        except StopAsyncIteration:
+            return None
+        if piece:
+            return piece
+
+
 async def stream_answer(
     client: ModelClient,
     model: str,
     messages: list[ChatMessage],
     settings: MoaSettings,
-    notice: RetryNotice | None = None,
+    timing: MoaTiming = REAL_TIME,
+    notice: OnRetry | None = None,
 ) -> AsyncIterator[str]:
     """The model's streamed answer; retried while nothing has been sent yet.
 
-    `agent_timeout` bounds the wait for the first piece and every gap between pieces.
+    `agent_timeout` bounds the wait for the first piece and every gap between pieces; a retry whose
+    wait would end more than `agent_timeout` after the first attempt began is not started.
     """
-    attempt = 0
-    while True:
-        sent = False
+
+    async def first_piece() -> tuple[AsyncIterator[str], str | None]:
         pieces = client.stream(model, messages).__aiter__()
         try:
-            while True:
-                try:
-                    piece = await asyncio.wait_for(pieces.__anext__(), settings.agent_timeout)
-                except StopAsyncIteration:
-                    return
-                if piece:
-                    sent = True
-                    yield piece
-        except ModelCallError as exc:
-            if sent or not exc.retryable or attempt >= settings.max_retries:
-                raise
-            delay = backoff_delay(attempt, settings, exc.retry_after)
-            attempt += 1
-            if notice is not None:
-                await notice(exc, attempt, delay)
-            await asyncio.sleep(delay)
-        finally:
-            closer = getattr(pieces, "aclose", None)
-            if closer is not None:
-                await closer()
+            return pieces, await _next_text(pieces, settings.agent_timeout)
+        except BaseException:
+            await _close(pieces)
+            raise
+
+    pieces, piece = await with_retries(
+        first_piece,
+        classify=_retry_plan,
+        max_retries=settings.max_retries,
+        backoff=settings.backoff,
+        on_retry=notice,
+        deadline=timing.clock() + settings.agent_timeout,
+        clock=timing.clock,
+        sleep=timing.sleep,
+    )
+    try:
+        while piece is not None:
+            yield piece
+            piece = await _next_text(pieces, settings.agent_timeout)
+    finally:
+        await _close(pieces)
+
+
+def aggregator_failure(aggregator: str, exc: Exception, timeout: float) -> MoaError:
+    """The message for an aggregator that gave no answer."""
+    if isinstance(exc, ModelUnavailable):
+        return MoaError(unavailable_message(aggregator, exc.reason))
+    if isinstance(exc, TimeoutError):
+        return MoaError(f"The aggregator {aggregator} sent nothing for {timeout:g} s (agent_timeout).")
+    if not isinstance(exc, ModelCallError):
+        _MOA_LOG.error("aggregator %s failed", aggregator, exc_info=exc)
+    return MoaError(f"The aggregator {aggregator} failed: {describe_failure(exc, timeout)}.")
 
 
 async def run_mixture(
-    conversation: Any, client: ModelClient, settings: MoaSettings, events: Emitter
+    conversation: Any, client: ModelClient, settings: MoaSettings, events: Emitter, timing: MoaTiming = REAL_TIME
 ) -> AsyncIterator[str]:
     """The mixture's reply as text pieces: optional layer blocks, then the aggregator's answer.
 
@@ -620,13 +543,13 @@ async def run_mixture(
     if not history:
         raise MoaError("Mixture of Agents got no messages to answer.")
     progress = _Progress(events, settings)
-    started = time.monotonic()
+    started = timing.clock()
     final = "Mixture of Agents stopped"
     try:
         answers: list[str] = []
         for layer in range(1, settings.num_layers + 1):
             messages = history if layer == 1 else with_references(history, REFINE_PROMPT, answers)
-            results = await run_layer(layer, messages, client, settings, progress)
+            results = await run_layer(layer, messages, client, settings, timing, progress)
             if settings.show_intermediate:
                 yield layer_block(layer, settings.num_layers, results)
             answers = [r.text for r in results if r.ok]
@@ -634,40 +557,23 @@ async def run_mixture(
                 raise MoaError(layer_failure(layer, settings.num_layers, results, settings.required_answers))
 
         aggregator = settings.aggregator
-
-        async def notice(exc: ModelCallError, attempt: int, delay: float) -> None:
-            await progress.say(
-                f"Aggregating: {aggregator} failed ({exc.reason}); retry {attempt}/{settings.max_retries} "
-                f"in {delay:.1f} s"
-            )
-
+        notice = progress.retry_notice("Aggregating", aggregator, settings.max_retries)
         await progress.say(f"Aggregating {len(answers)} answer{'s' if len(answers) != 1 else ''} with {aggregator}")
         final_messages = with_references(history, SYNTHESIZE_PROMPT, answers)
         sent = False
         try:
-            async for piece in stream_answer(client, aggregator, final_messages, settings, notice):
+            async for piece in stream_answer(client, aggregator, final_messages, settings, timing, notice):
                 sent = True
                 yield piece
-        except ModelUnavailable as exc:
-            raise MoaError(unavailable_message(aggregator, exc.reason)) from None
-        except ModelCallError as exc:
-            raise MoaError(f"The aggregator {aggregator} failed: {exc.reason}.") from None
-        except TimeoutError:
-            raise MoaError(
-                f"The aggregator {aggregator} sent nothing for {settings.agent_timeout:g} s (agent_timeout)."
-            ) from None
         except Exception as exc:
-            _MOA_LOG.exception("aggregator %s failed", aggregator)
-            raise MoaError(
-                f"The aggregator {aggregator} failed: {describe_failure(exc, settings.agent_timeout)}."
-            ) from None
+            raise aggregator_failure(aggregator, exc, settings.agent_timeout) from None
         if not sent:
             raise MoaError(f"The aggregator {aggregator} returned an empty answer.")
         agents = settings.num_agents_per_layer
         final = (
             f"Mixture of Agents: {settings.num_layers} layer{'s' if settings.num_layers != 1 else ''} × "
             f"{agents} agent{'s' if agents != 1 else ''}, combined by {aggregator} "
-            f"in {time.monotonic() - started:.1f} s"
+            f"in {timing.clock() - started:.1f} s"
         )
     except MoaError as exc:
         final = f"Stopped: {exc}"
@@ -676,7 +582,7 @@ async def run_mixture(
         await progress.finish(final)
 
 
-async def run_task(conversation: Any, client: ModelClient, settings: MoaSettings) -> str:
+async def run_task(conversation: Any, client: ModelClient, settings: MoaSettings, timing: MoaTiming = REAL_TIME) -> str:
     """Open WebUI's title/tags/follow-up tasks: one call to the aggregator, not the mixture."""
     check_settings(settings)
     model = settings.aggregator
@@ -684,9 +590,7 @@ async def run_task(conversation: Any, client: ModelClient, settings: MoaSettings
     if not messages:
         raise MoaError("Mixture of Agents got no messages to answer.")
     try:
-        return await asyncio.wait_for(
-            call_with_retries(lambda: client.complete(model, messages), settings), settings.agent_timeout
-        )
+        return await complete_within(client, model, messages, settings, timing)
     except ModelUnavailable as exc:
         raise MoaError(unavailable_message(model, exc.reason)) from None
     except ModelCallError as exc:

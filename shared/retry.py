@@ -2,8 +2,10 @@
 
 One policy for every plugin of the pack. Retried: 408 (request timeout), 429 (rate limit or
 quota) and 5xx server errors except 501 (not implemented) and 505 (HTTP version), which fail the
-same way on every try. A server's own wait (Retry-After, Google's RetryInfo) wins over the backoff
-when it asks for longer. The clock and the sleep are parameters, so tests run without waiting.
+same way on every try. A server's own wait (Retry-After, Google's RetryInfo) is taken as given,
+shorter or longer than the backoff: the server knows when it will take the request again (a caller
+that cannot wait that long gives up instead, through `deadline` or its `classify`). The clock and
+the sleep are parameters, so tests run without waiting.
 """
 
 import asyncio
@@ -36,7 +38,8 @@ def parse_retry_after(value: str | None) -> float | None:
 
 @dataclass(frozen=True)
 class Backoff:
-    """Exponential backoff with jitter: attempt n waits base × factor**n, scaled by (1 - jitter … 1)."""
+    """Exponential backoff with jitter: attempt n waits base × factor**n, scaled by (1 - jitter … 1),
+    at most `max_delay`; a wait the server asked for replaces it."""
 
     base: float = 1.0
     factor: float = 2.0
@@ -46,10 +49,9 @@ class Backoff:
     def delay(
         self, attempt: int, retry_after: float | None = None, *, rand: Callable[[], float] = random.random
     ) -> float:
-        wait = self.base * self.factor**attempt * (1.0 - self.jitter * rand())
         if retry_after is not None:
-            wait = max(wait, retry_after)
-        return min(wait, max(self.max_delay, retry_after or 0.0))
+            return retry_after
+        return min(self.base * self.factor**attempt * (1.0 - self.jitter * rand()), self.max_delay)
 
 
 @dataclass(frozen=True)

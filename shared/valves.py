@@ -13,8 +13,8 @@ FOLLOW_ADMIN = "default"
 
 Switch = Literal["default", "on", "off"]
 
-_ON_WORDS = frozenset({"on", "true", "yes", "1"})
-_OFF_WORDS = frozenset({"off", "false", "no", "0"})
+_SWITCH_ON_WORDS = frozenset({"on", "true", "yes", "1"})
+_SWITCH_OFF_WORDS = frozenset({"off", "false", "no", "0"})
 
 
 def as_switch(value: Any) -> Switch:
@@ -23,9 +23,9 @@ def as_switch(value: Any) -> Switch:
     if isinstance(value, bool):
         return "on" if value else "off"
     word = str(value).strip().lower() if value is not None else ""
-    if word in _ON_WORDS:
+    if word in _SWITCH_ON_WORDS:
         return "on"
-    if word in _OFF_WORDS:
+    if word in _SWITCH_OFF_WORDS:
         return "off"
     return "default"
 

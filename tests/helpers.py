@@ -1,4 +1,4 @@
-"""Load plugins the way Open WebUI does, from the text build.py produces right now."""
+"""Load plugins the way Open WebUI does, from the text the build produces right now."""
 
 import functools
 import sys
@@ -9,17 +9,18 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-import build  # noqa: E402
+from buildlib.assemble import Plugin, render_all  # noqa: E402
+from buildlib.loader import load_module_like_open_webui  # noqa: E402
 
 
 @functools.lru_cache(maxsize=1)
-def built() -> list[build.Plugin]:
+def built() -> list[Plugin]:
     """Every plugin built in memory from the current sources (not the committed dist/)."""
-    plugins, _ = build.render_all(ROOT)
+    plugins, _ = render_all(ROOT)
     return plugins
 
 
-def find_built(plugin_id: str, kind: str | None = None) -> build.Plugin:
+def find_built(plugin_id: str, kind: str | None = None) -> Plugin:
     matches = [p for p in built() if p.id == plugin_id and kind in (None, p.kind)]
     if len(matches) != 1:
         raise LookupError(f"{len(matches)} built plugins match id={plugin_id!r} kind={kind!r}")
@@ -31,4 +32,4 @@ def load_built(plugin_id: str, kind: str | None = None) -> types.ModuleType:
 
     `kind` tells apart ids shared across hosts (the "mixture_of_agents" pipe and pipeline).
     """
-    return build.load_module_like_open_webui(find_built(plugin_id, kind))
+    return load_module_like_open_webui(find_built(plugin_id, kind))

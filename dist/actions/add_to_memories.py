@@ -12,8 +12,9 @@ icon_url: data:image/svg+xml;base64,PHN2ZyB4bWxucz0iaHR0cDovL3d3dy53My5vcmcvMjAw
 
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
+import inspect
 import logging
 import re
 import time
@@ -24,17 +25,17 @@ import weakref
 from pydantic import BaseModel, Field
 
 
-# --- begin inlined: shared/events.py (sha256:806d59b36064c870) ---
+# --- begin inlined: shared/events.py (sha256:7862b93e74113ba6) ---
 _EVENTS_LOG = logging.getLogger("openwebui_pack.events")
 
 
-class Event(TypedDict):
+class EventPayload(TypedDict):
     type: str
     data: Any
 
 
-EventEmitter = Callable[[Event], Awaitable[Any]]
-EventCaller = Callable[[Event], Awaitable[Any]]
+EventEmitter = Callable[[EventPayload], Awaitable[Any]]
+EventCaller = Callable[[EventPayload], Awaitable[Any]]
 
 NotificationType = Literal["info", "success", "warning", "error"]
 StatusAction = Literal[
@@ -44,9 +45,6 @@ StatusAction = Literal[
     "queries_generated",
     "sources_retrieved",
 ]
-
-
-# --- builders ---------------------------------------------------------------
 
 
 def status(
@@ -59,7 +57,7 @@ def status(
     query: str | None = None,
     queries: list[str] | None = None,
     count: int | None = None,
-) -> Event:
+) -> EventPayload:
     """A status line under the message; the last one is shown, `done=False` shimmers."""
     data: dict[str, Any] = {"description": description, "done": done, "hidden": hidden}
     if action is not None:
@@ -75,137 +73,39 @@ def status(
     return {"type": "status", "data": data}
 
 
-def notification(content: str, type: NotificationType = "info") -> Event:
+def notification(content: str, type: NotificationType = "info") -> EventPayload:
     """A toast. The UI reads the key `content` (a `message` key shows an empty toast)."""
     return {"type": "notification", "data": {"type": type, "content": content}}
 
 
-def citation(
-    documents: list[str],
-    *,
-    name: str,
-    url: str | None = None,
-    metadata: list[dict[str, Any]] | None = None,
-    event_type: Literal["citation", "source"] = "citation",
-) -> Event:
-    """A source shown under the reply; persisted with the message (it has no `type` key).
-
-    Citations are grouped by `metadata[i]["source"]`, so each entry gets one; an http(s)
-    source becomes a link.
-    """
-    src = url or name
-    meta = [dict(m) for m in metadata] if metadata else [{} for _ in documents]
-    if len(meta) != len(documents):
-        raise ValueError("citation: metadata must have one entry per document")
-    for m in meta:
-        m.setdefault("source", src)
-        m.setdefault("name", name)
-        if url:
-            m.setdefault("url", url)
-    source: dict[str, Any] = {"name": name, "id": src}
-    if url:
-        source["url"] = url
-    return {"type": event_type, "data": {"document": list(documents), "metadata": meta, "source": source}}
-
-
-def code_execution(
-    id: str,
-    *,
-    name: str,
-    code: str,
-    language: str = "python",
-    output: str | None = None,
-    error: str | None = None,
-    files: list[dict[str, Any]] | None = None,
-) -> Event:
-    """A code-execution card, upserted by `id`; not persisted (its data has a `type` key)."""
-    result: dict[str, Any] = {}
-    if output is not None:
-        result["output"] = output
-    if error is not None:
-        result["error"] = error
-    if files is not None:
-        result["files"] = list(files)
-    data = {"type": "code_execution", "id": id, "name": name, "code": code, "language": language}
-    data["result"] = result
-    return {"type": "citation", "data": data}
-
-
-class FileRef(TypedDict, total=False):
-    type: Literal["image", "file"]
-    url: str
-    name: str
-    size: int
-    content_type: str
-
-
-def files(items: list[FileRef]) -> Event:
-    """Files attached to the message; replaces the message's file list in the UI."""
-    return {"type": "files", "data": {"files": [dict(f) for f in items]}}
-
-
-def embeds(items: list[str], *, replace: bool = False) -> Event:
-    """HTML snippets or URLs rendered in sandboxed iframes under the message."""
-    return {"type": "embeds", "data": {"embeds": list(items), "replace": replace}}
-
-
-def chat_title(title: str) -> Event:
-    """Sets the chat title in the UI (data is a plain string; not persisted by the emitter)."""
-    return {"type": "chat:title", "data": title}
-
-
-def follow_ups(suggestions: list[str]) -> Event:
-    return {"type": "chat:message:follow_ups", "data": {"follow_ups": list(suggestions)}}
-
-
-def message_error(content: str) -> Event:
-    """Shows an error block on the message."""
-    return {"type": "chat:message:error", "data": {"error": {"content": content}}}
-
-
-def message(content: str) -> Event:
-    """Appends to the message's `content`.
-
-    Does NOT change the visible reply in 0.12.4: the UI renders the structured `output`,
-    and the final save overwrites `content` (contract §5.4). Return or yield text instead.
-    """
-    return {"type": "message", "data": {"content": content}}
-
-
-def replace(content: str) -> Event:
-    """Replaces the message's `content`.
-
-    Does NOT change the visible reply in 0.12.4 (contract §5.4); an Action edits a
-    message by returning `{"messages": [{"id": ..., "content": ...}]}`.
-    """
-    return {"type": "replace", "data": {"content": content}}
-
-
-def confirmation(title: str, message: str) -> Event:
+def confirmation(title: str, message: str) -> EventPayload:
     return {"type": "confirmation", "data": {"title": title, "message": message}}
 
 
-def input_request(title: str, message: str, placeholder: str = "", value: str = "") -> Event:
+def input_request(title: str, message: str, placeholder: str = "", value: str = "") -> EventPayload:
     return {
         "type": "input",
         "data": {"title": title, "message": message, "placeholder": placeholder, "value": value},
     }
 
 
-def execute_request(code: str) -> Event:
+def execute_request(code: str) -> EventPayload:
     return {"type": "execute", "data": {"code": code}}
 
 
-def wire(event: Event) -> dict[str, Event]:
-    """The chunk an OpenAI-style stream carries so Open WebUI turns it into a UI event.
+async def send(event_emitter: EventEmitter | None, event: EventPayload) -> bool:
+    """Send one event through `__event_emitter__`; False when there is none or it failed (logged).
 
-    For the Pipelines server, Hayhooks or any OpenAI-compatible server: yield this dict
-    (or send it as one `data:` line) and the middleware emits `event` (contract §6).
+    Never raises: a broken socket must not break the reply the user is waiting for.
     """
-    return {"event": event}
-
-
-# --- per-request emitter ------------------------------------------------------
+    if event_emitter is None:
+        return False
+    try:
+        await event_emitter(event)
+    except Exception:
+        _EVENTS_LOG.exception("emitting %s event failed", event.get("type"))
+        return False
+    return True
 
 
 class Emitter:
@@ -232,7 +132,7 @@ class Emitter:
         self._call_timeout = call_timeout
         self._clock = clock
         self._last_status = float("-inf")
-        self._pending: Event | None = None
+        self._pending: EventPayload | None = None
         self._flush_handle: asyncio.TimerHandle | None = None
         self._flush_task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
@@ -247,17 +147,9 @@ class Emitter:
     def can_call(self) -> bool:
         return self._call_fn is not None
 
-    async def emit(self, event: Event) -> bool:
+    async def emit(self, event: EventPayload) -> bool:
         """Send one event; False when there is no emitter or it failed (logged)."""
-        if self._emit_fn is None:
-            return False
-        try:
-            await self._emit_fn(event)
-        except Exception:
-            # A broken socket must not break the reply the user is waiting for.
-            _EVENTS_LOG.exception("emitting %s event failed", event.get("type"))
-            return False
-        return True
+        return await send(self._emit_fn, event)
 
     async def status(self, description: str, *, done: bool = False, **fields: Any) -> None:
         event = status(description, done=done, **fields)
@@ -286,7 +178,7 @@ class Emitter:
     async def notify(self, content: str, type: NotificationType = "info") -> bool:
         return await self.emit(notification(content, type))
 
-    async def _send_status(self, event: Event) -> None:
+    async def _send_status(self, event: EventPayload) -> None:
         self._last_status = self._clock()
         await self.emit(event)
 
@@ -318,7 +210,7 @@ class Emitter:
 
     # --- interactive calls: anything but a clear answer means "cancel" ---
 
-    async def call(self, event: Event, timeout: float | None = None) -> Any | None:
+    async def call(self, event: EventPayload, timeout: float | None = None) -> Any | None:
         """Send an `__event_call__`; None on no caller, error answer, exception or timeout.
 
         Then `call_problem` says which; it is None after an answer (a Cancel click included).
@@ -371,56 +263,273 @@ class Emitter:
 # --- end inlined: shared/events.py ---
 
 
-# from shared.events import Emitter  (inlined above)
+# --- begin inlined: shared/host.py (sha256:140fcb10155b20de) ---
+_HOST_LOG = logging.getLogger("openwebui_pack.host")
 
-_LOG = logging.getLogger("openwebui_pack.add_to_memories")
 
-# --- the text to remember ------------------------------------------------------------
+class HostRefusal(Exception):
+    """Open WebUI refused the operation with an HTTP status (403 forbidden, 404 off or unknown)."""
 
-# Fences, <details> blocks (reasoning, tool calls, code interpreter) and the raw reasoning
-# tags Open WebUI recognises (DEFAULT_REASONING_TAGS, utils/middleware.py:277-286).
-_HIDDEN_TOKENS = re.compile(
+    def __init__(self, status_code: int, detail: str = "") -> None:
+        super().__init__(detail or f"HTTP {status_code}")
+        self.status_code = status_code
+        self.detail = detail
+
+
+class ModelNotFound(Exception):
+    """Open WebUI has no model with this id, or the user may not use it."""
+
+
+async def _settle(value: Any) -> Any:
+    """The value of a host call, whether the host function was synchronous or asynchronous."""
+    if inspect.isawaitable(value):
+        return await value
+    return value
+
+
+def _http_exception_type() -> type[BaseException]:
+    # Open WebUI's routers raise FastAPI's HTTPException, a subclass of Starlette's.
+    from starlette.exceptions import HTTPException
+
+    return HTTPException
+
+
+def as_refusal(exc: BaseException) -> HostRefusal | None:
+    """A host HTTP error as a `HostRefusal`; None for anything else."""
+    if isinstance(exc, HostRefusal):
+        return exc
+    if isinstance(exc, _http_exception_type()):
+        detail = getattr(exc, "detail", "")
+        return HostRefusal(int(getattr(exc, "status_code", 500)), detail if isinstance(detail, str) else str(detail))
+    return None
+
+
+def _is_model_not_found(exc: BaseException) -> bool:
+    # Open WebUI 0.12.4 (open_webui/utils/chat.py and utils/models.py check_model_access) raises a
+    # bare Exception with this text for an unknown model and for one the user may not use; nothing
+    # else tells it apart from other failures.
+    return type(exc) is Exception and str(exc) == "Model not found"
+
+
+def _refused(exc: Exception) -> Exception:
+    return as_refusal(exc) or exc
+
+
+class OpenWebUIHost:
+    """Open WebUI's users, models, chat path, memories and files, as the pack uses them."""
+
+    # --- users -------------------------------------------------------------------------------------
+
+    async def get_user(self, user_id: str) -> Any | None:
+        from open_webui.models.users import Users
+
+        return await _settle(Users.get_user_by_id(user_id))
+
+    # --- models and the chat path ------------------------------------------------------------------
+
+    def models(self, request: Any) -> dict[str, Any] | None:
+        """The server's model registry (id -> model info), or None outside a server request."""
+        state = getattr(getattr(request, "app", None), "state", None)
+        registry = getattr(state, "MODELS", None)
+        return registry if isinstance(registry, dict) else None
+
+    async def may_use_model(self, user: Any, model_info: dict[str, Any]) -> bool:
+        """Whether a plain user may use the model; True when the server cannot tell (the chat call
+        itself still enforces access, so this early check is a courtesy that gives a clear message)."""
+        if getattr(user, "role", None) != "user":
+            return True
+        try:
+            from open_webui.env import BYPASS_MODEL_ACCESS_CONTROL
+            from open_webui.utils.models import check_model_access
+        except ImportError:
+            _HOST_LOG.info("this Open WebUI has no check_model_access; model access is checked by the chat call")
+            return True
+        if BYPASS_MODEL_ACCESS_CONTROL:
+            return True
+        try:
+            await _settle(check_model_access(user, model_info))
+        except Exception as exc:
+            if _is_model_not_found(exc) or as_refusal(exc) is not None:
+                return False
+            raise
+        return True
+
+    async def chat_completion(self, request: Any, form: dict[str, Any], user: Any) -> Any:
+        """Open WebUI's own generate_chat_completion, as the chatting user (access rules apply)."""
+        from open_webui.utils.chat import generate_chat_completion
+
+        try:
+            return await generate_chat_completion(request, form, user)
+        except Exception as exc:
+            if _is_model_not_found(exc):
+                raise ModelNotFound(form.get("model", "")) from None
+            raise _refused(exc) from exc
+
+    # --- memories ------------------------------------------------------------------------------------
+
+    async def check_memories_permission(self, user: Any) -> None:
+        """Raises HostRefusal(404) when memories are off, HostRefusal(403) without the permission."""
+        from open_webui.routers.memories import check_memories_permission
+
+        try:
+            await _settle(check_memories_permission(user))
+        except Exception as exc:
+            raise _refused(exc) from exc
+
+    async def memories(self, user_id: str) -> list[Any]:
+        """The user's stored memories (objects with `id` and `content`)."""
+        from open_webui.models.memories import Memories
+
+        rows = await _settle(Memories.get_memories_by_user_id(user_id))
+        if rows is None:
+            # the table method returns None when the query itself failed
+            raise RuntimeError("reading memories failed")
+        return list(rows)
+
+    async def add_memory(self, request: Any, user: Any, content: str) -> str:
+        """Adds a memory the way Settings → Personalization does (stored and embedded); its id."""
+        from open_webui.routers.memories import AddMemoryForm, add_memory
+
+        try:
+            memory = await _settle(add_memory(request=request, form_data=AddMemoryForm(content=content), user=user))
+        except Exception as exc:
+            raise _refused(exc) from exc
+        return memory.id
+
+    async def delete_memory(self, memory_id: str, user_id: str) -> bool:
+        """Deletes one of the user's memories and its vector, if one was written."""
+        from open_webui.models.memories import Memories
+        from open_webui.retrieval.vector.async_client import ASYNC_VECTOR_DB_CLIENT
+
+        deleted = await _settle(Memories.delete_memory_by_id_and_user_id(memory_id, user_id))
+        try:
+            await ASYNC_VECTOR_DB_CLIENT.delete(collection_name=f"user-memory-{user_id}", ids=[memory_id])
+        except Exception as exc:
+            # normally there is no vector yet: the failure came before the upsert
+            _HOST_LOG.debug("no vector to remove for memory %s: %s", memory_id, type(exc).__name__)
+        return bool(deleted)
+
+    # --- files -----------------------------------------------------------------------------------------
+
+    async def file_record(self, file_id: str) -> Any | None:
+        """Open WebUI's record of an uploaded file (`user_id`, `path`, `filename`, `meta`), or None."""
+        from open_webui.models.files import Files
+
+        return await _settle(Files.get_file_by_id(file_id))
+
+    async def local_file_path(self, stored_path: str) -> str:
+        """A local path holding the stored file's bytes (the storage provider may download it)."""
+        from open_webui.storage.provider import Storage
+
+        return await asyncio.to_thread(Storage.get_file, stored_path)
+# --- end inlined: shared/host.py ---
+
+
+# --- begin inlined: shared/text.py (sha256:fe6438e699ab1c1d) ---
+# Content part types that carry text: Chat Completions ("text") and the Responses form that
+# Open WebUI 0.12.4 also stores for some connections ("input_text", "output_text").
+TEXT_PART_TYPES = frozenset({"text", "input_text", "output_text"})
+
+_TAG_WORDS = "think|thinking|reason|reasoning|thought"
+_BLOCK_TOKENS = re.compile(
     r"(?P<fence>^[ ]{0,3}(?:`{3,}|~{3,}))"
-    r"|(?P<open><details\b[^<>]*>|<(?:think|thinking|reason|reasoning|thought)(?:\s[^<>]*)?>"
-    r"|<\|begin_of_thought\|>|◁think▷)"
-    r"|(?P<close></details\s*>|</(?:think|thinking|reason|reasoning|thought)\s*>|<\|end_of_thought\|>|◁/think▷)",
+    r"|(?P<details><details\b(?P<attrs>[^<>]*)>)"
+    rf"|(?P<open><(?:{_TAG_WORDS})(?:\s[^<>]*)?>|<\|begin_of_thought\|>|◁think▷)"
+    rf"|(?P<close></details\s*>|</(?:{_TAG_WORDS})\s*>|<\|end_of_thought\|>|◁/think▷)",
     re.IGNORECASE | re.MULTILINE,
 )
-# Code is copied as-is: a fenced block (to its closing fence or the end) or an inline span.
-_CODE = re.compile(
-    r"^[ ]{0,3}(?P<fence>`{3,}|~{3,}).*?(?:^[ ]{0,3}(?P=fence)[`~]*[ \t]*$|\Z)|(?P<tick>`+)[^`]+?(?P=tick)",
-    re.MULTILINE | re.DOTALL,
-)
-# The frontend's citation rule (src/lib/utils/marked/citation-extension.ts): one or more adjacent
-# [1], [1,2] or [1#id] groups. Possessive, so "[1][2](url)" is a link and kept whole.
-_CITATION = re.compile(r"[ \t]*(?:\[\d+(?:#[^,\]\s]+)?(?:,\s*\d+(?:#[^,\]\s]+)?)*\])++(?![(\[:])")
+_DETAILS_TYPE = re.compile(r"""\btype\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s"'=<>`]+))""", re.IGNORECASE)
+
+DetailsTypes = Collection[str] | Literal["all"]
 
 
-def strip_hidden_blocks(text: str) -> str:
-    """Drops <details> and reasoning blocks (nested or unclosed too), but not inside code fences."""
+def content_text(content: Any, separator: str = "\n") -> str:
+    """The text of a message's `content`: a string as it is, the text parts of a list joined."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        texts = []
+        for item in content:
+            if isinstance(item, str):
+                texts.append(item)
+            elif isinstance(item, dict) and item.get("type") in TEXT_PART_TYPES:
+                value = item.get("text")
+                if isinstance(value, str):
+                    texts.append(value)
+        return separator.join(texts)
+    return ""
+
+
+def _details_type(attrs: str) -> str:
+    match = _DETAILS_TYPE.search(attrs)
+    if not match:
+        return ""
+    return next(group for group in match.groups() if group is not None)
+
+
+def strip_blocks(text: str, *, details: DetailsTypes = ("reasoning",), reasoning_tags: bool = True) -> str:
+    """`text` without hidden blocks, outside code fences; nested and unclosed blocks included.
+
+    `details`: the `<details type=…>` types to drop ("all": every details block, whatever its type).
+    `reasoning_tags`: also drop raw reasoning blocks (`<think>…</think>` and the other tags above).
+    Inside a dropped block every opening and closing tag counts for nesting; an unclosed block runs
+    to the end of the text. A stray closing tag of a dropped kind is dropped on its own.
+    """
     kept: list[str] = []
     pos = depth = 0
     fence: str | None = None
-    for token in _HIDDEN_TOKENS.finditer(text):
-        kind = token.lastgroup
+    for token in _BLOCK_TOKENS.finditer(text):
+        kind = token.lastgroup if token.lastgroup != "attrs" else "details"
         if depth:
-            depth += 1 if kind == "open" else -1 if kind == "close" else 0
+            depth += 1 if kind in ("details", "open") else -1 if kind == "close" else 0
             if not depth:
                 pos = token.end()
-        elif kind == "fence":
+            continue
+        if kind == "fence":
             marker = token.group().strip()
             if fence is None:
                 fence = marker
             elif marker[0] == fence[0] and len(marker) >= len(fence):
                 fence = None
-        elif fence is None:
-            kept.append(text[pos : token.start()])
-            pos = token.end()
-            # a stray closing tag is dropped on its own
-            depth = 1 if kind == "open" else 0
+            continue
+        if fence is not None or not _hidden(token, kind, details, reasoning_tags):
+            continue
+        kept.append(text[pos : token.start()])
+        pos = token.end()
+        depth = 0 if kind == "close" else 1
     if not depth:
         kept.append(text[pos:])
     return "".join(kept)
+
+
+def _hidden(token: re.Match[str], kind: str | None, details: DetailsTypes, reasoning_tags: bool) -> bool:
+    if kind == "details":
+        return details == "all" or _details_type(token.group("attrs")) in details
+    if kind == "open":
+        return reasoning_tags
+    # a closing tag: `</details>` belongs to a dropped kind only when every details block is dropped
+    if token.group().lower().startswith("</details"):
+        return details == "all"
+    return reasoning_tags
+# --- end inlined: shared/text.py ---
+
+
+# from shared.events import Emitter  (inlined above)
+# from shared.host import OpenWebUIHost, as_refusal  (inlined above)
+# from shared.text import content_text, strip_blocks  (inlined above)
+
+_LOG = logging.getLogger("openwebui_pack.add_to_memories")
+
+# --- the text to remember ------------------------------------------------------------
+
+# Code is copied as-is: a fenced block (to its closing fence or the end) or an inline span.
+_CODE = re.compile(
+    r"^[ ]{0,3}(?P<fence>`{3,}|~{3,}).*?(?:^[ ]{0,3}(?P=fence)[`~]*[ \t]*$|\Z)|(?P<tick>`+)[^`]+?(?P=tick)",
+    re.MULTILINE | re.DOTALL,
+)
+# Open WebUI 0.12.4's citation rule (frontend src/lib/utils/marked/citation-extension.ts): one or
+# more adjacent [1], [1,2] or [1#id] groups. Possessive, so "[1][2](url)" is a link and kept whole.
+_CITATION = re.compile(r"[ \t]*(?:\[\d+(?:#[^,\]\s]+)?(?:,\s*\d+(?:#[^,\]\s]+)?)*\])++(?![(\[:])")
 
 
 def strip_citations(text: str) -> str:
@@ -437,18 +546,10 @@ def strip_citations(text: str) -> str:
 
 def memory_text(text: str) -> str:
     """What a reply's text becomes as a memory."""
-    text = strip_citations(strip_hidden_blocks(text))
+    # every <details> block goes (reasoning, tool calls, code runs), and raw reasoning tags too
+    text = strip_citations(strip_blocks(text, details="all", reasoning_tags=True))
     text = re.sub(r"[ \t]+$", "", text, flags=re.MULTILINE)
     return re.sub(r"\n{3,}", "\n\n", text).strip()
-
-
-def content_text(content: Any) -> str:
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        parts = [p.get("text") for p in content if isinstance(p, dict) and p.get("type") in ("text", "output_text")]
-        return "\n".join(p for p in parts if isinstance(p, str))
-    return ""
 
 
 def clicked_text(body: dict) -> str:
@@ -500,24 +601,25 @@ class MemoryStore(Protocol):
 
 
 def _refusal(exc: Exception) -> MemoriesUnavailable | None:
-    # fastapi's HTTPException, matched by shape so this module never imports the web stack
-    code = getattr(exc, "status_code", None)
-    return MemoriesUnavailable(code) if code in (403, 404) else None
+    """Memories off (404) or not permitted (403), told by the error's type; None for anything else."""
+    refusal = as_refusal(exc)
+    if refusal is None or refusal.status_code not in (403, 404):
+        return None
+    return MemoriesUnavailable(refusal.status_code)
 
 
-class _OpenWebUIMemories:
-    """Open WebUI's own memory code for one user, imported on first use (not at load)."""
+class _HostMemories:
+    """One user's memories through Open WebUI (shared/host.py); the user is the signed-in one."""
 
-    def __init__(self, request: Any, user: Any) -> None:
+    def __init__(self, host: OpenWebUIHost, request: Any, user: Any) -> None:
+        self._host = host
         self._request = request
         self._user = user
         self.user_id: str = user.id
 
     async def check_access(self) -> None:
-        from open_webui.routers.memories import check_memories_permission
-
         try:
-            await check_memories_permission(self._user)
+            await self._host.check_memories_permission(self._user)
         except Exception as exc:
             refusal = _refusal(exc)
             if refusal is None:
@@ -525,49 +627,20 @@ class _OpenWebUIMemories:
             raise refusal from exc
 
     async def existing(self) -> list[StoredMemory]:
-        from open_webui.models.memories import Memories
-
-        rows = await Memories.get_memories_by_user_id(self.user_id)
-        if rows is None:
-            # the table method returns None when the query itself failed
-            raise RuntimeError("reading memories failed")
-        return [StoredMemory(row.id, row.content) for row in rows]
+        return [StoredMemory(row.id, row.content) for row in await self._host.memories(self.user_id)]
 
     async def add(self, content: str) -> str:
-        from open_webui.routers.memories import AddMemoryForm, add_memory
-
         try:
-            # type "context": recalled when relevant to the chat, like memories added in Settings
-            memory = await add_memory(request=self._request, form_data=AddMemoryForm(content=content), user=self._user)
+            # stored and embedded like a memory added in Settings, so it is recalled when relevant
+            return await self._host.add_memory(self._request, self._user, content)
         except Exception as exc:
             refusal = _refusal(exc)
             if refusal is None:
                 raise
             raise refusal from exc
-        return memory.id
 
     async def delete(self, memory_id: str) -> bool:
-        from open_webui.models.memories import Memories
-        from open_webui.retrieval.vector.async_client import ASYNC_VECTOR_DB_CLIENT
-
-        deleted = await Memories.delete_memory_by_id_and_user_id(memory_id, self.user_id)
-        try:
-            # normally there is no vector yet; remove one if the failure came after the upsert
-            await ASYNC_VECTOR_DB_CLIENT.delete(collection_name=f"user-memory-{self.user_id}", ids=[memory_id])
-        except Exception as exc:
-            _LOG.debug("no vector to remove for memory %s: %s", memory_id, type(exc).__name__)
-        return bool(deleted)
-
-
-async def _open_webui_memories(request: Any, user_id: str) -> MemoryStore | None:
-    """The seam to Open WebUI; unit tests replace this function."""
-    from open_webui.models.users import Users
-
-    user = await Users.get_user_by_id(user_id)
-    return None if user is None else _OpenWebUIMemories(request, user)
-
-
-# --- dialogs --------------------------------------------------------------------------------
+        return await self._host.delete_memory(memory_id, self.user_id)
 
 
 # --- saving -------------------------------------------------------------------------------------
@@ -593,6 +666,12 @@ def _quoted(text: str) -> str:
 
 
 def _redacted(text: str) -> str:
+    """`text` for a log line: anything shaped like a key masked, cut to 300 characters.
+
+    An embedding error can echo the embedding server's key (in a URL or an Authorization header),
+    and the action is never told that key, so keys are found by their shape. shared/secrets.redact
+    does a different job: it replaces the secrets it is given.
+    """
     text = re.sub(r"(?i)\b(bearer)\s+\S+", r"\1 ***", text)
     text = re.sub(r"(?i)\b(api[_-]?key|key|token|secret|password)(\W{1,3})[^\s&\"',]+", r"\1\2***", text)
     return re.sub(r"\bsk-[A-Za-z0-9_-]{6,}", "sk-***", text)[:300]
@@ -738,6 +817,7 @@ class Action:
 
     def __init__(self) -> None:
         self.valves = self.Valves()
+        self.host = OpenWebUIHost()
 
     async def action(
         self,
@@ -754,9 +834,11 @@ class Action:
         store = None
         if user_id and __request__ is not None:
             try:
-                store = await _open_webui_memories(__request__, user_id)
+                user = await self.host.get_user(user_id)
             except Exception as exc:
                 _LOG.warning("loading the user failed: %s", type(exc).__name__)
+            else:
+                store = None if user is None else _HostMemories(self.host, __request__, user)
         if store is None:
             await events.notify("Add to memories needs a signed-in user in a chat.", "error")
             return None

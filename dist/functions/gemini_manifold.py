@@ -13,12 +13,13 @@ requirements: google-genai>=1.54.0
 import asyncio
 import base64
 import binascii
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 import hashlib
 import hmac
 import importlib
+import inspect
 import io
 import ipaddress
 import json
@@ -28,25 +29,299 @@ import os
 from pathlib import Path
 import random
 import re
+import sys
 import time
-from typing import Any, Literal, TypedDict
-from urllib.parse import urljoin, urlsplit
+from typing import Any, Literal, TypeVar, TypedDict
+from urllib.parse import unquote_to_bytes, urljoin, urlsplit
 import uuid
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 
-# --- begin inlined: shared/events.py (sha256:806d59b36064c870) ---
+# --- begin inlined: shared/attachments.py (sha256:66ae3087bfa275d2) ---
+MiB = 1024 * 1024
+HOST_FILE_MAX_BYTES = 200 * MiB
+IMAGE_URL_MAX_BYTES = 15 * MiB
+IMAGE_URL_TIMEOUT = 20.0
+IMAGE_URL_MAX_REDIRECTS = 3
+
+
+class AttachmentError(ValueError):
+    """An image or file that cannot be sent; the request goes on without it."""
+
+
+class PrivateAddressError(OSError):
+    """A link whose host resolves only to private, loopback or link-local addresses."""
+
+
+# (offset, signatures, MIME type): the bytes that open each file type models read.
+_SIGNATURES: tuple[tuple[int, tuple[bytes, ...], str], ...] = (
+    (0, (b"\x89PNG\r\n\x1a\n",), "image/png"),
+    (0, (b"\xff\xd8\xff",), "image/jpeg"),
+    (0, (b"GIF87a", b"GIF89a"), "image/gif"),
+    (4, (b"ftypheic", b"ftypheix", b"ftyphevc"), "image/heic"),
+    (4, (b"ftypmif1", b"ftypmsf1", b"ftypheif"), "image/heif"),
+    (0, (b"BM",), "image/bmp"),
+    (0, (b"%PDF-",), "application/pdf"),
+)
+
+
+def sniff_mime(data: bytes) -> str | None:
+    """The MIME type the first bytes show, for the image and document types models read."""
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "image/webp"
+    for offset, signatures, mime in _SIGNATURES:
+        if any(data.startswith(signature, offset) for signature in signatures):
+            return mime
+    return None
+
+
+def parse_data_uri(uri: str) -> tuple[str, bytes]:
+    """(MIME type, bytes) of a data: URI; the bytes decide the type when they are recognisable."""
+    header, sep, payload = uri.partition(",")
+    if not sep or not header.lower().startswith("data:"):
+        raise AttachmentError("it is not a valid data URI")
+    params = header[5:].split(";")
+    declared = params[0].strip().lower()
+    if any(p.strip().lower() == "base64" for p in params[1:]):
+        compact = re.sub(r"\s+", "", payload)
+        try:
+            data = base64.b64decode(compact + "=" * (-len(compact) % 4), validate=True)
+        except (binascii.Error, ValueError):
+            try:
+                data = base64.urlsafe_b64decode(compact + "=" * (-len(compact) % 4))
+            except (binascii.Error, ValueError):
+                raise AttachmentError("its base64 data is corrupt") from None
+    else:
+        data = unquote_to_bytes(payload)
+    if not data:
+        raise AttachmentError("it is empty")
+    return sniff_mime(data) or declared or "application/octet-stream", data
+
+
+def convert_image(mime: str, data: bytes, accepted: frozenset[str], reader: str) -> tuple[str, bytes]:
+    """The image as `reader` (the model's name, for the message) reads it: kept when its type is
+    `accepted`, else converted to PNG with Pillow (when the server has it)."""
+    if mime in accepted:
+        return mime, data
+    if not mime.startswith("image/"):
+        raise AttachmentError(f"it is not an image ({mime})")
+    try:
+        image_module = importlib.import_module("PIL.Image")
+        with image_module.open(io.BytesIO(data)) as image:
+            out = io.BytesIO()
+            image.convert("RGBA").save(out, format="PNG")
+    except Exception:
+        raise AttachmentError(f"{reader} cannot read {mime} images and it could not be converted") from None
+    return "image/png", out.getvalue()
+
+
+def local_fetch_allowed() -> bool:
+    # Same switch as Open WebUI's own URL fetching (Open WebUI 0.12.4, open_webui/config.py,
+    # ENABLE_LOCAL_WEB_FETCH; older servers call it ENABLE_RAG_LOCAL_WEB_FETCH).
+    value = os.environ.get("ENABLE_LOCAL_WEB_FETCH", os.environ.get("ENABLE_RAG_LOCAL_WEB_FETCH", "false"))
+    return value.strip().lower() == "true"
+
+
+def _public_ip(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host.split("%", 1)[0]).is_global
+    except ValueError:
+        return False
+
+
+def _check_url(url: str, allow_private: bool) -> None:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise AttachmentError("only http(s) image links can be fetched")
+    if any(c in url for c in "\\\t\r\n"):
+        raise AttachmentError("the link contains characters that are not allowed")
+    host = parts.hostname
+    literal = True
+    try:
+        ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        literal = False
+    if literal and not allow_private and not _public_ip(host):
+        raise AttachmentError("the link points to a private network address")
+
+
+_resolver_classes: dict[int, type] = {}  # one resolver class per aiohttp module (built on first use)
+
+
+def _public_resolver(aiohttp: Any) -> Any:
+    """A resolver that drops private addresses, so DNS cannot steer the fetch inside the network."""
+    cls = _resolver_classes.get(id(aiohttp))
+    if cls is None:
+
+        class PublicResolver(aiohttp.ThreadedResolver):
+            async def resolve(self, host: str, port: int = 0, family: int = 0) -> list[dict[str, Any]]:
+                found = await super().resolve(host, port, family)
+                public = [entry for entry in found if _public_ip(entry["host"])]
+                if not public:
+                    raise PrivateAddressError(f"{host} resolves only to private network addresses")
+                return public
+
+        cls = _resolver_classes[id(aiohttp)] = PublicResolver
+    return cls()
+
+
+async def _read_image(response: Any, max_bytes: int) -> tuple[str, bytes]:
+    if response.status != 200:
+        raise AttachmentError(f"the server answered HTTP {response.status}")
+    if (response.content_length or 0) > max_bytes:
+        raise AttachmentError(f"it is larger than {max_bytes // MiB} MB")
+    data = bytearray()
+    async for block in response.content.iter_chunked(64 * 1024):
+        data.extend(block)
+        if len(data) > max_bytes:
+            raise AttachmentError(f"it is larger than {max_bytes // MiB} MB")
+    header = (response.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+    mime = sniff_mime(bytes(data[:64])) or header
+    if not mime.startswith("image/"):
+        raise AttachmentError(f"the link is not an image ({mime or 'unknown type'})")
+    return mime, bytes(data)
+
+
+async def fetch_image(
+    url: str,
+    *,
+    max_bytes: int = IMAGE_URL_MAX_BYTES,
+    timeout: float = IMAGE_URL_TIMEOUT,
+    max_redirects: int = IMAGE_URL_MAX_REDIRECTS,
+) -> tuple[str, bytes]:
+    """Download an image link (size cap, timeout, public addresses only unless the host allows local)."""
+    import aiohttp
+
+    allow_private = local_fetch_allowed()
+    _check_url(url, allow_private)
+    connector = aiohttp.TCPConnector(resolver=None if allow_private else _public_resolver(aiohttp))
+    client_timeout = aiohttp.ClientTimeout(total=timeout)
+    try:
+        async with aiohttp.ClientSession(connector=connector, timeout=client_timeout) as session:
+            for _ in range(max_redirects + 1):
+                async with session.get(url, allow_redirects=False) as response:
+                    if response.status in (301, 302, 303, 307, 308) and response.headers.get("Location"):
+                        url = urljoin(url, response.headers["Location"])
+                        _check_url(url, allow_private)
+                        continue
+                    return await _read_image(response, max_bytes)
+            raise AttachmentError("the link redirects too many times")
+    except AttachmentError:
+        raise
+    except TimeoutError:
+        raise AttachmentError(f"it did not download within {timeout:.0f} s") from None
+    except (aiohttp.ClientError, OSError) as exc:
+        if isinstance(getattr(exc, "os_error", None), PrivateAddressError) or isinstance(exc, PrivateAddressError):
+            raise AttachmentError("the link points to a private network address") from None
+        raise AttachmentError(f"it could not be downloaded ({type(exc).__name__})") from None
+
+
+async def read_host_file(
+    host: Any, file_id: str, user: dict[str, Any] | None, *, max_bytes: int = HOST_FILE_MAX_BYTES
+) -> tuple[bytes, str, str]:
+    """The bytes, MIME type and name of a file uploaded to Open WebUI, if this user may read it.
+
+    `host` has `file_record(file_id)` and `local_file_path(stored_path)` (shared/host.py)."""
+    record = await host.file_record(file_id)
+    user = user or {}
+    if record is None:
+        raise AttachmentError("it no longer exists")
+    if record.user_id != user.get("id") and user.get("role") != "admin":
+        raise AttachmentError("it belongs to another user")
+    if not record.path:
+        raise AttachmentError("it has no stored content")
+    try:
+        local = Path(await host.local_file_path(record.path))
+        size = await asyncio.to_thread(lambda: local.stat().st_size)
+        if size > max_bytes:
+            raise AttachmentError(f"it is larger than {max_bytes // MiB} MB")
+        data = await asyncio.to_thread(local.read_bytes)
+    except OSError as exc:  # gone from storage: the chat goes on without it (not a model failure)
+        raise AttachmentError(f"its stored content cannot be read ({type(exc).__name__})") from None
+    meta = record.meta or {}
+    mime = meta.get("content_type") or mimetypes.guess_type(record.filename)[0] or "application/octet-stream"
+    return data, mime, record.filename
+
+
+AttachmentKind = Literal["pdf", "audio", "video", "text"]
+
+
+def attachment_kind(mime: str) -> AttachmentKind | None:
+    """The kind of document a model reads natively, or None."""
+    mime = mime.lower()
+    if mime == "application/pdf":
+        return "pdf"
+    if mime.startswith("audio/"):
+        return "audio"
+    if mime.startswith("video/"):
+        return "video"
+    if mime.startswith("text/") or mime in ("application/json", "application/xml", "application/x-yaml"):
+        return "text"
+    return None
+
+
+@dataclass
+class FileAttachment:
+    file_id: str
+    name: str
+    mime: str
+
+
+def file_refs(files: Any) -> list[FileAttachment]:
+    """The `__files__` entries a model reads natively: PDF, audio, video and text documents."""
+    refs: list[FileAttachment] = []
+    for entry in files if isinstance(files, list) else []:
+        if not isinstance(entry, dict) or entry.get("type", "file") != "file":
+            continue
+        inner = entry.get("file") if isinstance(entry.get("file"), dict) else {}
+        meta = inner.get("meta") if isinstance(inner.get("meta"), dict) else {}
+        file_id = entry.get("id") or inner.get("id")
+        name = entry.get("name") or inner.get("filename") or meta.get("name") or "file"
+        if not isinstance(file_id, str) or not file_id or not isinstance(name, str):
+            continue
+        mime = meta.get("content_type") or entry.get("content_type") or mimetypes.guess_type(name)[0] or ""
+        if isinstance(mime, str) and attachment_kind(mime):
+            refs.append(FileAttachment(file_id, name, mime))
+    return refs
+
+
+@dataclass
+class Blob:
+    """An inline_data part, kept so a large one can be moved to a files API."""
+
+    part: dict[str, Any]
+    name: str
+
+    @property
+    def size(self) -> int:
+        return len(self.part["inline_data"]["data"])
+
+
+def upload_plan(blobs: list[Blob], budget: int) -> list[Blob]:
+    """The largest inline blobs to move to a files API until the rest fits in `budget` bytes."""
+    total = sum(b.size for b in blobs)
+    chosen: list[Blob] = []
+    for blob in sorted(blobs, key=lambda b: b.size, reverse=True):
+        if total <= budget:
+            break
+        chosen.append(blob)
+        total -= blob.size
+    return chosen
+# --- end inlined: shared/attachments.py ---
+
+
+# --- begin inlined: shared/events.py (sha256:7862b93e74113ba6) ---
 _EVENTS_LOG = logging.getLogger("openwebui_pack.events")
 
 
-class Event(TypedDict):
+class EventPayload(TypedDict):
     type: str
     data: Any
 
 
-EventEmitter = Callable[[Event], Awaitable[Any]]
-EventCaller = Callable[[Event], Awaitable[Any]]
+EventEmitter = Callable[[EventPayload], Awaitable[Any]]
+EventCaller = Callable[[EventPayload], Awaitable[Any]]
 
 NotificationType = Literal["info", "success", "warning", "error"]
 StatusAction = Literal[
@@ -56,9 +331,6 @@ StatusAction = Literal[
     "queries_generated",
     "sources_retrieved",
 ]
-
-
-# --- builders ---------------------------------------------------------------
 
 
 def status(
@@ -71,7 +343,7 @@ def status(
     query: str | None = None,
     queries: list[str] | None = None,
     count: int | None = None,
-) -> Event:
+) -> EventPayload:
     """A status line under the message; the last one is shown, `done=False` shimmers."""
     data: dict[str, Any] = {"description": description, "done": done, "hidden": hidden}
     if action is not None:
@@ -87,7 +359,7 @@ def status(
     return {"type": "status", "data": data}
 
 
-def notification(content: str, type: NotificationType = "info") -> Event:
+def notification(content: str, type: NotificationType = "info") -> EventPayload:
     """A toast. The UI reads the key `content` (a `message` key shows an empty toast)."""
     return {"type": "notification", "data": {"type": type, "content": content}}
 
@@ -99,7 +371,7 @@ def citation(
     url: str | None = None,
     metadata: list[dict[str, Any]] | None = None,
     event_type: Literal["citation", "source"] = "citation",
-) -> Event:
+) -> EventPayload:
     """A source shown under the reply; persisted with the message (it has no `type` key).
 
     Citations are grouped by `metadata[i]["source"]`, so each entry gets one; an http(s)
@@ -120,104 +392,34 @@ def citation(
     return {"type": event_type, "data": {"document": list(documents), "metadata": meta, "source": source}}
 
 
-def code_execution(
-    id: str,
-    *,
-    name: str,
-    code: str,
-    language: str = "python",
-    output: str | None = None,
-    error: str | None = None,
-    files: list[dict[str, Any]] | None = None,
-) -> Event:
-    """A code-execution card, upserted by `id`; not persisted (its data has a `type` key)."""
-    result: dict[str, Any] = {}
-    if output is not None:
-        result["output"] = output
-    if error is not None:
-        result["error"] = error
-    if files is not None:
-        result["files"] = list(files)
-    data = {"type": "code_execution", "id": id, "name": name, "code": code, "language": language}
-    data["result"] = result
-    return {"type": "citation", "data": data}
-
-
-class FileRef(TypedDict, total=False):
-    type: Literal["image", "file"]
-    url: str
-    name: str
-    size: int
-    content_type: str
-
-
-def files(items: list[FileRef]) -> Event:
-    """Files attached to the message; replaces the message's file list in the UI."""
-    return {"type": "files", "data": {"files": [dict(f) for f in items]}}
-
-
-def embeds(items: list[str], *, replace: bool = False) -> Event:
-    """HTML snippets or URLs rendered in sandboxed iframes under the message."""
-    return {"type": "embeds", "data": {"embeds": list(items), "replace": replace}}
-
-
-def chat_title(title: str) -> Event:
-    """Sets the chat title in the UI (data is a plain string; not persisted by the emitter)."""
-    return {"type": "chat:title", "data": title}
-
-
-def follow_ups(suggestions: list[str]) -> Event:
-    return {"type": "chat:message:follow_ups", "data": {"follow_ups": list(suggestions)}}
-
-
-def message_error(content: str) -> Event:
-    """Shows an error block on the message."""
-    return {"type": "chat:message:error", "data": {"error": {"content": content}}}
-
-
-def message(content: str) -> Event:
-    """Appends to the message's `content`.
-
-    Does NOT change the visible reply in 0.12.4: the UI renders the structured `output`,
-    and the final save overwrites `content` (contract §5.4). Return or yield text instead.
-    """
-    return {"type": "message", "data": {"content": content}}
-
-
-def replace(content: str) -> Event:
-    """Replaces the message's `content`.
-
-    Does NOT change the visible reply in 0.12.4 (contract §5.4); an Action edits a
-    message by returning `{"messages": [{"id": ..., "content": ...}]}`.
-    """
-    return {"type": "replace", "data": {"content": content}}
-
-
-def confirmation(title: str, message: str) -> Event:
+def confirmation(title: str, message: str) -> EventPayload:
     return {"type": "confirmation", "data": {"title": title, "message": message}}
 
 
-def input_request(title: str, message: str, placeholder: str = "", value: str = "") -> Event:
+def input_request(title: str, message: str, placeholder: str = "", value: str = "") -> EventPayload:
     return {
         "type": "input",
         "data": {"title": title, "message": message, "placeholder": placeholder, "value": value},
     }
 
 
-def execute_request(code: str) -> Event:
+def execute_request(code: str) -> EventPayload:
     return {"type": "execute", "data": {"code": code}}
 
 
-def wire(event: Event) -> dict[str, Event]:
-    """The chunk an OpenAI-style stream carries so Open WebUI turns it into a UI event.
+async def send(event_emitter: EventEmitter | None, event: EventPayload) -> bool:
+    """Send one event through `__event_emitter__`; False when there is none or it failed (logged).
 
-    For the Pipelines server, Hayhooks or any OpenAI-compatible server: yield this dict
-    (or send it as one `data:` line) and the middleware emits `event` (contract §6).
+    Never raises: a broken socket must not break the reply the user is waiting for.
     """
-    return {"event": event}
-
-
-# --- per-request emitter ------------------------------------------------------
+    if event_emitter is None:
+        return False
+    try:
+        await event_emitter(event)
+    except Exception:
+        _EVENTS_LOG.exception("emitting %s event failed", event.get("type"))
+        return False
+    return True
 
 
 class Emitter:
@@ -244,7 +446,7 @@ class Emitter:
         self._call_timeout = call_timeout
         self._clock = clock
         self._last_status = float("-inf")
-        self._pending: Event | None = None
+        self._pending: EventPayload | None = None
         self._flush_handle: asyncio.TimerHandle | None = None
         self._flush_task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
@@ -259,17 +461,9 @@ class Emitter:
     def can_call(self) -> bool:
         return self._call_fn is not None
 
-    async def emit(self, event: Event) -> bool:
+    async def emit(self, event: EventPayload) -> bool:
         """Send one event; False when there is no emitter or it failed (logged)."""
-        if self._emit_fn is None:
-            return False
-        try:
-            await self._emit_fn(event)
-        except Exception:
-            # A broken socket must not break the reply the user is waiting for.
-            _EVENTS_LOG.exception("emitting %s event failed", event.get("type"))
-            return False
-        return True
+        return await send(self._emit_fn, event)
 
     async def status(self, description: str, *, done: bool = False, **fields: Any) -> None:
         event = status(description, done=done, **fields)
@@ -298,7 +492,7 @@ class Emitter:
     async def notify(self, content: str, type: NotificationType = "info") -> bool:
         return await self.emit(notification(content, type))
 
-    async def _send_status(self, event: Event) -> None:
+    async def _send_status(self, event: EventPayload) -> None:
         self._last_status = self._clock()
         await self.emit(event)
 
@@ -330,7 +524,7 @@ class Emitter:
 
     # --- interactive calls: anything but a clear answer means "cancel" ---
 
-    async def call(self, event: Event, timeout: float | None = None) -> Any | None:
+    async def call(self, event: EventPayload, timeout: float | None = None) -> Any | None:
         """Send an `__event_call__`; None on no caller, error answer, exception or timeout.
 
         Then `call_problem` says which; it is None after an answer (a Cancel click included).
@@ -383,64 +577,39 @@ class Emitter:
 # --- end inlined: shared/events.py ---
 
 
-# --- begin inlined: shared/secrets.py (sha256:3807ee5532d6c241) ---
-def redact(text: str, secrets: Iterable[str], limit: int | None = None) -> str:
-    """`text` with every secret replaced, then shortened to `limit` characters.
+# --- begin inlined: shared/gemini_models.py (sha256:e84f298b26aab71b) ---
+ThinkingForm = Literal["level", "budget", "alias"]
 
-    Replacing comes first: shortening first could leave half a key. Secrets shorter than 4
-    characters are left alone; replacing them would garble the text and they protect nothing.
-    """
-    for secret in secrets:
-        if secret and len(secret) >= 4:
-            text = text.replace(secret, "[redacted]")
-    if limit is not None and len(text) > limit:
-        text = text[: limit - 1] + "…"
-    return text
-# --- end inlined: shared/secrets.py ---
-
-
-# Secrets: GOOGLE_API_KEY is a plain string valve shown as a password field. Open WebUI stores
-# valves in its database in clear text unless the server runs with ENABLE_VALVE_ENCRYPTION=true
-# (Fernet, keyed from WEBUI_SECRET_KEY: keep that key stable or the stored valves read back empty).
-# pydantic SecretStr is not used on purpose: Open WebUI 0.12.4 silently drops it on save.
-
-
-
-# from shared.events import Emitter, citation  (inlined above)
-# from shared.secrets import redact  (inlined above)
-
-_LOG = logging.getLogger("openwebui_pack.gemini_manifold")
-
-API_VERSION = "v1beta"
-MiB = 1024 * 1024
-# Gemini refuses requests over 20 MB; base64 makes inline bytes 4/3 bigger, so attachments above
-# this raw total go through the Files API instead.
-INLINE_BUDGET = 14 * MiB
-HOST_FILE_MAX_BYTES = 200 * MiB
-IMAGE_URL_MAX_BYTES = 15 * MiB
-IMAGE_URL_TIMEOUT = 20.0
-IMAGE_URL_MAX_REDIRECTS = 3
-LIST_TIMEOUT_MS = 15_000
-LIST_FAILURE_TTL = 30.0  # a failed model listing is retried after this many seconds
-NOTICE_LIMIT = 300  # characters of the error in the one-line notice that ends a cut-off reply
-ERROR_LIMIT = 1000  # characters of an upstream error in an exception the user sees
-UPLOAD_CACHE_TTL = 47 * 3600.0  # Files API keeps uploads 48 h
-RETRYABLE_STATUS = frozenset({429, 500, 503})
-MAX_SERVER_RETRY_DELAY = 60.0  # a longer requested wait fails at once with a clear message
-CLIENT_CACHE_SIZE = 8
-SKIP_SIGNATURE = "skip_thought_signature_validator"  # Google's documented "no signature" value
-CALL_ID_MARK = "~g"
-PLACEHOLDER_IDS = frozenset({"setup", "error", "none"})
-MODEL_ID = re.compile(r"[A-Za-z0-9][\w.-]*(?:/[\w.-]+)?", re.ASCII)  # gemini-2.5-flash, tunedModels/x-1
-DEFAULT_DENYLIST = "*-tts*, *-image*, *-live*, *native-audio*, *embedding*"
-GEMINI_IMAGE_TYPES = frozenset({"image/png", "image/jpeg", "image/webp", "image/heic", "image/heif"})
-SAFETY_CATEGORIES = (
-    "HARM_CATEGORY_HARASSMENT",
-    "HARM_CATEGORY_HATE_SPEECH",
-    "HARM_CATEGORY_SEXUALLY_EXPLICIT",
-    "HARM_CATEGORY_DANGEROUS_CONTENT",
+# The first version of each thinking form, newest first; a version below the last takes none.
+THINKING_FORM_SINCE: tuple[tuple[tuple[int, int], ThinkingForm], ...] = (
+    ((3, 0), "level"),
+    ((2, 5), "budget"),
 )
+# Forms whose function calls carry thought signatures that Gemini validates on the next turn
+# (an alias may stand for a Gemini 3 model).
+SIGNED_FORMS = frozenset({"level", "alias"})
+
+LEVELS = ("MINIMAL", "LOW", "MEDIUM", "HIGH")
+
+
+@dataclass(frozen=True)
+class Tier:
+    """The thinking range of a model family: the level sent for each level asked for, and the
+    smallest budget above "the model decides" (-1); 0 means thinking can be switched off."""
+
+    levels: dict[str, str]
+    min_budget: int = 0
+
+
+DEFAULT_TIER = Tier({level: level for level in LEVELS})
+# Tiers by a word of the model id (gemini-2.5-pro, gemini-3-pro-preview, gemini-pro-latest).
+TIERS: dict[str, Tier] = {
+    # Pro models think at LOW or HIGH only, and cannot switch thinking off (128 is their least).
+    "pro": Tier({"MINIMAL": "LOW", "LOW": "LOW", "MEDIUM": "HIGH", "HIGH": "HIGH"}, min_budget=128),
+}
+
 EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh")
+# A chat's OpenAI reasoning_effort in each form.
 EFFORT_BUDGET = {"none": 0, "minimal": 512, "low": 1024, "medium": 8192, "high": 24576, "xhigh": 32768}
 EFFORT_LEVEL = {
     "none": "MINIMAL",  # Gemini 3 cannot switch thinking off; MINIMAL is the least there is
@@ -450,53 +619,12 @@ EFFORT_LEVEL = {
     "high": "HIGH",
     "xhigh": "HIGH",
 }
-OPENAI_FINISH = {
-    "STOP": "stop",
-    "MAX_TOKENS": "length",
-    "SAFETY": "content_filter",
-    "RECITATION": "content_filter",
-    "BLOCKLIST": "content_filter",
-    "PROHIBITED_CONTENT": "content_filter",
-    "SPII": "content_filter",
-    "IMAGE_SAFETY": "content_filter",
-    "IMAGE_PROHIBITED_CONTENT": "content_filter",
-    "IMAGE_RECITATION": "content_filter",
-}
-FINISH_NOTES = {
-    "MAX_TOKENS": "the reply reached the output token limit (max_tokens)",
-    "SAFETY": "Gemini's safety filters blocked the rest of the reply",
-    "RECITATION": "the reply resembled copyrighted material too closely",
-    "LANGUAGE": "the reply needed a language Gemini does not support",
-    "BLOCKLIST": "the reply contained blocklisted terms",
-    "PROHIBITED_CONTENT": "the reply was stopped for prohibited content",
-    "SPII": "the reply contained sensitive personal information",
-    "MALFORMED_FUNCTION_CALL": "Gemini produced a tool call it could not format",
-    "UNEXPECTED_TOOL_CALL": "Gemini called a tool that was not offered",
-    "TOO_MANY_TOOL_CALLS": "Gemini made too many tool calls in a row",
-    "MISSING_THOUGHT_SIGNATURE": "a tool call in the history lacked its thought signature",
-    "IMAGE_SAFETY": "an image in the reply was blocked by the safety filters",
-    "IMAGE_PROHIBITED_CONTENT": "an image in the reply was prohibited content",
-    "OTHER": "Gemini stopped for an unspecified reason",
-}
-NO_KEY_MESSAGE = (
-    "No Gemini API key: an admin sets GOOGLE_API_KEY in Admin Panel > Functions > Gemini Manifold > "
-    "Valves, or you set your own GOOGLE_API_KEY in this function's user valves."
-)
 
-
-class GeminiError(RuntimeError):
-    """A failure with a message a user can act on. It never carries the API key."""
-
-
-class AttachmentError(ValueError):
-    """An image or file that cannot be sent; the request goes on without it."""
-
-
-class PrivateAddressError(OSError):
-    """A link whose host resolves only to private, loopback or link-local addresses."""
-
-
-# --- small helpers ---------------------------------------------------------------------------
+_VERSION = re.compile(r"gemini-(\d+)(?:\.(\d+))?")
+MODEL_ID = re.compile(r"[A-Za-z0-9][\w.-]*(?:/[\w.-]+)?", re.ASCII)  # gemini-2.5-flash, tunedModels/x-1
+DEFAULT_DENYLIST = "*-tts*, *-image*, *-live*, *native-audio*, *embedding*"
+# Entries pipes() lists when there is no real model to offer.
+PLACEHOLDER_IDS = frozenset({"setup", "error", "none"})
 
 
 def sub_model_id(model: str) -> str:
@@ -520,32 +648,33 @@ def model_allowed(model_id: str, allow: list[str], deny: list[str]) -> bool:
     return not any(fnmatchcase(mid, g) for g in deny)
 
 
-def thinking_family(model_id: str, thinking: bool | None) -> Literal["level", "budget", "alias"] | None:
-    """How a model's thinking is configured: Gemini 3+ by level, 2.5 by token budget. A thinking
-    model without a version in its id (Google's aliases such as gemini-flash-latest, which move
-    from one generation to the next) is an "alias": set by budget, which 2.5 and 3 both accept."""
-    match = re.search(r"gemini-(\d+)(?:\.(\d+))?", model_id.lower())
-    if match:
-        major, minor = int(match.group(1)), int(match.group(2) or 0)
-        if major >= 3:
-            return "level"
-        if major == 2 and minor >= 5:
-            return "budget"
-        return None
-    return "alias" if thinking else None
+def model_version(model_id: str) -> tuple[int, int] | None:
+    """(major, minor) of a versioned Gemini id (gemini-2.5-flash -> (2, 5)); None for aliases."""
+    match = _VERSION.search(model_id.lower())
+    return (int(match.group(1)), int(match.group(2) or 0)) if match else None
+
+
+def model_tier(model_id: str) -> Tier:
+    words = re.split(r"[-_./]", model_id.lower())
+    return next((tier for word, tier in TIERS.items() if word in words), DEFAULT_TIER)
+
+
+def thinking_family(model_id: str, thinking: bool | None) -> ThinkingForm | None:
+    """How a model's thinking is configured (None: it is not). `thinking` is what the model list
+    says about the model, which decides for version-less aliases."""
+    version = model_version(model_id)
+    if version is None:
+        return "alias" if thinking else None
+    return next((form for since, form in THINKING_FORM_SINCE if version >= since), None)
 
 
 def thinking_level(model_id: str, level: str) -> str:
     level = level.upper()
-    if "pro" in model_id.lower():
-        # Pro models think at LOW or HIGH only.
-        return "LOW" if level in ("MINIMAL", "LOW") else "HIGH"
-    return level
+    return model_tier(model_id).levels.get(level, level)
 
 
 def thinking_budget(model_id: str, budget: int) -> int:
-    # Pro models cannot switch thinking off; 128 is their smallest budget.
-    return max(budget, 128) if "pro" in model_id.lower() and budget >= 0 else budget
+    return max(budget, model_tier(model_id).min_budget) if budget >= 0 else budget
 
 
 def thinking_config(
@@ -558,6 +687,7 @@ def thinking_config(
     effort: str | None,
     task: bool,
 ) -> dict[str, Any] | None:
+    """The ThinkingConfig fields (as a dict) for one call; None when the model takes none."""
     family = thinking_family(model_id, thinking)
     if family is None:
         return None
@@ -583,6 +713,246 @@ def thinking_config(
         if chosen_budget != -1:
             config["thinking_budget"] = thinking_budget(model_id, chosen_budget)
     return config or None
+# --- end inlined: shared/gemini_models.py ---
+
+
+# --- begin inlined: shared/retry.py (sha256:67eb41439b11fff0) ---
+T = TypeVar("T")
+
+_NOT_RETRIED_5XX = frozenset({501, 505})
+
+
+def retryable_status(status: int | None) -> bool:
+    """True for HTTP statuses that may succeed when the same request is sent again."""
+    if status is None:
+        return False
+    return status in (408, 429) or (500 <= status <= 599 and status not in _NOT_RETRIED_5XX)
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Exponential backoff with jitter: attempt n waits base × factor**n, scaled by (1 - jitter … 1),
+    at most `max_delay`; a wait the server asked for replaces it."""
+
+    base: float = 1.0
+    factor: float = 2.0
+    max_delay: float = 30.0
+    jitter: float = 0.5
+
+    def delay(
+        self, attempt: int, retry_after: float | None = None, *, rand: Callable[[], float] = random.random
+    ) -> float:
+        if retry_after is not None:
+            return retry_after
+        return min(self.base * self.factor**attempt * (1.0 - self.jitter * rand()), self.max_delay)
+
+
+@dataclass(frozen=True)
+class RetryPlan:
+    """What a failure means: retry it (after the server's wait, if it named one) or give up."""
+
+    retry: bool
+    retry_after: float | None = None
+
+
+Classify = Callable[[BaseException], RetryPlan]
+OnRetry = Callable[[BaseException, int, float], Awaitable[None]]
+
+
+async def with_retries(
+    operation: Callable[[], Awaitable[T]],
+    *,
+    classify: Classify,
+    max_retries: int,
+    backoff: Backoff | None = None,
+    on_retry: OnRetry | None = None,
+    deadline: float | None = None,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
+) -> T:
+    """Run `operation` until it succeeds, fails for good, or `max_retries` retries are used.
+
+    `classify` decides per exception (an exception it does not plan to retry is raised as it is);
+    `on_retry(exc, attempt, delay)` runs before each wait (attempt counts from 1); a retry whose wait
+    would end after `deadline` (a `clock()` value) is not started: the failure is raised instead.
+    """
+    attempt = 0
+    while True:
+        try:
+            return await operation()
+        except Exception as exc:
+            plan = classify(exc)
+            if not plan.retry or attempt >= max_retries:
+                raise
+            delay = (backoff or Backoff()).delay(attempt, plan.retry_after)
+            if deadline is not None and clock() + delay > deadline:
+                raise
+            attempt += 1
+            if on_retry is not None:
+                await on_retry(exc, attempt, delay)
+            await sleep(delay)
+# --- end inlined: shared/retry.py ---
+
+
+# --- begin inlined: shared/secrets.py (sha256:3807ee5532d6c241) ---
+def redact(text: str, secrets: Iterable[str], limit: int | None = None) -> str:
+    """`text` with every secret replaced, then shortened to `limit` characters.
+
+    Replacing comes first: shortening first could leave half a key. Secrets shorter than 4
+    characters are left alone; replacing them would garble the text and they protect nothing.
+    """
+    for secret in secrets:
+        if secret and len(secret) >= 4:
+            text = text.replace(secret, "[redacted]")
+    if limit is not None and len(text) > limit:
+        text = text[: limit - 1] + "…"
+    return text
+# --- end inlined: shared/secrets.py ---
+
+
+# --- begin inlined: shared/text.py (sha256:fe6438e699ab1c1d) ---
+# Content part types that carry text: Chat Completions ("text") and the Responses form that
+# Open WebUI 0.12.4 also stores for some connections ("input_text", "output_text").
+TEXT_PART_TYPES = frozenset({"text", "input_text", "output_text"})
+
+_TAG_WORDS = "think|thinking|reason|reasoning|thought"
+_BLOCK_TOKENS = re.compile(
+    r"(?P<fence>^[ ]{0,3}(?:`{3,}|~{3,}))"
+    r"|(?P<details><details\b(?P<attrs>[^<>]*)>)"
+    rf"|(?P<open><(?:{_TAG_WORDS})(?:\s[^<>]*)?>|<\|begin_of_thought\|>|◁think▷)"
+    rf"|(?P<close></details\s*>|</(?:{_TAG_WORDS})\s*>|<\|end_of_thought\|>|◁/think▷)",
+    re.IGNORECASE | re.MULTILINE,
+)
+_DETAILS_TYPE = re.compile(r"""\btype\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s"'=<>`]+))""", re.IGNORECASE)
+
+DetailsTypes = Collection[str] | Literal["all"]
+
+
+def content_text(content: Any, separator: str = "\n") -> str:
+    """The text of a message's `content`: a string as it is, the text parts of a list joined."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        texts = []
+        for item in content:
+            if isinstance(item, str):
+                texts.append(item)
+            elif isinstance(item, dict) and item.get("type") in TEXT_PART_TYPES:
+                value = item.get("text")
+                if isinstance(value, str):
+                    texts.append(value)
+        return separator.join(texts)
+    return ""
+
+
+def _details_type(attrs: str) -> str:
+    match = _DETAILS_TYPE.search(attrs)
+    if not match:
+        return ""
+    return next(group for group in match.groups() if group is not None)
+
+
+def strip_blocks(text: str, *, details: DetailsTypes = ("reasoning",), reasoning_tags: bool = True) -> str:
+    """`text` without hidden blocks, outside code fences; nested and unclosed blocks included.
+
+    `details`: the `<details type=…>` types to drop ("all": every details block, whatever its type).
+    `reasoning_tags`: also drop raw reasoning blocks (`<think>…</think>` and the other tags above).
+    Inside a dropped block every opening and closing tag counts for nesting; an unclosed block runs
+    to the end of the text. A stray closing tag of a dropped kind is dropped on its own.
+    """
+    kept: list[str] = []
+    pos = depth = 0
+    fence: str | None = None
+    for token in _BLOCK_TOKENS.finditer(text):
+        kind = token.lastgroup if token.lastgroup != "attrs" else "details"
+        if depth:
+            depth += 1 if kind in ("details", "open") else -1 if kind == "close" else 0
+            if not depth:
+                pos = token.end()
+            continue
+        if kind == "fence":
+            marker = token.group().strip()
+            if fence is None:
+                fence = marker
+            elif marker[0] == fence[0] and len(marker) >= len(fence):
+                fence = None
+            continue
+        if fence is not None or not _hidden(token, kind, details, reasoning_tags):
+            continue
+        kept.append(text[pos : token.start()])
+        pos = token.end()
+        depth = 0 if kind == "close" else 1
+    if not depth:
+        kept.append(text[pos:])
+    return "".join(kept)
+
+
+def _hidden(token: re.Match[str], kind: str | None, details: DetailsTypes, reasoning_tags: bool) -> bool:
+    if kind == "details":
+        return details == "all" or _details_type(token.group("attrs")) in details
+    if kind == "open":
+        return reasoning_tags
+    # a closing tag: `</details>` belongs to a dropped kind only when every details block is dropped
+    if token.group().lower().startswith("</details"):
+        return details == "all"
+    return reasoning_tags
+
+
+def strip_reasoning(text: str) -> str:
+    """`text` without its thinking: Open WebUI's reasoning blocks and raw reasoning tags."""
+    return strip_blocks(text, details=("reasoning",), reasoning_tags=True).strip()
+# --- end inlined: shared/text.py ---
+
+
+# --- begin inlined: shared/gemini.py (sha256:f35709e899ecd4be) ---
+_GEMINI_LOG = logging.getLogger("openwebui_pack.gemini_manifold")
+
+API_VERSION = "v1beta"
+# Gemini refuses requests over 20 MB; base64 makes inline bytes 4/3 bigger, so attachments above
+# this raw total go through the Files API instead.
+INLINE_BUDGET = 14 * MiB
+MAX_SERVER_RETRY_DELAY = 60.0  # a longer requested wait fails at once with a clear message
+SKIP_SIGNATURE = "skip_thought_signature_validator"  # Google's documented "no signature" value
+CALL_ID_MARK = "~g"
+GEMINI_IMAGE_TYPES = frozenset({"image/png", "image/jpeg", "image/webp", "image/heic", "image/heif"})
+SAFETY_CATEGORIES = (
+    "HARM_CATEGORY_HARASSMENT",
+    "HARM_CATEGORY_HATE_SPEECH",
+    "HARM_CATEGORY_SEXUALLY_EXPLICIT",
+    "HARM_CATEGORY_DANGEROUS_CONTENT",
+)
+
+Result = TypeVar("Result")
+
+
+class GeminiError(RuntimeError):
+    """A failure with a message a user can act on. It never carries the API key."""
+
+
+def requested_model(body: Any) -> str:
+    """The Gemini model id a chat body asks for; GeminiError when it is not one."""
+    if not isinstance(body, dict):
+        raise GeminiError("The request body must be a JSON object.")
+    model = body.get("model")
+    model_id = sub_model_id(model) if isinstance(model, str) else ""
+    if not model_id or model_id in PLACEHOLDER_IDS:
+        raise GeminiError(
+            "This entry is not a model: the Gemini model list could not be loaded. Check the Gemini "
+            "Manifold valves (GOOGLE_API_KEY, GOOGLE_API_BASE_URL, MODEL_ALLOWLIST)."
+        )
+    if not MODEL_ID.fullmatch(model_id) or ".." in model_id:
+        # The SDK puts the id in the URL path and refuses "?", "&" and ".." with a bare ValueError.
+        raise GeminiError(f"{redact(model_id, (), 80)!r} is not a Gemini model id. Pick a model from the list.")
+    return model_id
+
+
+def normalise_base_url(value: str) -> str | None:
+    value = value.strip().rstrip("/")
+    if not value:
+        return None
+    if urlsplit(value).scheme not in ("http", "https"):
+        raise GeminiError("GOOGLE_API_BASE_URL must start with http:// or https://.")
+    return value
 
 
 def _number(body: dict, key: str, low: float, high: float) -> float | None:
@@ -642,9 +1012,6 @@ def reasoning_effort(body: dict) -> str | None:
     return effort.lower()
 
 
-# --- tool names and call ids -----------------------------------------------------------------
-
-
 def gemini_tool_name(name: str) -> str:
     """A function name Gemini accepts (letters, digits, _ . : -; starts with a letter or _; <= 64)."""
     clean = re.sub(r"[^A-Za-z0-9_.:-]", "_", name)
@@ -653,6 +1020,19 @@ def gemini_tool_name(name: str) -> str:
     if len(clean) > 64:
         clean = clean[:55] + "_" + hashlib.sha256(name.encode()).hexdigest()[:8]
     return clean
+
+
+def tool_specs(body: dict, tools: Any, metadata: Any) -> Any:
+    """The tools offered to the chat: `body['tools']` (native function calling; an explicit empty
+    list opts out), else `__tools__`, unless the chat uses legacy prompt-based tool calling."""
+    if "tools" in body:
+        return body["tools"]
+    params = metadata.get("params") if isinstance(metadata, dict) else None
+    if isinstance(params, dict) and params.get("function_calling") == "legacy":
+        return None  # Open WebUI ran the tools itself before calling the pipe
+    if not isinstance(tools, dict):
+        return None
+    return [{"type": "function", "function": t.get("spec")} for t in tools.values() if isinstance(t, dict)]
 
 
 def function_declarations(tools: Any) -> tuple[list[dict[str, Any]], dict[str, str]]:
@@ -709,245 +1089,8 @@ def decode_call_id(call_id: Any) -> tuple[str | None, bytes | None]:
     return (gemini_id if isinstance(gemini_id, str) else None), signature
 
 
-# --- attachments -----------------------------------------------------------------------------
-
-
-def sniff_mime(data: bytes) -> str | None:
-    if data.startswith(b"\x89PNG\r\n\x1a\n"):
-        return "image/png"
-    if data.startswith(b"\xff\xd8\xff"):
-        return "image/jpeg"
-    if data[:6] in (b"GIF87a", b"GIF89a"):
-        return "image/gif"
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "image/webp"
-    if data[4:12] in (b"ftypheic", b"ftypheix", b"ftyphevc"):
-        return "image/heic"
-    if data[4:12] in (b"ftypmif1", b"ftypmsf1", b"ftypheif"):
-        return "image/heif"
-    if data.startswith(b"BM"):
-        return "image/bmp"
-    if data.startswith(b"%PDF-"):
-        return "application/pdf"
-    return None
-
-
-def parse_data_uri(uri: str) -> tuple[str, bytes]:
-    """(MIME type, bytes) of a data: URI; the bytes decide the type when they are recognisable."""
-    header, sep, payload = uri.partition(",")
-    if not sep or not header.lower().startswith("data:"):
-        raise AttachmentError("it is not a valid data URI")
-    params = header[5:].split(";")
-    declared = params[0].strip().lower()
-    if any(p.strip().lower() == "base64" for p in params[1:]):
-        compact = re.sub(r"\s+", "", payload)
-        try:
-            data = base64.b64decode(compact + "=" * (-len(compact) % 4), validate=True)
-        except (binascii.Error, ValueError):
-            try:
-                data = base64.urlsafe_b64decode(compact + "=" * (-len(compact) % 4))
-            except (binascii.Error, ValueError):
-                raise AttachmentError("its base64 data is corrupt") from None
-    else:
-        from urllib.parse import unquote_to_bytes
-
-        data = unquote_to_bytes(payload)
-    if not data:
-        raise AttachmentError("it is empty")
-    return sniff_mime(data) or declared or "application/octet-stream", data
-
-
-def to_gemini_image(mime: str, data: bytes) -> tuple[str, bytes]:
-    """Gemini reads PNG, JPEG, WEBP, HEIC and HEIF; GIF/BMP/TIFF are converted to PNG (Pillow)."""
-    if mime in GEMINI_IMAGE_TYPES:
-        return mime, data
-    if not mime.startswith("image/"):
-        raise AttachmentError(f"it is not an image ({mime})")
-    try:
-        image_module = importlib.import_module("PIL.Image")
-        with image_module.open(io.BytesIO(data)) as image:
-            out = io.BytesIO()
-            image.convert("RGBA").save(out, format="PNG")
-    except Exception:
-        raise AttachmentError(f"Gemini cannot read {mime} images and it could not be converted") from None
-    return "image/png", out.getvalue()
-
-
-def local_fetch_allowed() -> bool:
-    # Same switch as Open WebUI's own URL fetching (open_webui/config.py ENABLE_LOCAL_WEB_FETCH).
-    value = os.environ.get("ENABLE_LOCAL_WEB_FETCH", os.environ.get("ENABLE_RAG_LOCAL_WEB_FETCH", "false"))
-    return value.strip().lower() == "true"
-
-
-def _public_ip(host: str) -> bool:
-    try:
-        return ipaddress.ip_address(host.split("%", 1)[0]).is_global
-    except ValueError:
-        return False
-
-
-def _check_url(url: str, allow_private: bool) -> None:
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise AttachmentError("only http(s) image links can be fetched")
-    if any(c in url for c in "\\\t\r\n"):
-        raise AttachmentError("the link contains characters that are not allowed")
-    host = parts.hostname
-    literal = True
-    try:
-        ipaddress.ip_address(host.split("%", 1)[0])
-    except ValueError:
-        literal = False
-    if literal and not allow_private and not _public_ip(host):
-        raise AttachmentError("the link points to a private network address")
-
-
-_resolver_classes: dict[int, type] = {}
-
-
-def _public_resolver(aiohttp: Any) -> Any:
-    """A resolver that drops private addresses, so DNS cannot steer the fetch inside the network."""
-    cls = _resolver_classes.get(id(aiohttp))
-    if cls is None:
-
-        class PublicResolver(aiohttp.ThreadedResolver):
-            async def resolve(self, host: str, port: int = 0, family: int = 0) -> list[dict[str, Any]]:
-                found = await super().resolve(host, port, family)
-                public = [entry for entry in found if _public_ip(entry["host"])]
-                if not public:
-                    raise PrivateAddressError(f"{host} resolves only to private network addresses")
-                return public
-
-        cls = _resolver_classes[id(aiohttp)] = PublicResolver
-    return cls()
-
-
-async def fetch_image(url: str, *, max_bytes: int | None = None, timeout: float | None = None) -> tuple[str, bytes]:
-    """Download an image link (size cap, timeout, public addresses only unless the host allows local)."""
-    import aiohttp
-
-    max_bytes = IMAGE_URL_MAX_BYTES if max_bytes is None else max_bytes
-    timeout = IMAGE_URL_TIMEOUT if timeout is None else timeout
-    allow_private = local_fetch_allowed()
-    _check_url(url, allow_private)
-    connector = aiohttp.TCPConnector(resolver=None if allow_private else _public_resolver(aiohttp))
-    client_timeout = aiohttp.ClientTimeout(total=timeout)
-    try:
-        async with aiohttp.ClientSession(connector=connector, timeout=client_timeout) as session:
-            for _ in range(IMAGE_URL_MAX_REDIRECTS + 1):
-                async with session.get(url, allow_redirects=False) as response:
-                    if response.status in (301, 302, 303, 307, 308) and response.headers.get("Location"):
-                        url = urljoin(url, response.headers["Location"])
-                        _check_url(url, allow_private)
-                        continue
-                    if response.status != 200:
-                        raise AttachmentError(f"the server answered HTTP {response.status}")
-                    if (response.content_length or 0) > max_bytes:
-                        raise AttachmentError(f"it is larger than {max_bytes // MiB} MB")
-                    data = bytearray()
-                    async for block in response.content.iter_chunked(64 * 1024):
-                        data.extend(block)
-                        if len(data) > max_bytes:
-                            raise AttachmentError(f"it is larger than {max_bytes // MiB} MB")
-                    header = (response.headers.get("Content-Type") or "").split(";")[0].strip().lower()
-                    mime = sniff_mime(bytes(data[:64])) or header
-                    if not mime.startswith("image/"):
-                        raise AttachmentError(f"the link is not an image ({mime or 'unknown type'})")
-                    return mime, bytes(data)
-            raise AttachmentError("the link redirects too many times")
-    except AttachmentError:
-        raise
-    except TimeoutError:
-        raise AttachmentError(f"it did not download within {timeout:.0f} s") from None
-    except (aiohttp.ClientError, OSError) as exc:
-        if isinstance(getattr(exc, "os_error", None), PrivateAddressError) or isinstance(exc, PrivateAddressError):
-            raise AttachmentError("the link points to a private network address") from None
-        raise AttachmentError(f"it could not be downloaded ({type(exc).__name__})") from None
-
-
-async def read_host_file(file_id: str, user: dict[str, Any] | None) -> tuple[bytes, str, str]:
-    """The bytes, MIME type and name of a file uploaded to Open WebUI, if this user may read it."""
-    files_module = importlib.import_module("open_webui.models.files")
-    storage_module = importlib.import_module("open_webui.storage.provider")
-    record = await files_module.Files.get_file_by_id(file_id)
-    user = user or {}
-    if record is None:
-        raise AttachmentError("it no longer exists")
-    if record.user_id != user.get("id") and user.get("role") != "admin":
-        raise AttachmentError("it belongs to another user")
-    if not record.path:
-        raise AttachmentError("it has no stored content")
-    try:
-        local = Path(await asyncio.to_thread(storage_module.Storage.get_file, record.path))
-        size = await asyncio.to_thread(lambda: local.stat().st_size)
-        if size > HOST_FILE_MAX_BYTES:
-            raise AttachmentError(f"it is larger than {HOST_FILE_MAX_BYTES // MiB} MB")
-        data = await asyncio.to_thread(local.read_bytes)
-    except OSError as exc:  # gone from storage: the chat goes on without it (not a Gemini failure)
-        raise AttachmentError(f"its stored content cannot be read ({type(exc).__name__})") from None
-    meta = record.meta or {}
-    mime = meta.get("content_type") or mimetypes.guess_type(record.filename)[0] or "application/octet-stream"
-    return data, mime, record.filename
-
-
-def attachment_kind(mime: str) -> Literal["pdf", "audio", "video", "text"] | None:
-    mime = mime.lower()
-    if mime == "application/pdf":
-        return "pdf"
-    if mime.startswith("audio/"):
-        return "audio"
-    if mime.startswith("video/"):
-        return "video"
-    if mime.startswith("text/") or mime in ("application/json", "application/xml", "application/x-yaml"):
-        return "text"
-    return None
-
-
-@dataclass
-class FileAttachment:
-    file_id: str
-    name: str
-    mime: str
-
-
-def file_refs(files: Any) -> list[FileAttachment]:
-    """The `__files__` entries Gemini reads natively: PDF, audio, video and text documents."""
-    refs: list[FileAttachment] = []
-    for entry in files if isinstance(files, list) else []:
-        if not isinstance(entry, dict) or entry.get("type", "file") != "file":
-            continue
-        inner = entry.get("file") if isinstance(entry.get("file"), dict) else {}
-        meta = inner.get("meta") if isinstance(inner.get("meta"), dict) else {}
-        file_id = entry.get("id") or inner.get("id")
-        name = entry.get("name") or inner.get("filename") or meta.get("name") or "file"
-        if not isinstance(file_id, str) or not file_id or not isinstance(name, str):
-            continue
-        mime = meta.get("content_type") or entry.get("content_type") or mimetypes.guess_type(name)[0] or ""
-        if isinstance(mime, str) and attachment_kind(mime):
-            refs.append(FileAttachment(file_id, name, mime))
-    return refs
-
-
-# --- messages -> contents --------------------------------------------------------------------
-
-ImageFetcher = Callable[[str], Awaitable[tuple[str, bytes]]]
-FileReader = Callable[[str, Any], Awaitable[tuple[bytes, str, str]]]
-
-_REASONING_BLOCK = re.compile(
-    r"<details\b[^>]*\btype=\"reasoning\"[^>]*>.*?</details>\s*|<think>.*?</think>\s*", re.DOTALL
-)
-
-
-@dataclass
-class Blob:
-    """An inline_data part, kept so a large one can be moved to the Files API."""
-
-    part: dict[str, Any]
-    name: str
-
-    @property
-    def size(self) -> int:
-        return len(self.part["inline_data"]["data"])
+ImageResult = tuple[str, bytes] | AttachmentError  # a downloaded image link, or why it is missing
+FileResult = tuple[bytes, str, str] | AttachmentError  # an uploaded file's bytes, MIME type, name
 
 
 @dataclass
@@ -958,20 +1101,25 @@ class Converted:
     blobs: list[Blob] = field(default_factory=list)
 
 
-def text_of(content: Any) -> str:
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        texts = []
-        for item in content:
-            if isinstance(item, str):
-                texts.append(item)
-            elif isinstance(item, dict) and item.get("type") in ("text", "input_text", "output_text"):
-                value = item.get("text")
-                if isinstance(value, str):
-                    texts.append(value)
-        return "\n".join(texts)
-    return "" if content is None else str(content)
+def _image_url(item: Any) -> Any:
+    """The URL of an image part of a user message (None when the item is not one)."""
+    if not isinstance(item, dict) or item.get("type") not in ("image_url", "input_image"):
+        return None
+    image = item.get("image_url")
+    return image.get("url") if isinstance(image, dict) else image
+
+
+def image_links(messages: Any) -> list[str]:
+    """The http(s) image links of the user messages, each once, in order: fetched before the
+    request is built, so that building it is pure."""
+    links: list[str] = []
+    for message in messages if isinstance(messages, list) else []:
+        content = message.get("content") if isinstance(message, dict) and message.get("role") == "user" else None
+        for item in content if isinstance(content, list) else []:
+            url = _image_url(item)
+            if isinstance(url, str) and url.startswith(("http://", "https://")) and url not in links:
+                links.append(url)
+    return links
 
 
 def _blob_part(out: Converted, mime: str, data: bytes, name: str) -> dict[str, Any]:
@@ -980,59 +1128,75 @@ def _blob_part(out: Converted, mime: str, data: bytes, name: str) -> dict[str, A
     return part
 
 
-async def _image_part(out: Converted, url: Any, fetch: ImageFetcher, index: int) -> dict[str, Any]:
-    label = f"image {index}"
+def _image_part(out: Converted, url: Any, images: Mapping[str, ImageResult]) -> dict[str, Any]:
+    label = f"image {len(out.blobs) + 1}"
     try:
         if not isinstance(url, str) or not url:
             raise AttachmentError("it has no URL")
         if url.startswith("data:"):
             mime, data = parse_data_uri(url)
         elif url.startswith(("http://", "https://")):
-            mime, data = await fetch(url)
+            fetched = images.get(url, AttachmentError("it was not downloaded"))
+            if isinstance(fetched, AttachmentError):
+                raise fetched
+            mime, data = fetched
         else:
             raise AttachmentError("only data: URIs and http(s) links are supported")
-        mime, data = to_gemini_image(mime, data)
+        mime, data = convert_image(mime, data, GEMINI_IMAGE_TYPES, "Gemini")
     except AttachmentError as exc:
         out.warnings.append(f"{label} was left out: {exc}")
         return {"text": f"[{label} could not be read: {exc}]"}
     return _blob_part(out, mime, data, label)
 
 
-async def _user_parts(out: Converted, content: Any, fetch: ImageFetcher) -> list[dict[str, Any]]:
+def _data_part(out: Converted, uri: str, mime: str | None, name: str, what: str) -> dict[str, Any] | None:
+    try:
+        sniffed, data = parse_data_uri(uri)
+    except AttachmentError as exc:
+        out.warnings.append(f"{what} was left out: {exc}")
+        return None
+    return _blob_part(out, mime or sniffed, data, name)
+
+
+def _user_part(out: Converted, item: Any, images: Mapping[str, ImageResult]) -> dict[str, Any] | None:
+    kind = item.get("type") if isinstance(item, dict) else None
+    if kind in ("text", "input_text"):
+        value = item.get("text")
+        return {"text": value} if isinstance(value, str) and value else None
+    if kind in ("image_url", "input_image"):
+        return _image_part(out, _image_url(item), images)
+    if kind == "input_audio":
+        audio = item.get("input_audio") if isinstance(item.get("input_audio"), dict) else {}
+        fmt = str(audio.get("format") or "wav").lower()
+        return _data_part(
+            out, f"data:audio/{fmt};base64,{audio.get('data') or ''}", f"audio/{fmt}", "audio", "an audio clip"
+        )
+    if kind == "file":
+        spec = item.get("file") if isinstance(item.get("file"), dict) else {}
+        name = str(spec.get("filename") or "file")
+        return _data_part(out, str(spec.get("file_data") or ""), None, name, name)
+    _GEMINI_LOG.debug("skipping a message part of type %r", kind)
+    return None
+
+
+def _user_parts(out: Converted, content: Any, images: Mapping[str, ImageResult]) -> list[dict[str, Any]]:
     if isinstance(content, str):
         return [{"text": content}] if content else []
     if not isinstance(content, list):
         return [{"text": str(content)}] if content not in (None, "") else []
-    parts: list[dict[str, Any]] = []
-    for item in content:
-        kind = item.get("type") if isinstance(item, dict) else None
-        if kind in ("text", "input_text"):
-            value = item.get("text")
-            if isinstance(value, str) and value:
-                parts.append({"text": value})
-        elif kind in ("image_url", "input_image"):
-            image = item.get("image_url")
-            url = image.get("url") if isinstance(image, dict) else image
-            parts.append(await _image_part(out, url, fetch, len(out.blobs) + 1))
-        elif kind == "input_audio":
-            audio = item.get("input_audio") if isinstance(item.get("input_audio"), dict) else {}
-            fmt = str(audio.get("format") or "wav").lower()
-            try:
-                _, data = parse_data_uri(f"data:audio/{fmt};base64,{audio.get('data') or ''}")
-                parts.append(_blob_part(out, f"audio/{fmt}", data, "audio"))
-            except AttachmentError as exc:
-                out.warnings.append(f"an audio clip was left out: {exc}")
-        elif kind == "file":
-            spec = item.get("file") if isinstance(item.get("file"), dict) else {}
-            name = str(spec.get("filename") or "file")
-            try:
-                mime, data = parse_data_uri(str(spec.get("file_data") or ""))
-                parts.append(_blob_part(out, mime, data, name))
-            except AttachmentError as exc:
-                out.warnings.append(f"{name} was left out: {exc}")
-        else:
-            _LOG.debug("skipping a message part of type %r", kind)
-    return parts
+    parts = [_user_part(out, item, images) for item in content]
+    return [part for part in parts if part is not None]
+
+
+def _call_args(arguments: Any) -> dict[str, Any]:
+    if isinstance(arguments, str):
+        try:
+            args = json.loads(arguments) if arguments.strip() else {}
+        except ValueError:
+            args = {"arguments": arguments}
+    else:
+        args = arguments if isinstance(arguments, dict) else {}
+    return args if isinstance(args, dict) else {"value": args}
 
 
 def _tool_call_parts(tool_calls: Any, names: dict[str, str], calls: dict[str, tuple[str, str | None]]) -> list:
@@ -1045,19 +1209,9 @@ def _tool_call_parts(tool_calls: Any, names: dict[str, str], calls: dict[str, tu
         original = function.get("name")
         if not isinstance(original, str) or not original:
             continue
-        arguments = function.get("arguments")
-        if isinstance(arguments, str):
-            try:
-                args = json.loads(arguments) if arguments.strip() else {}
-            except ValueError:
-                args = {"arguments": arguments}
-        else:
-            args = arguments if isinstance(arguments, dict) else {}
-        if not isinstance(args, dict):
-            args = {"value": args}
         gemini_id, signature = decode_call_id(call.get("id"))
         name = by_original.get(original) or gemini_tool_name(original)
-        fc: dict[str, Any] = {"name": name, "args": args}
+        fc: dict[str, Any] = {"name": name, "args": _call_args(function.get("arguments"))}
         if gemini_id:
             fc["id"] = gemini_id
         part: dict[str, Any] = {"function_call": fc}
@@ -1090,11 +1244,25 @@ def add_missing_signatures(contents: list[dict[str, Any]]) -> None:
             calls[0]["thought_signature"] = base64.urlsafe_b64decode(SKIP_SIGNATURE)
 
 
-async def convert_messages(
+def _tool_result(out: Converted, message: dict, calls: dict[str, tuple[str, str | None]]) -> None:
+    result = content_text(message.get("content"))
+    call_id = message.get("tool_call_id")
+    call = calls.get(call_id) if isinstance(call_id, str) else None
+    if call is None:
+        # A result whose call is not in the history: give the model the text at least.
+        _append(out.contents, "user", [{"text": f"Tool result: {result}"}] if result else [])
+        return
+    response: dict[str, Any] = {"name": call[0], "response": {"output": result}}
+    if call[1]:
+        response["id"] = call[1]
+    _append(out.contents, "user", [{"function_response": response}])
+
+
+def convert_messages(
     messages: Any,
     *,
     names: dict[str, str],
-    fetch: ImageFetcher,
+    images: Mapping[str, ImageResult],
     needs_signatures: bool,
 ) -> Converted:
     """OpenAI chat messages -> Gemini system instruction and contents (user/model turns)."""
@@ -1109,29 +1277,21 @@ async def convert_messages(
         role = message.get("role")
         content = message.get("content")
         if role in ("system", "developer"):
-            text = text_of(content).strip()
+            text = content_text(content).strip()
             if text:
                 system.append(text)
         elif role == "user":
-            _append(out.contents, "user", await _user_parts(out, content, fetch))
+            _append(out.contents, "user", _user_parts(out, content, images))
         elif role == "assistant":
-            text = _REASONING_BLOCK.sub("", text_of(content))
-            parts: list[dict[str, Any]] = [{"text": text}] if text.strip() else []
+            # Thinking shown in Open WebUI (this model's or another's) is not sent back as text.
+            text = strip_reasoning(content_text(content))
+            parts: list[dict[str, Any]] = [{"text": text}] if text else []
             parts.extend(_tool_call_parts(message.get("tool_calls"), names, calls))
             _append(out.contents, "model", parts)
         elif role == "tool":
-            result = text_of(content)
-            call = calls.get(message.get("tool_call_id")) if isinstance(message.get("tool_call_id"), str) else None
-            if call is None:
-                # A result whose call is not in the history: give the model the text at least.
-                _append(out.contents, "user", [{"text": f"Tool result: {result}"}] if result else [])
-                continue
-            response: dict[str, Any] = {"name": call[0], "response": {"output": result}}
-            if call[1]:
-                response["id"] = call[1]
-            _append(out.contents, "user", [{"function_response": response}])
+            _tool_result(out, message, calls)
         else:
-            _LOG.debug("skipping a message with role %r", role)
+            _GEMINI_LOG.debug("skipping a message with role %r", role)
     if not any(c["role"] == "user" for c in out.contents):
         raise GeminiError("The request has no user message for Gemini to answer.")
     if needs_signatures:
@@ -1140,15 +1300,14 @@ async def convert_messages(
     return out
 
 
-async def attach_files(out: Converted, refs: list[FileAttachment], read: FileReader, user: Any) -> None:
-    """Put the chat's attached documents in front of the last user message."""
+def attach_files(out: Converted, files: list[tuple[FileAttachment, FileResult]]) -> None:
+    """Put the chat's attached documents (already read) in front of the last user message."""
     parts: list[dict[str, Any]] = []
-    for ref in refs:
-        try:
-            data, mime, name = await read(ref.file_id, user)
-        except AttachmentError as exc:
-            out.warnings.append(f"{ref.name} was left out: {exc}")
+    for ref, read in files:
+        if isinstance(read, AttachmentError):
+            out.warnings.append(f"{ref.name} was left out: {read}")
             continue
+        data, mime, name = read
         mime = ref.mime if attachment_kind(ref.mime) else mime
         kind = attachment_kind(mime)
         if kind is None:
@@ -1164,20 +1323,348 @@ async def attach_files(out: Converted, refs: list[FileAttachment], read: FileRea
             return
 
 
-def upload_plan(blobs: list[Blob], budget: int | None = None) -> list[Blob]:
-    """The largest inline blobs to move to the Files API until the rest fits in one request."""
-    budget = INLINE_BUDGET if budget is None else budget
-    total = sum(b.size for b in blobs)
-    chosen: list[Blob] = []
-    for blob in sorted(blobs, key=lambda b: b.size, reverse=True):
-        if total <= budget:
-            break
-        chosen.append(blob)
-        total -= blob.size
-    return chosen
+@dataclass(frozen=True)
+class RequestOptions:
+    """What the valves decide about a request."""
+
+    include_thoughts: bool = True
+    grounding: bool = False
+    permissive_safety: bool = False
+    thinking_budget: int = -1
+    thinking_level: str = "default"
+    inline_budget: int = INLINE_BUDGET  # raw bytes sent inline; the largest attachments above it are uploaded
 
 
-# --- response processing (shared by stream and non-stream) -----------------------------------
+@dataclass
+class Fetched:
+    """The attachments of a chat, downloaded or read before the request is built."""
+
+    images: dict[str, ImageResult] = field(default_factory=dict)
+    files: list[tuple[FileAttachment, FileResult]] = field(default_factory=list)
+
+
+@dataclass
+class GeminiRequest:
+    """One complete generateContent call: what to send and what must be uploaded first."""
+
+    model: str
+    contents: list[dict[str, Any]]
+    config: dict[str, Any]  # GenerateContentConfig fields
+    names: dict[str, str]  # Gemini function name -> the tool's own name
+    uploads: list[Blob]  # inline parts to move to the Files API before sending
+    warnings: list[str]
+    include_thoughts: bool
+
+
+def _tools(grounding: bool, declarations: list[dict[str, Any]], contents: list[dict[str, Any]]) -> list[dict]:
+    tools: list[dict[str, Any]] = []
+    if grounding:
+        # Search and function calling do not mix in one plain generateContent request, so search
+        # wins, except while a tool loop is answering (its results need the declarations).
+        current = contents[-1]["parts"] if contents else []
+        if not any("function_response" in p for p in current):
+            tools.append({"google_search": {}})
+            declarations = []
+    if declarations:
+        tools.append({"function_declarations": declarations})
+    return tools
+
+
+def build_request(
+    body: dict,
+    *,
+    model_id: str,
+    thinking: bool | None,
+    options: RequestOptions,
+    task: bool,
+    tools: Any = None,
+    metadata: Any = None,
+    fetched: Fetched | None = None,
+) -> GeminiRequest:
+    """The complete Gemini request for an OpenAI chat body. `thinking` is what the model list says
+    about the model (None when unknown); `task` marks Open WebUI's title/tag/follow-up calls, which
+    get no tools, no files and as little thinking as the model allows."""
+    fetched = fetched or Fetched()
+    declarations, names = function_declarations(None if task else tool_specs(body, tools, metadata))
+    converted = convert_messages(
+        body.get("messages"),
+        names=names,
+        images=fetched.images,
+        needs_signatures=thinking_family(model_id, thinking) in SIGNED_FORMS,
+    )
+    if not task:
+        attach_files(converted, fetched.files)
+    config: dict[str, Any] = sampling_config(body)
+    if converted.system:
+        config["system_instruction"] = converted.system
+    if options.permissive_safety:
+        config["safety_settings"] = [{"category": c, "threshold": "BLOCK_NONE"} for c in SAFETY_CATEGORIES]
+    thinking_cfg = thinking_config(
+        model_id,
+        thinking,
+        include_thoughts=options.include_thoughts,
+        budget=options.thinking_budget,
+        level=options.thinking_level,
+        effort=reasoning_effort(body),
+        task=task,
+    )
+    if thinking_cfg:
+        config["thinking_config"] = thinking_cfg
+    offered = [] if task else _tools(options.grounding, declarations, converted.contents)
+    if offered:
+        config["tools"] = offered
+    # Tools run in Open WebUI, never inside the SDK.
+    config["automatic_function_calling"] = {"disable": True}
+    return GeminiRequest(
+        model=model_id,
+        contents=converted.contents,
+        config=config,
+        names=names,
+        uploads=upload_plan(converted.blobs, options.inline_budget),
+        warnings=converted.warnings,
+        include_thoughts=options.include_thoughts and not task,
+    )
+
+
+def _loaded_type(module: str, name: str) -> type | None:
+    """A class of a library that is already imported; None when it is not (then no exception of
+    that library can exist, so nothing needs importing to recognise one)."""
+    cls = getattr(sys.modules.get(module), name, None)
+    return cls if isinstance(cls, type) else None
+
+
+def api_status(exc: BaseException) -> int | None:
+    """The HTTP status of a google-genai APIError."""
+    api_error = _loaded_type("google.genai.errors", "APIError")
+    if api_error is None or not isinstance(exc, api_error):
+        return None
+    code = getattr(exc, "code", None)
+    return code if isinstance(code, int) else None
+
+
+def server_retry_delay(exc: BaseException) -> float | None:
+    """The wait Google's RetryInfo detail asks for, in seconds."""
+    details = getattr(exc, "details", None)
+    error = details.get("error", details) if isinstance(details, dict) else None
+    for item in (error or {}).get("details") or [] if isinstance(error, dict) else []:
+        if isinstance(item, dict) and str(item.get("@type", "")).endswith("google.rpc.RetryInfo"):
+            match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)s\s*", str(item.get("retryDelay", "")))
+            if match:
+                return float(match.group(1))
+    return None
+
+
+def _connection_error(exc: BaseException) -> bool:
+    if isinstance(exc, OSError):
+        return True
+    # The SDK talks through aiohttp when it is installed (Open WebUI has it), else httpx.
+    types = (_loaded_type("aiohttp", "ClientError"), _loaded_type("httpx", "TransportError"))
+    return any(cls is not None and isinstance(exc, cls) for cls in types)
+
+
+def describe_error(exc: BaseException, *, retries: int = 0, timeout: float | None = None) -> str:
+    """One line a user can act on. Google's own messages can span lines (quota errors list their
+    limits as bullets); the whitespace is collapsed so a notice stays on its line."""
+    return " ".join(_error_text(exc, retries=retries, timeout=timeout).split())
+
+
+def _api_error_text(exc: BaseException, status: int, retries: int) -> str:
+    name = getattr(exc, "status", None) or ""
+    message = str(getattr(exc, "message", None) or "").strip()
+    head = f"{status} {name}".strip() + (f": {message}" if message else "")
+    after = f" after {retries} {'retry' if retries == 1 else 'retries'}" if retries else ""
+    if status == 400 and ("API key" in message or "API_KEY" in str(getattr(exc, "details", ""))):
+        return f"Gemini rejected the API key ({head}). Check GOOGLE_API_KEY."
+    if status in (401, 403):
+        return f"Gemini refused access ({head}). Check that the API key is valid and may use this model."
+    if status == 404:
+        return f"Gemini does not know this model ({head}). Pick another model or refresh the model list."
+    if status == 429:
+        return f"Gemini's rate limit or quota was reached{after} ({head}). Wait a little and try again."
+    if status >= 500:
+        return f"Gemini had a server error{after} ({head}). Try again shortly."
+    return f"Gemini rejected the request ({head})."
+
+
+def _error_text(exc: BaseException, *, retries: int, timeout: float | None) -> str:
+    status = api_status(exc)
+    if status is not None:
+        return _api_error_text(exc, status, retries)
+    if isinstance(exc, GeminiError):
+        return str(exc)
+    if isinstance(exc, TimeoutError):
+        limit = f" within REQUEST_TIMEOUT ({timeout:g} s)" if timeout else " in time"
+        return f"Gemini did not answer{limit}."
+    name = type(exc).__name__
+    if _connection_error(exc):
+        return f"The connection to Gemini failed ({name}). Check GOOGLE_API_BASE_URL and the network."
+    return f"Gemini request failed ({name}: {exc})."
+
+
+def _retry_plan(exc: BaseException) -> RetryPlan:
+    if not retryable_status(api_status(exc)):
+        return RetryPlan(retry=False)
+    delay = server_retry_delay(exc)
+    return RetryPlan(retry=delay is None or delay <= MAX_SERVER_RETRY_DELAY, retry_after=delay)
+
+
+async def with_gemini_retries(
+    operation: Callable[[], Awaitable[Result]],
+    *,
+    max_retries: int,
+    emitter: Emitter,
+    timeout: float | None = None,
+    sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
+    backoff: Backoff | None = None,
+) -> Result:
+    """Run `operation`, retrying what the pack's retry policy retries (shared/retry.py), with
+    backoff or the server's RetryInfo delay; a failure becomes a GeminiError with a clear message.
+
+    A "retrying" status is always closed (done) before this returns or raises: a status left
+    at done=False keeps shimmering next to the error in Open WebUI."""
+    retries = 0
+
+    async def on_retry(exc: BaseException, attempt: int, delay: float) -> None:
+        nonlocal retries
+        retries = attempt
+        answer = f"{api_status(exc)} {getattr(exc, 'status', None) or ''}".strip()
+        await emitter.status(f"Gemini answered {answer}; retrying in {delay:.1f} s ({attempt} of {max_retries})")
+
+    try:
+        result = await with_retries(
+            operation,
+            classify=_retry_plan,
+            max_retries=max_retries,
+            backoff=backoff,
+            on_retry=on_retry,
+            sleep=sleep,
+        )
+    except Exception as exc:
+        if retries:
+            tries = f"{retries} {'retry' if retries == 1 else 'retries'}"
+            await emitter.status(f"Gemini request failed after {tries}", done=True)
+        message = describe_error(exc, retries=retries, timeout=timeout)
+        wait = server_retry_delay(exc)
+        if retryable_status(api_status(exc)) and retries < max_retries and wait and wait > MAX_SERVER_RETRY_DELAY:
+            message += f" Gemini asks to wait {wait:.0f} s before retrying."
+        raise GeminiError(message) from None
+    except BaseException:  # a chat stopped while waiting must not keep a spinning status either
+        if retries:
+            await emitter.status("Gemini request stopped", done=True)
+        raise
+    if retries:
+        await emitter.status("Gemini answered", done=True, hidden=True)
+    return result
+
+
+@dataclass
+class ModelInfo:
+    id: str
+    name: str
+    thinking: bool | None
+
+
+_genai_modules: dict[str, Any] = {}  # the SDK, once imported
+
+
+async def load_genai() -> tuple[Any, Any]:
+    """google.genai and its types, imported on first use in a thread (the import takes ~0.7 s)."""
+    if "genai" not in _genai_modules:
+        genai = await asyncio.to_thread(importlib.import_module, "google.genai")
+        _genai_modules["types"] = importlib.import_module("google.genai.types")
+        _genai_modules["genai"] = genai
+    return _genai_modules["genai"], _genai_modules["types"]
+
+
+async def make_client(key: str, base_url: str | None, timeout_ms: int) -> Any:
+    """A google-genai client for the Gemini API (never Vertex AI) that makes one attempt per call."""
+    genai, types = await load_genai()
+    options = types.HttpOptions(
+        base_url=base_url,
+        api_version=API_VERSION,
+        timeout=timeout_ms,
+        # One attempt per SDK call: the caller retries itself, with a status the user can see.
+        retry_options=types.HttpRetryOptions(attempts=1),
+    )
+    # Building a client loads SSL contexts (tens of ms): keep it off the event loop.
+    return await asyncio.to_thread(lambda: genai.Client(api_key=key, vertexai=False, http_options=options))
+
+
+async def list_models(client: Any) -> list[ModelInfo]:
+    """Every model of this key that answers generateContent (all pages)."""
+    models: list[ModelInfo] = []
+    pager = await client.aio.models.list(config={"page_size": 1000})
+    async for model in pager:
+        if "generateContent" not in (getattr(model, "supported_actions", None) or []):
+            continue
+        model_id = str(model.name or "").removeprefix("models/")
+        if model_id:
+            models.append(ModelInfo(model_id, model.display_name or model_id, getattr(model, "thinking", None)))
+    return models
+
+
+def enum_name(value: Any) -> str:
+    return str(getattr(value, "value", value) or "")
+
+
+async def upload_file(
+    client: Any,
+    data: bytes,
+    mime: str,
+    name: str,
+    *,
+    timeout: float,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
+) -> tuple[str, str]:
+    """Upload through the Files API and wait until Gemini has processed the file: (URI, MIME type)."""
+    file = await client.aio.files.upload(file=io.BytesIO(data), config={"mime_type": mime, "display_name": name})
+    deadline = clock() + timeout
+    delay = 0.5
+    while enum_name(getattr(file, "state", None)) == "PROCESSING":
+        if clock() > deadline:
+            raise GeminiError(f"Gemini was still processing {name} after {timeout:g} s.")
+        await sleep(delay)
+        delay = min(delay * 2, 5.0)
+        file = await client.aio.files.get(name=file.name)
+    if enum_name(getattr(file, "state", None)) == "FAILED":
+        raise GeminiError(f"Gemini could not process {name}.")
+    return file.uri, file.mime_type or mime
+# --- end inlined: shared/gemini.py ---
+
+
+# --- begin inlined: shared/gemini_reply.py (sha256:a6c077adc46a9e70) ---
+_REPLY_LOG = logging.getLogger("openwebui_pack.gemini_manifold")
+
+NOTICE_LIMIT = 300  # characters of the error in the one-line notice that ends a cut-off reply
+OPENAI_FINISH = {
+    "STOP": "stop",
+    "MAX_TOKENS": "length",
+    "SAFETY": "content_filter",
+    "RECITATION": "content_filter",
+    "BLOCKLIST": "content_filter",
+    "PROHIBITED_CONTENT": "content_filter",
+    "SPII": "content_filter",
+    "IMAGE_SAFETY": "content_filter",
+    "IMAGE_PROHIBITED_CONTENT": "content_filter",
+    "IMAGE_RECITATION": "content_filter",
+}
+FINISH_NOTES = {
+    "MAX_TOKENS": "the reply reached the output token limit (max_tokens)",
+    "SAFETY": "Gemini's safety filters blocked the rest of the reply",
+    "RECITATION": "the reply resembled copyrighted material too closely",
+    "LANGUAGE": "the reply needed a language Gemini does not support",
+    "BLOCKLIST": "the reply contained blocklisted terms",
+    "PROHIBITED_CONTENT": "the reply was stopped for prohibited content",
+    "SPII": "the reply contained sensitive personal information",
+    "MALFORMED_FUNCTION_CALL": "Gemini produced a tool call it could not format",
+    "UNEXPECTED_TOOL_CALL": "Gemini called a tool that was not offered",
+    "TOO_MANY_TOOL_CALLS": "Gemini made too many tool calls in a row",
+    "MISSING_THOUGHT_SIGNATURE": "a tool call in the history lacked its thought signature",
+    "IMAGE_SAFETY": "an image in the reply was blocked by the safety filters",
+    "IMAGE_PROHIBITED_CONTENT": "an image in the reply was prohibited content",
+    "OTHER": "Gemini stopped for an unspecified reason",
+}
 
 
 @dataclass
@@ -1195,16 +1682,12 @@ class Reply:
     queries: list[str] = field(default_factory=list)
 
 
-def _enum_name(value: Any) -> str:
-    return str(getattr(value, "value", value) or "")
-
-
 def _safety_note(candidate: Any) -> str:
     hits = []
     for rating in getattr(candidate, "safety_ratings", None) or []:
-        probability = _enum_name(getattr(rating, "probability", ""))
+        probability = enum_name(getattr(rating, "probability", ""))
         if getattr(rating, "blocked", False) or probability in ("HIGH", "MEDIUM"):
-            hits.append(_enum_name(getattr(rating, "category", "")).removeprefix("HARM_CATEGORY_").lower())
+            hits.append(enum_name(getattr(rating, "category", "")).removeprefix("HARM_CATEGORY_").lower())
     return f" ({', '.join(hits)})" if hits else ""
 
 
@@ -1214,9 +1697,8 @@ def _grounding(metadata: Any, reply: Reply) -> None:
     for query in getattr(metadata, "web_search_queries", None) or []:
         if query not in reply.queries:
             reply.queries.append(query)
-    chunks = getattr(metadata, "grounding_chunks", None) or []
     keys: list[str | None] = []
-    for grounding_chunk in chunks:
+    for grounding_chunk in getattr(metadata, "grounding_chunks", None) or []:
         web = getattr(grounding_chunk, "web", None)
         uri = getattr(web, "uri", None) if web is not None else None
         keys.append(uri)
@@ -1235,15 +1717,44 @@ def _grounding(metadata: Any, reply: Reply) -> None:
 Delta = tuple[Literal["text", "thought", "tool_call"], Any]
 
 
-def read_response(response: Any, reply: Reply, *, include_thoughts: bool, names: dict[str, str]) -> list[Delta]:
-    """One GenerateContentResponse (a stream chunk or the whole answer) -> new deltas."""
-    deltas: list[Delta] = []
+def _tool_call(part: Any, call: Any, reply: Reply, names: dict[str, str]) -> dict[str, Any]:
+    tool_call = {
+        "index": len(reply.tool_calls),
+        "id": encode_call_id(getattr(call, "id", None), getattr(part, "thought_signature", None)),
+        "type": "function",
+        "function": {
+            "name": names.get(call.name, call.name),
+            "arguments": json.dumps(call.args or {}, ensure_ascii=False),
+        },
+    }
+    reply.tool_calls.append(tool_call)
+    return tool_call
+
+
+def _prompt_feedback(response: Any, reply: Reply) -> None:
     feedback = getattr(response, "prompt_feedback", None)
     if feedback is not None and getattr(feedback, "block_reason", None):
-        reason = _enum_name(feedback.block_reason)
+        reason = enum_name(feedback.block_reason)
         detail = getattr(feedback, "block_reason_message", None) or "the prompt was refused before any reply"
         reply.blocked = f"Gemini blocked the prompt ({reason}): {detail}."
         reply.finish = "content_filter"
+
+
+def _finish(candidate: Any, reply: Reply) -> None:
+    reason = enum_name(getattr(candidate, "finish_reason", None))
+    if reason and reason != "FINISH_REASON_UNSPECIFIED":
+        reply.finish = OPENAI_FINISH.get(reason, "stop")
+        if reason != "STOP":
+            note = FINISH_NOTES.get(reason, "Gemini stopped early")
+            if reason == "SAFETY":
+                note += _safety_note(candidate)
+            reply.finish_note = f"Gemini stopped ({reason}): {note}."
+
+
+def read_response(response: Any, reply: Reply, *, include_thoughts: bool, names: dict[str, str]) -> list[Delta]:
+    """One GenerateContentResponse (a stream chunk or the whole answer) -> new deltas."""
+    deltas: list[Delta] = []
+    _prompt_feedback(response, reply)
     if getattr(response, "usage_metadata", None) is not None:
         reply.usage = response.usage_metadata
     candidates = getattr(response, "candidates", None) or []
@@ -1254,16 +1765,7 @@ def read_response(response: Any, reply: Reply, *, include_thoughts: bool, names:
     for part in (getattr(content, "parts", None) or []) if content is not None else []:
         call = getattr(part, "function_call", None)
         if call is not None and getattr(call, "name", None):
-            name = names.get(call.name, call.name)
-            arguments = json.dumps(call.args or {}, ensure_ascii=False)
-            tool_call = {
-                "index": len(reply.tool_calls),
-                "id": encode_call_id(getattr(call, "id", None), getattr(part, "thought_signature", None)),
-                "type": "function",
-                "function": {"name": name, "arguments": arguments},
-            }
-            reply.tool_calls.append(tool_call)
-            deltas.append(("tool_call", tool_call))
+            deltas.append(("tool_call", _tool_call(part, call, reply, names)))
             continue
         text = getattr(part, "text", None)
         if not text:
@@ -1276,14 +1778,7 @@ def read_response(response: Any, reply: Reply, *, include_thoughts: bool, names:
             reply.text.append(text)
             deltas.append(("text", text))
     _grounding(getattr(candidate, "grounding_metadata", None), reply)
-    reason = _enum_name(getattr(candidate, "finish_reason", None))
-    if reason and reason != "FINISH_REASON_UNSPECIFIED":
-        reply.finish = OPENAI_FINISH.get(reason, "stop")
-        if reason != "STOP":
-            note = FINISH_NOTES.get(reason, "Gemini stopped early")
-            if reason == "SAFETY":
-                note += _safety_note(candidate)
-            reply.finish_note = f"Gemini stopped ({reason}): {note}."
+    _finish(candidate, reply)
     return deltas
 
 
@@ -1364,113 +1859,281 @@ async def emit_sources(emitter: Emitter, reply: Reply) -> None:
     await emitter.status("Searched {{count}} sites", done=True, action="web_search", urls=list(reply.sources))
 
 
-# --- errors and retries ----------------------------------------------------------------------
+async def close_stream(stream: Any) -> None:
+    close = getattr(stream, "aclose", None)
+    if close is not None:
+        try:
+            await close()
+        except Exception:  # closing a broken stream must not hide the real outcome
+            _REPLY_LOG.debug("closing the Gemini stream failed", exc_info=True)
 
 
-def api_status(exc: BaseException) -> int | None:
-    """The HTTP status of a google-genai APIError (duck-typed: the SDK is imported lazily)."""
-    code = getattr(exc, "code", None)
-    if type(exc).__module__.startswith("google.genai") and isinstance(code, int):
-        return code
-    return None
+_DELTA_FIELDS = {"text": "content", "thought": "reasoning_content"}
 
 
-def server_retry_delay(exc: BaseException) -> float | None:
-    details = getattr(exc, "details", None)
-    error = details.get("error", details) if isinstance(details, dict) else None
-    for item in (error or {}).get("details") or [] if isinstance(error, dict) else []:
-        if isinstance(item, dict) and str(item.get("@type", "")).endswith("google.rpc.RetryInfo"):
-            match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)s\s*", str(item.get("retryDelay", "")))
-            if match:
-                return float(match.group(1))
-    return None
-
-
-def describe_error(exc: BaseException, *, retries: int = 0, timeout: float | None = None) -> str:
-    """One line a user can act on. Google's own messages can span lines (quota errors list their
-    limits as bullets); the whitespace is collapsed so a notice stays on its line."""
-    return " ".join(_error_text(exc, retries=retries, timeout=timeout).split())
-
-
-def _error_text(exc: BaseException, *, retries: int, timeout: float | None) -> str:
-    status = api_status(exc)
-    if status is not None:
-        name = getattr(exc, "status", None) or ""
-        message = str(getattr(exc, "message", None) or "").strip()
-        head = f"{status} {name}".strip() + (f": {message}" if message else "")
-        after = f" after {retries} {'retry' if retries == 1 else 'retries'}" if retries else ""
-        if status == 400 and ("API key" in message or "API_KEY" in str(getattr(exc, "details", ""))):
-            return f"Gemini rejected the API key ({head}). Check GOOGLE_API_KEY."
-        if status in (401, 403):
-            return f"Gemini refused access ({head}). Check that the API key is valid and may use this model."
-        if status == 404:
-            return f"Gemini does not know this model ({head}). Pick another model or refresh the model list."
-        if status == 429:
-            return f"Gemini's rate limit or quota was reached{after} ({head}). Wait a little and try again."
-        if status >= 500:
-            return f"Gemini had a server error{after} ({head}). Try again shortly."
-        return f"Gemini rejected the request ({head})."
-    if isinstance(exc, GeminiError):
-        return str(exc)
-    if isinstance(exc, TimeoutError):
-        limit = f" within REQUEST_TIMEOUT ({timeout:g} s)" if timeout else " in time"
-        return f"Gemini did not answer{limit}."
-    name = type(exc).__name__
-    if isinstance(exc, OSError) or type(exc).__module__.startswith("aiohttp"):
-        return f"The connection to Gemini failed ({name}). Check GOOGLE_API_BASE_URL and the network."
-    return f"Gemini request failed ({name}: {exc})."
-
-
-async def with_retries(
-    operation: Callable[[], Awaitable[Any]],
+async def stream_reply(
+    stream: Any,
+    first: Any,
     *,
-    max_retries: int,
+    model: str,
+    include_thoughts: bool,
+    names: dict[str, str],
     emitter: Emitter,
-    timeout: float | None = None,
-    sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
-) -> Any:
-    """Run `operation`, retrying 429/500/503 with backoff (or the server's RetryInfo delay).
-
-    A "retrying" status is always closed (done) before this returns or raises: a status left
-    at done=False keeps shimmering next to the error in Open WebUI."""
-    attempt = 0
+    secrets: tuple[str, ...],
+    timeout: float,
+) -> AsyncIterator[dict[str, Any]]:
+    """OpenAI chunks from a Gemini stream. A failure after text was sent keeps that text and ends
+    with a one-line notice plus an error toast: an exception would make Open WebUI drop it all."""
+    reply = Reply()
+    failure: str | None = None
     try:
-        while True:
-            try:
-                result = await operation()
-            except Exception as exc:
-                status = api_status(exc)
-                if status not in RETRYABLE_STATUS or attempt >= max_retries:
-                    raise GeminiError(describe_error(exc, retries=attempt, timeout=timeout)) from None
-                delay = server_retry_delay(exc)
-                if delay is None:
-                    delay = min(2.0**attempt, 30.0) * (1.0 + random.random() / 4)
-                elif delay > MAX_SERVER_RETRY_DELAY:
-                    raise GeminiError(
-                        describe_error(exc, retries=attempt) + f" Gemini asks to wait {delay:.0f} s before retrying."
-                    ) from None
-                answer = f"{status} {getattr(exc, 'status', None) or ''}".strip()
-                await emitter.status(
-                    f"Gemini answered {answer}; retrying in {delay:.1f} s ({attempt + 1} of {max_retries})"
-                )
-                attempt += 1
-                await sleep(delay)
-                continue
-            if attempt:
-                await emitter.status("Gemini answered", done=True, hidden=True)
-            return result
-    except Exception:
-        if attempt:
-            tries = f"{attempt} {'retry' if attempt == 1 else 'retries'}"
-            await emitter.status(f"Gemini request failed after {tries}", done=True)
-        raise
-    except BaseException:  # a chat stopped while waiting must not keep a spinning status either
-        if attempt:
-            await emitter.status("Gemini request stopped", done=True)
-        raise
+        response = first
+        while response is not None:
+            for kind, value in read_response(response, reply, include_thoughts=include_thoughts, names=names):
+                field_name = _DELTA_FIELDS.get(kind)
+                yield chunk(model, {field_name: value} if field_name else {"tool_calls": [value]})
+            response = await anext(stream, None)
+    except Exception as exc:
+        failure = redact(describe_error(exc, timeout=timeout), secrets, NOTICE_LIMIT)
+        _REPLY_LOG.warning("Gemini stream cut off: %s", failure)
+    finally:
+        await close_stream(stream)
+    if failure is not None:
+        yield chunk(model, {"content": f"\n\n⚠️ The reply was cut off: {failure}"})
+        await emitter.notify(f"Gemini stopped mid-reply: {failure}", "error")
+    else:
+        tail = closing_text(reply)
+        if tail:
+            yield chunk(model, {"content": tail})
+    last = chunk(model, {}, finish_reason(reply) if failure is None else "stop")
+    usage = openai_usage(reply.usage)
+    if usage:
+        last["usage"] = usage
+    yield last
+    await emit_sources(emitter, reply)
+# --- end inlined: shared/gemini_reply.py ---
 
 
-# --- the pipe --------------------------------------------------------------------------------
+# --- begin inlined: shared/host.py (sha256:140fcb10155b20de) ---
+_HOST_LOG = logging.getLogger("openwebui_pack.host")
+
+
+class HostRefusal(Exception):
+    """Open WebUI refused the operation with an HTTP status (403 forbidden, 404 off or unknown)."""
+
+    def __init__(self, status_code: int, detail: str = "") -> None:
+        super().__init__(detail or f"HTTP {status_code}")
+        self.status_code = status_code
+        self.detail = detail
+
+
+class ModelNotFound(Exception):
+    """Open WebUI has no model with this id, or the user may not use it."""
+
+
+async def _settle(value: Any) -> Any:
+    """The value of a host call, whether the host function was synchronous or asynchronous."""
+    if inspect.isawaitable(value):
+        return await value
+    return value
+
+
+def _http_exception_type() -> type[BaseException]:
+    # Open WebUI's routers raise FastAPI's HTTPException, a subclass of Starlette's.
+    from starlette.exceptions import HTTPException
+
+    return HTTPException
+
+
+def as_refusal(exc: BaseException) -> HostRefusal | None:
+    """A host HTTP error as a `HostRefusal`; None for anything else."""
+    if isinstance(exc, HostRefusal):
+        return exc
+    if isinstance(exc, _http_exception_type()):
+        detail = getattr(exc, "detail", "")
+        return HostRefusal(int(getattr(exc, "status_code", 500)), detail if isinstance(detail, str) else str(detail))
+    return None
+
+
+def _is_model_not_found(exc: BaseException) -> bool:
+    # Open WebUI 0.12.4 (open_webui/utils/chat.py and utils/models.py check_model_access) raises a
+    # bare Exception with this text for an unknown model and for one the user may not use; nothing
+    # else tells it apart from other failures.
+    return type(exc) is Exception and str(exc) == "Model not found"
+
+
+def _refused(exc: Exception) -> Exception:
+    return as_refusal(exc) or exc
+
+
+class OpenWebUIHost:
+    """Open WebUI's users, models, chat path, memories and files, as the pack uses them."""
+
+    # --- users -------------------------------------------------------------------------------------
+
+    async def get_user(self, user_id: str) -> Any | None:
+        from open_webui.models.users import Users
+
+        return await _settle(Users.get_user_by_id(user_id))
+
+    # --- models and the chat path ------------------------------------------------------------------
+
+    def models(self, request: Any) -> dict[str, Any] | None:
+        """The server's model registry (id -> model info), or None outside a server request."""
+        state = getattr(getattr(request, "app", None), "state", None)
+        registry = getattr(state, "MODELS", None)
+        return registry if isinstance(registry, dict) else None
+
+    async def may_use_model(self, user: Any, model_info: dict[str, Any]) -> bool:
+        """Whether a plain user may use the model; True when the server cannot tell (the chat call
+        itself still enforces access, so this early check is a courtesy that gives a clear message)."""
+        if getattr(user, "role", None) != "user":
+            return True
+        try:
+            from open_webui.env import BYPASS_MODEL_ACCESS_CONTROL
+            from open_webui.utils.models import check_model_access
+        except ImportError:
+            _HOST_LOG.info("this Open WebUI has no check_model_access; model access is checked by the chat call")
+            return True
+        if BYPASS_MODEL_ACCESS_CONTROL:
+            return True
+        try:
+            await _settle(check_model_access(user, model_info))
+        except Exception as exc:
+            if _is_model_not_found(exc) or as_refusal(exc) is not None:
+                return False
+            raise
+        return True
+
+    async def chat_completion(self, request: Any, form: dict[str, Any], user: Any) -> Any:
+        """Open WebUI's own generate_chat_completion, as the chatting user (access rules apply)."""
+        from open_webui.utils.chat import generate_chat_completion
+
+        try:
+            return await generate_chat_completion(request, form, user)
+        except Exception as exc:
+            if _is_model_not_found(exc):
+                raise ModelNotFound(form.get("model", "")) from None
+            raise _refused(exc) from exc
+
+    # --- memories ------------------------------------------------------------------------------------
+
+    async def check_memories_permission(self, user: Any) -> None:
+        """Raises HostRefusal(404) when memories are off, HostRefusal(403) without the permission."""
+        from open_webui.routers.memories import check_memories_permission
+
+        try:
+            await _settle(check_memories_permission(user))
+        except Exception as exc:
+            raise _refused(exc) from exc
+
+    async def memories(self, user_id: str) -> list[Any]:
+        """The user's stored memories (objects with `id` and `content`)."""
+        from open_webui.models.memories import Memories
+
+        rows = await _settle(Memories.get_memories_by_user_id(user_id))
+        if rows is None:
+            # the table method returns None when the query itself failed
+            raise RuntimeError("reading memories failed")
+        return list(rows)
+
+    async def add_memory(self, request: Any, user: Any, content: str) -> str:
+        """Adds a memory the way Settings → Personalization does (stored and embedded); its id."""
+        from open_webui.routers.memories import AddMemoryForm, add_memory
+
+        try:
+            memory = await _settle(add_memory(request=request, form_data=AddMemoryForm(content=content), user=user))
+        except Exception as exc:
+            raise _refused(exc) from exc
+        return memory.id
+
+    async def delete_memory(self, memory_id: str, user_id: str) -> bool:
+        """Deletes one of the user's memories and its vector, if one was written."""
+        from open_webui.models.memories import Memories
+        from open_webui.retrieval.vector.async_client import ASYNC_VECTOR_DB_CLIENT
+
+        deleted = await _settle(Memories.delete_memory_by_id_and_user_id(memory_id, user_id))
+        try:
+            await ASYNC_VECTOR_DB_CLIENT.delete(collection_name=f"user-memory-{user_id}", ids=[memory_id])
+        except Exception as exc:
+            # normally there is no vector yet: the failure came before the upsert
+            _HOST_LOG.debug("no vector to remove for memory %s: %s", memory_id, type(exc).__name__)
+        return bool(deleted)
+
+    # --- files -----------------------------------------------------------------------------------------
+
+    async def file_record(self, file_id: str) -> Any | None:
+        """Open WebUI's record of an uploaded file (`user_id`, `path`, `filename`, `meta`), or None."""
+        from open_webui.models.files import Files
+
+        return await _settle(Files.get_file_by_id(file_id))
+
+    async def local_file_path(self, stored_path: str) -> str:
+        """A local path holding the stored file's bytes (the storage provider may download it)."""
+        from open_webui.storage.provider import Storage
+
+        return await asyncio.to_thread(Storage.get_file, stored_path)
+# --- end inlined: shared/host.py ---
+
+
+# --- begin inlined: shared/valves.py (sha256:5c04b5d3fa444a1c) ---
+FOLLOW_ADMIN = "default"
+
+Switch = Literal["default", "on", "off"]
+
+_SWITCH_ON_WORDS = frozenset({"on", "true", "yes", "1"})
+_SWITCH_OFF_WORDS = frozenset({"off", "false", "no", "0"})
+
+
+def as_switch(value: Any) -> Switch:
+    """A stored or typed value as a Switch. Values saved before the dropdown existed (true, false,
+    None, "yes", …) keep their meaning; anything unrecognised follows the administrator."""
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    word = str(value).strip().lower() if value is not None else ""
+    if word in _SWITCH_ON_WORDS:
+        return "on"
+    if word in _SWITCH_OFF_WORDS:
+        return "off"
+    return "default"
+
+
+def resolve_switch(user_value: Any, admin_value: bool) -> bool:
+    """The setting in force: the user's choice when they made one, else the administrator's."""
+    choice = as_switch(user_value)
+    if choice == FOLLOW_ADMIN:
+        return bool(admin_value)
+    return choice == "on"
+# --- end inlined: shared/valves.py ---
+
+
+# Secrets: GOOGLE_API_KEY is a plain string valve shown as a password field. Open WebUI stores
+# valves in its database in clear text unless the server runs with ENABLE_VALVE_ENCRYPTION=true
+# (Fernet, keyed from WEBUI_SECRET_KEY: keep that key stable or the stored valves read back empty).
+# pydantic SecretStr is not used on purpose: Open WebUI 0.12.4 silently drops it on save.
+
+
+
+# from shared.attachments import ( HOST_FILE_MAX_BYTES, IMAGE_URL_MAX_BYTES, AttachmentError, MiB, fetch_image, file_refs, read_host_file, )  (inlined above)
+# from shared.events import Emitter  (inlined above)
+# from shared.gemini import ( INLINE_BUDGET, Fetched, GeminiError, GeminiRequest, ModelInfo, RequestOptions, build_request, describe_error, image_links, list_models, make_client, normalise_base_url, requested_model, upload_file, with_gemini_retries, )  (inlined above)
+# from shared.gemini_models import DEFAULT_DENYLIST, is_glob, model_allowed, parse_globs  (inlined above)
+# from shared.gemini_reply import Reply, close_stream, completion, emit_sources, read_response, stream_reply  (inlined above)
+# from shared.host import OpenWebUIHost  (inlined above)
+# from shared.secrets import redact  (inlined above)
+# from shared.valves import Switch, as_switch, resolve_switch  (inlined above)
+
+_LOG = logging.getLogger("openwebui_pack.gemini_manifold")
+
+LIST_TIMEOUT_MS = 15_000
+LIST_FAILURE_TTL = 30.0  # a failed model listing is retried after this many seconds
+ERROR_LIMIT = 1000  # characters of an upstream error in an exception the user sees
+UPLOAD_CACHE_TTL = 47 * 3600.0  # Files API keeps uploads 48 h
+CLIENT_CACHE_SIZE = 8
+NO_KEY_MESSAGE = (
+    "No Gemini API key: an admin sets GOOGLE_API_KEY in Admin Panel > Functions > Gemini Manifold > "
+    "Valves, or you set your own GOOGLE_API_KEY in this function's user valves."
+)
 
 
 @dataclass(frozen=True)
@@ -1478,13 +2141,9 @@ class Settings:
     key: str
     admin_key: str
     base_url: str | None
-    include_thoughts: bool
-    grounding: bool
     timeout: int
     max_retries: int
-    safety: bool
-    budget: int
-    level: str
+    options: RequestOptions
 
     @property
     def secrets(self) -> tuple[str, ...]:
@@ -1492,96 +2151,10 @@ class Settings:
 
 
 @dataclass
-class ModelInfo:
-    id: str
-    name: str
-    thinking: bool | None
-
-
-@dataclass
 class Listing:
     at: float
     models: list[ModelInfo] | None
     error: str | None = None
-
-
-def normalise_base_url(value: str) -> str | None:
-    value = value.strip().rstrip("/")
-    if not value:
-        return None
-    if urlsplit(value).scheme not in ("http", "https"):
-        raise GeminiError("GOOGLE_API_BASE_URL must start with http:// or https://.")
-    return value
-
-
-_genai_modules: dict[str, Any] = {}
-
-
-async def load_genai() -> tuple[Any, Any]:
-    """google.genai and its types, imported on first use in a thread (the import takes ~0.7 s)."""
-    if "genai" not in _genai_modules:
-        genai = await asyncio.to_thread(importlib.import_module, "google.genai")
-        _genai_modules["types"] = importlib.import_module("google.genai.types")
-        _genai_modules["genai"] = genai
-    return _genai_modules["genai"], _genai_modules["types"]
-
-
-def tool_specs(body: dict, tools: Any, metadata: Any) -> Any:
-    """The tools offered to the chat: `body['tools']` (native function calling; an explicit empty
-    list opts out), else `__tools__`, unless the chat uses legacy prompt-based tool calling."""
-    if "tools" in body:
-        return body["tools"]
-    params = metadata.get("params") if isinstance(metadata, dict) else None
-    if isinstance(params, dict) and params.get("function_calling") == "legacy":
-        return None  # Open WebUI ran the tools itself before calling the pipe
-    if not isinstance(tools, dict):
-        return None
-    return [{"type": "function", "function": t.get("spec")} for t in tools.values() if isinstance(t, dict)]
-
-
-def request_config(
-    body: dict,
-    *,
-    model_id: str,
-    thinking: bool | None,
-    settings: Settings,
-    converted: Converted,
-    declarations: list[dict[str, Any]],
-    task: bool,
-) -> dict[str, Any]:
-    """The GenerateContentConfig (as a dict) for one call."""
-    config: dict[str, Any] = sampling_config(body)
-    effort = reasoning_effort(body)
-    if converted.system:
-        config["system_instruction"] = converted.system
-    if settings.safety:
-        config["safety_settings"] = [{"category": c, "threshold": "BLOCK_NONE"} for c in SAFETY_CATEGORIES]
-    thinking_cfg = thinking_config(
-        model_id,
-        thinking,
-        include_thoughts=settings.include_thoughts,
-        budget=settings.budget,
-        level=settings.level,
-        effort=effort,
-        task=task,
-    )
-    if thinking_cfg:
-        config["thinking_config"] = thinking_cfg
-    tools: list[dict[str, Any]] = []
-    if settings.grounding and not task:
-        # Search and function calling do not mix in one plain generateContent request, so search
-        # wins, except while a tool loop is answering (its results need the declarations).
-        current = converted.contents[-1]["parts"] if converted.contents else []
-        if not any("function_response" in p for p in current):
-            tools.append({"google_search": {}})
-            declarations = []
-    if declarations and not task:
-        tools.append({"function_declarations": declarations})
-    if tools:
-        config["tools"] = tools
-    # Tools run in Open WebUI, never inside the SDK.
-    config["automatic_function_calling"] = {"disable": True}
-    return config
 
 
 class Pipe:
@@ -1642,7 +2215,12 @@ class Pipe:
         REQUEST_TIMEOUT: int = Field(
             default=300, ge=5, le=3600, description="Seconds one Gemini call may take, streaming included."
         )
-        MAX_RETRIES: int = Field(default=2, ge=0, le=10, description="Retries after 429/500/503 answers, with backoff.")
+        MAX_RETRIES: int = Field(
+            default=2,
+            ge=0,
+            le=10,
+            description="Retries after rate limits (429), timeouts (408) and server errors (5xx), with backoff.",
+        )
 
     class UserValves(BaseModel):
         GOOGLE_API_KEY: str = Field(
@@ -1651,15 +2229,27 @@ class Pipe:
             description="Your own Gemini API key; used instead of the admin's for your chats.",
             json_schema_extra={"input": {"type": "password"}},
         )
-        INCLUDE_THOUGHTS: bool | None = Field(
-            default=None, description="Show thought summaries (Default = the admin's setting)."
+        INCLUDE_THOUGHTS: Switch = Field(
+            default="default", description="Show thought summaries (default = the admin's setting)."
         )
-        GOOGLE_SEARCH_GROUNDING: bool | None = Field(
-            default=None, description="Ground answers with Google Search (Default = the admin's setting)."
+        GOOGLE_SEARCH_GROUNDING: Switch = Field(
+            default="default", description="Ground answers with Google Search (default = the admin's setting)."
         )
+
+        @field_validator("INCLUDE_THOUGHTS", "GOOGLE_SEARCH_GROUNDING", mode="before")
+        @classmethod
+        def _stored_switch(cls, value: Any) -> Switch:
+            # Values saved when these were optional booleans (true, false, null) keep their meaning.
+            return as_switch(value)
 
     def __init__(self) -> None:
         self.valves = self.Valves()
+        # Open WebUI's file store, the clock and the sleep between retries: tests replace them.
+        self.host: Any = OpenWebUIHost()
+        self.clock: Callable[[], float] = time.monotonic
+        self.sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep
+        self.inline_budget = INLINE_BUDGET
+        self.image_max_bytes = IMAGE_URL_MAX_BYTES
         # Caches shared by all users, keyed by a salted hash of the key (never the key itself):
         # the admin key's model list (what everyone sees anyway), SDK clients, Files API uploads.
         self._salt = os.urandom(16)
@@ -1681,20 +2271,24 @@ class Pipe:
             except ValueError:  # its message would quote the values, the key among them
                 user_valves = None
         own_key = getattr(user_valves, "GOOGLE_API_KEY", "") or ""
-        thoughts = getattr(user_valves, "INCLUDE_THOUGHTS", None)
-        grounding = getattr(user_valves, "GOOGLE_SEARCH_GROUNDING", None)
         admin_key = valves.GOOGLE_API_KEY.strip()
+        options = RequestOptions(
+            include_thoughts=resolve_switch(getattr(user_valves, "INCLUDE_THOUGHTS", None), valves.INCLUDE_THOUGHTS),
+            grounding=resolve_switch(
+                getattr(user_valves, "GOOGLE_SEARCH_GROUNDING", None), valves.GOOGLE_SEARCH_GROUNDING
+            ),
+            permissive_safety=valves.USE_PERMISSIVE_SAFETY,
+            thinking_budget=valves.THINKING_BUDGET,
+            thinking_level=valves.THINKING_LEVEL,
+            inline_budget=self.inline_budget,
+        )
         return Settings(
             key=own_key.strip() or admin_key,
             admin_key=admin_key,
             base_url=normalise_base_url(valves.GOOGLE_API_BASE_URL),
-            include_thoughts=valves.INCLUDE_THOUGHTS if thoughts is None else bool(thoughts),
-            grounding=valves.GOOGLE_SEARCH_GROUNDING if grounding is None else bool(grounding),
             timeout=valves.REQUEST_TIMEOUT,
             max_retries=valves.MAX_RETRIES,
-            safety=valves.USE_PERMISSIVE_SAFETY,
-            budget=valves.THINKING_BUDGET,
-            level=valves.THINKING_LEVEL,
+            options=options,
         )
 
     async def _client(self, key: str, base_url: str | None, timeout_ms: int) -> Any:
@@ -1702,16 +2296,7 @@ class Pipe:
         client = self._clients.get(cache_key)
         if client is not None:
             return client
-        genai, types = await load_genai()
-        options = types.HttpOptions(
-            base_url=base_url,
-            api_version=API_VERSION,
-            timeout=timeout_ms,
-            # One attempt per SDK call: this pipe retries itself, with a status the user can see.
-            retry_options=types.HttpRetryOptions(attempts=1),
-        )
-        # Building a client loads SSL contexts (tens of ms): keep it off the event loop, once per key.
-        client = await asyncio.to_thread(lambda: genai.Client(api_key=key, vertexai=False, http_options=options))
+        client = await make_client(key, base_url, timeout_ms)
         if len(self._clients) >= CLIENT_CACHE_SIZE:
             self._clients.pop(next(iter(self._clients)))
         self._clients[cache_key] = client
@@ -1741,7 +2326,7 @@ class Pipe:
     async def _listing(self, key: str, base_url: str | None) -> Listing:
         digest = self._digest(key, base_url)
         listing = self._listings.get(digest)
-        now = time.monotonic()
+        now = self.clock()
         ttl = self.valves.MODEL_CACHE_TTL if listing is None or listing.models is not None else LIST_FAILURE_TTL
         if listing is not None and now - listing.at < ttl:
             return listing
@@ -1793,203 +2378,101 @@ class Pipe:
             settings = self._settings(__user__)
             secrets = settings.secrets
             emitter = Emitter(None if __task__ else __event_emitter__)
-            return await self._pipe(body, settings, emitter, __task__, __files__, __tools__, __metadata__, __user__)
+            model_id = requested_model(body)
+            if not settings.key:
+                raise GeminiError(NO_KEY_MESSAGE)
+            fetched = await self._fetch(body, None if __task__ else __files__, __user__)
+            request = build_request(
+                body, model_id=model_id, thinking=self._model_thinking(model_id), options=settings.options,
+                task=bool(__task__), tools=__tools__, metadata=__metadata__, fetched=fetched,
+            )  # fmt: skip
+            if request.warnings and not __task__:
+                await emitter.notify("Gemini: " + "; ".join(request.warnings) + ".", "warning")
+            client = await self._client(settings.key, settings.base_url, settings.timeout * 1000)
+            await self._upload(client, settings, request, emitter)
+            return await self._send(client, request, settings, emitter, task=bool(__task__), body=body)
         except Exception as exc:
             message = redact(describe_error(exc, timeout=self.valves.REQUEST_TIMEOUT), secrets, ERROR_LIMIT)
             _LOG.warning("Gemini request failed: %s", message)
             raise GeminiError(message) from None
 
-    async def _pipe(
-        self,
-        body: Any,
-        settings: Settings,
-        emitter: Emitter,
-        task: str | None,
-        files: Any,
-        tools: Any,
-        metadata: Any,
-        user: Any,
+    async def _fetch(self, body: dict, files: Any, user: Any) -> Fetched:
+        """Download the chat's image links and read its attached files, before the request is built."""
+        fetched = Fetched()
+        for url in image_links(body.get("messages")):
+            try:
+                fetched.images[url] = await fetch_image(url, max_bytes=self.image_max_bytes)
+            except AttachmentError as exc:
+                fetched.images[url] = exc
+        for ref in file_refs(files):
+            try:
+                read = await read_host_file(self.host, ref.file_id, user, max_bytes=HOST_FILE_MAX_BYTES)
+            except AttachmentError as exc:
+                fetched.files.append((ref, exc))
+            else:
+                fetched.files.append((ref, read))
+        return fetched
+
+    async def _send(
+        self, client: Any, request: GeminiRequest, settings: Settings, emitter: Emitter, *, task: bool, body: dict
     ) -> str | dict | AsyncIterator[dict]:
-        if not isinstance(body, dict):
-            raise GeminiError("The request body must be a JSON object.")
-        model = body.get("model")
-        model_id = sub_model_id(model) if isinstance(model, str) else ""
-        if not model_id or model_id in PLACEHOLDER_IDS:
-            raise GeminiError(
-                "This entry is not a model: the Gemini model list could not be loaded. Check the Gemini "
-                "Manifold valves (GOOGLE_API_KEY, GOOGLE_API_BASE_URL, MODEL_ALLOWLIST)."
-            )
-        if not MODEL_ID.fullmatch(model_id) or ".." in model_id:
-            # The SDK puts the id in the URL path and refuses "?", "&" and ".." with a bare ValueError.
-            raise GeminiError(f"{redact(model_id, (), 80)!r} is not a Gemini model id. Pick a model from the list.")
-        if not settings.key:
-            raise GeminiError(NO_KEY_MESSAGE)
-        thinking = self._model_thinking(model_id)
-        specs = None if task else tool_specs(body, tools, metadata)
-        declarations, names = function_declarations(specs)
-        converted = await convert_messages(
-            body.get("messages"),
-            names=names,
-            fetch=fetch_image,
-            needs_signatures=thinking_family(model_id, thinking) in ("level", "alias"),
-        )
-        if not task:
-            await attach_files(converted, file_refs(files), read_host_file, user)
-        config = request_config(
-            body, model_id=model_id, thinking=thinking, settings=settings, converted=converted,
-            declarations=declarations, task=bool(task),
-        )  # fmt: skip
+        """The one generate call, with retries: a string for tasks, a completion, or a stream."""
+        model, contents, config = request.model, request.contents, request.config
 
-        if converted.warnings and not task:
-            await emitter.notify("Gemini: " + "; ".join(converted.warnings) + ".", "warning")
+        async def retrying(operation: Callable[[], Awaitable[Any]]) -> Any:
+            return await with_gemini_retries(
+                operation, max_retries=settings.max_retries, emitter=emitter, timeout=settings.timeout,
+                sleep=self.sleep,
+            )  # fmt: skip
 
-        client = await self._client(settings.key, settings.base_url, settings.timeout * 1000)
-        await self._upload(client, settings, converted, emitter)
-        contents = converted.contents
-        model_name = str(model)
-
-        def generate() -> Awaitable[Any]:
-            return client.aio.models.generate_content(model=model_id, contents=contents, config=config)
-
-        if task:
-            response = await with_retries(
-                generate, max_retries=settings.max_retries, emitter=emitter, timeout=settings.timeout
+        if task or not body.get("stream"):
+            response = await retrying(
+                lambda: client.aio.models.generate_content(model=model, contents=contents, config=config)
             )
             reply = Reply()
-            read_response(response, reply, include_thoughts=False, names=names)
-            return "".join(reply.text).strip()
-
-        include = settings.include_thoughts
-        if not body.get("stream"):
-            response = await with_retries(
-                generate, max_retries=settings.max_retries, emitter=emitter, timeout=settings.timeout
-            )
-            reply = Reply()
-            read_response(response, reply, include_thoughts=include, names=names)
+            read_response(response, reply, include_thoughts=request.include_thoughts, names=request.names)
+            if task:
+                return "".join(reply.text).strip()
             await emit_sources(emitter, reply)
-            return completion(model_name, reply)
+            return completion(str(body["model"]), reply)
 
         async def open_stream() -> tuple[Any, Any]:
-            stream = await client.aio.models.generate_content_stream(model=model_id, contents=contents, config=config)
+            stream = await client.aio.models.generate_content_stream(model=model, contents=contents, config=config)
             try:
                 return stream, await anext(stream)
             except StopAsyncIteration:
                 return stream, None
             except BaseException:
-                await _close(stream)
+                await close_stream(stream)
                 raise
 
-        stream, first = await with_retries(
-            open_stream, max_retries=settings.max_retries, emitter=emitter, timeout=settings.timeout
-        )
+        stream, first = await retrying(open_stream)
         return stream_reply(
-            stream, first, model=model_name, include_thoughts=include, names=names, emitter=emitter,
-            secrets=settings.secrets, timeout=settings.timeout,
+            stream, first, model=str(body["model"]), include_thoughts=request.include_thoughts, names=request.names,
+            emitter=emitter, secrets=settings.secrets, timeout=settings.timeout,
         )  # fmt: skip
 
-    async def _upload(self, client: Any, settings: Settings, converted: Converted, emitter: Emitter) -> None:
-        """Move attachments that do not fit inline to the Files API (cached per key and content)."""
-        for blob in upload_plan(converted.blobs):
+    async def _upload(self, client: Any, settings: Settings, request: GeminiRequest, emitter: Emitter) -> None:
+        """Move the attachments that do not fit inline to the Files API (cached per key and content)."""
+        for blob in request.uploads:
             inline = blob.part["inline_data"]
             data, mime = inline["data"], inline["mime_type"]
             cache_key = (self._digest(settings.key, settings.base_url), hashlib.sha256(data).hexdigest())
             cached = self._uploads.get(cache_key)
-            if cached is None or cached[0] < time.monotonic():
+            if cached is None or cached[0] < self.clock():
                 await emitter.status(f"Uploading {blob.name} ({len(data) / MiB:.1f} MB) to Gemini")
                 try:
-                    uri, mime = await upload_file(client, data, mime, blob.name, timeout=settings.timeout)
+                    uri, mime = await upload_file(
+                        client, data, mime, blob.name, timeout=settings.timeout, clock=self.clock, sleep=self.sleep
+                    )
                 except BaseException:  # close the status: done=False would shimmer next to the error
                     await emitter.status(f"Uploading {blob.name} failed", done=True)
                     raise
                 if len(self._uploads) > 256:
                     self._uploads.clear()
-                self._uploads[cache_key] = (time.monotonic() + UPLOAD_CACHE_TTL, uri, mime)
+                self._uploads[cache_key] = (self.clock() + UPLOAD_CACHE_TTL, uri, mime)
                 await emitter.status(f"Uploaded {blob.name}", done=True)
             else:
                 _, uri, mime = cached
             blob.part.pop("inline_data")
             blob.part["file_data"] = {"file_uri": uri, "mime_type": mime}
-
-
-async def list_models(client: Any) -> list[ModelInfo]:
-    """Every model of this key that answers generateContent (all pages)."""
-    models: list[ModelInfo] = []
-    pager = await client.aio.models.list(config={"page_size": 1000})
-    async for model in pager:
-        if "generateContent" not in (getattr(model, "supported_actions", None) or []):
-            continue
-        model_id = str(model.name or "").removeprefix("models/")
-        if model_id:
-            models.append(ModelInfo(model_id, model.display_name or model_id, getattr(model, "thinking", None)))
-    return models
-
-
-async def upload_file(client: Any, data: bytes, mime: str, name: str, *, timeout: float) -> tuple[str, str]:
-    """Upload through the Files API and wait until Gemini has processed the file."""
-    file = await client.aio.files.upload(file=io.BytesIO(data), config={"mime_type": mime, "display_name": name})
-    deadline = time.monotonic() + timeout
-    delay = 0.5
-    while _enum_name(getattr(file, "state", None)) == "PROCESSING":
-        if time.monotonic() > deadline:
-            raise GeminiError(f"Gemini was still processing {name} after {timeout:g} s.")
-        await asyncio.sleep(delay)
-        delay = min(delay * 2, 5.0)
-        file = await client.aio.files.get(name=file.name)
-    if _enum_name(getattr(file, "state", None)) == "FAILED":
-        raise GeminiError(f"Gemini could not process {name}.")
-    return file.uri, file.mime_type or mime
-
-
-async def _close(stream: Any) -> None:
-    close = getattr(stream, "aclose", None)
-    if close is not None:
-        try:
-            await close()
-        except Exception:  # closing a broken stream must not hide the real outcome
-            _LOG.debug("closing the Gemini stream failed", exc_info=True)
-
-
-async def stream_reply(
-    stream: Any,
-    first: Any,
-    *,
-    model: str,
-    include_thoughts: bool,
-    names: dict[str, str],
-    emitter: Emitter,
-    secrets: tuple[str, ...],
-    timeout: float,
-) -> AsyncIterator[dict[str, Any]]:
-    """OpenAI chunks from a Gemini stream. A failure after text was sent keeps that text and ends
-    with a one-line notice plus an error toast: an exception would make Open WebUI drop it all."""
-    reply = Reply()
-    failure: str | None = None
-    try:
-        response = first
-        while response is not None:
-            for kind, value in read_response(response, reply, include_thoughts=include_thoughts, names=names):
-                if kind == "text":
-                    yield chunk(model, {"content": value})
-                elif kind == "thought":
-                    yield chunk(model, {"reasoning_content": value})
-                else:
-                    yield chunk(model, {"tool_calls": [value]})
-            response = await anext(stream, None)
-    except Exception as exc:
-        failure = redact(describe_error(exc, timeout=timeout), secrets, NOTICE_LIMIT)
-        _LOG.warning("Gemini stream cut off: %s", failure)
-    finally:
-        await _close(stream)
-    if failure is not None:
-        yield chunk(model, {"content": f"\n\n⚠️ The reply was cut off: {failure}"})
-        await emitter.notify(f"Gemini stopped mid-reply: {failure}", "error")
-    else:
-        tail = closing_text(reply)
-        if tail:
-            yield chunk(model, {"content": tail})
-    last = chunk(model, {}, finish_reason(reply) if failure is None else "stop")
-    usage = openai_usage(reply.usage)
-    if usage:
-        last["usage"] = usage
-    yield last
-    await emit_sources(emitter, reply)

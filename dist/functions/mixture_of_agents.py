@@ -10,31 +10,31 @@ required_open_webui_version: 0.12.4
 
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterable
 from contextlib import aclosing
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 import inspect
 import json
 import logging
 import random
 import re
 import time
-from typing import Any, Literal, Protocol, TypedDict
+from typing import Any, Literal, Protocol, TypeVar, TypedDict
 
 from pydantic import BaseModel, Field, field_validator
 
 
-# --- begin inlined: shared/events.py (sha256:806d59b36064c870) ---
+# --- begin inlined: shared/events.py (sha256:7862b93e74113ba6) ---
 _EVENTS_LOG = logging.getLogger("openwebui_pack.events")
 
 
-class Event(TypedDict):
+class EventPayload(TypedDict):
     type: str
     data: Any
 
 
-EventEmitter = Callable[[Event], Awaitable[Any]]
-EventCaller = Callable[[Event], Awaitable[Any]]
+EventEmitter = Callable[[EventPayload], Awaitable[Any]]
+EventCaller = Callable[[EventPayload], Awaitable[Any]]
 
 NotificationType = Literal["info", "success", "warning", "error"]
 StatusAction = Literal[
@@ -44,9 +44,6 @@ StatusAction = Literal[
     "queries_generated",
     "sources_retrieved",
 ]
-
-
-# --- builders ---------------------------------------------------------------
 
 
 def status(
@@ -59,7 +56,7 @@ def status(
     query: str | None = None,
     queries: list[str] | None = None,
     count: int | None = None,
-) -> Event:
+) -> EventPayload:
     """A status line under the message; the last one is shown, `done=False` shimmers."""
     data: dict[str, Any] = {"description": description, "done": done, "hidden": hidden}
     if action is not None:
@@ -75,137 +72,39 @@ def status(
     return {"type": "status", "data": data}
 
 
-def notification(content: str, type: NotificationType = "info") -> Event:
+def notification(content: str, type: NotificationType = "info") -> EventPayload:
     """A toast. The UI reads the key `content` (a `message` key shows an empty toast)."""
     return {"type": "notification", "data": {"type": type, "content": content}}
 
 
-def citation(
-    documents: list[str],
-    *,
-    name: str,
-    url: str | None = None,
-    metadata: list[dict[str, Any]] | None = None,
-    event_type: Literal["citation", "source"] = "citation",
-) -> Event:
-    """A source shown under the reply; persisted with the message (it has no `type` key).
-
-    Citations are grouped by `metadata[i]["source"]`, so each entry gets one; an http(s)
-    source becomes a link.
-    """
-    src = url or name
-    meta = [dict(m) for m in metadata] if metadata else [{} for _ in documents]
-    if len(meta) != len(documents):
-        raise ValueError("citation: metadata must have one entry per document")
-    for m in meta:
-        m.setdefault("source", src)
-        m.setdefault("name", name)
-        if url:
-            m.setdefault("url", url)
-    source: dict[str, Any] = {"name": name, "id": src}
-    if url:
-        source["url"] = url
-    return {"type": event_type, "data": {"document": list(documents), "metadata": meta, "source": source}}
-
-
-def code_execution(
-    id: str,
-    *,
-    name: str,
-    code: str,
-    language: str = "python",
-    output: str | None = None,
-    error: str | None = None,
-    files: list[dict[str, Any]] | None = None,
-) -> Event:
-    """A code-execution card, upserted by `id`; not persisted (its data has a `type` key)."""
-    result: dict[str, Any] = {}
-    if output is not None:
-        result["output"] = output
-    if error is not None:
-        result["error"] = error
-    if files is not None:
-        result["files"] = list(files)
-    data = {"type": "code_execution", "id": id, "name": name, "code": code, "language": language}
-    data["result"] = result
-    return {"type": "citation", "data": data}
-
-
-class FileRef(TypedDict, total=False):
-    type: Literal["image", "file"]
-    url: str
-    name: str
-    size: int
-    content_type: str
-
-
-def files(items: list[FileRef]) -> Event:
-    """Files attached to the message; replaces the message's file list in the UI."""
-    return {"type": "files", "data": {"files": [dict(f) for f in items]}}
-
-
-def embeds(items: list[str], *, replace: bool = False) -> Event:
-    """HTML snippets or URLs rendered in sandboxed iframes under the message."""
-    return {"type": "embeds", "data": {"embeds": list(items), "replace": replace}}
-
-
-def chat_title(title: str) -> Event:
-    """Sets the chat title in the UI (data is a plain string; not persisted by the emitter)."""
-    return {"type": "chat:title", "data": title}
-
-
-def follow_ups(suggestions: list[str]) -> Event:
-    return {"type": "chat:message:follow_ups", "data": {"follow_ups": list(suggestions)}}
-
-
-def message_error(content: str) -> Event:
-    """Shows an error block on the message."""
-    return {"type": "chat:message:error", "data": {"error": {"content": content}}}
-
-
-def message(content: str) -> Event:
-    """Appends to the message's `content`.
-
-    Does NOT change the visible reply in 0.12.4: the UI renders the structured `output`,
-    and the final save overwrites `content` (contract §5.4). Return or yield text instead.
-    """
-    return {"type": "message", "data": {"content": content}}
-
-
-def replace(content: str) -> Event:
-    """Replaces the message's `content`.
-
-    Does NOT change the visible reply in 0.12.4 (contract §5.4); an Action edits a
-    message by returning `{"messages": [{"id": ..., "content": ...}]}`.
-    """
-    return {"type": "replace", "data": {"content": content}}
-
-
-def confirmation(title: str, message: str) -> Event:
+def confirmation(title: str, message: str) -> EventPayload:
     return {"type": "confirmation", "data": {"title": title, "message": message}}
 
 
-def input_request(title: str, message: str, placeholder: str = "", value: str = "") -> Event:
+def input_request(title: str, message: str, placeholder: str = "", value: str = "") -> EventPayload:
     return {
         "type": "input",
         "data": {"title": title, "message": message, "placeholder": placeholder, "value": value},
     }
 
 
-def execute_request(code: str) -> Event:
+def execute_request(code: str) -> EventPayload:
     return {"type": "execute", "data": {"code": code}}
 
 
-def wire(event: Event) -> dict[str, Event]:
-    """The chunk an OpenAI-style stream carries so Open WebUI turns it into a UI event.
+async def send(event_emitter: EventEmitter | None, event: EventPayload) -> bool:
+    """Send one event through `__event_emitter__`; False when there is none or it failed (logged).
 
-    For the Pipelines server, Hayhooks or any OpenAI-compatible server: yield this dict
-    (or send it as one `data:` line) and the middleware emits `event` (contract §6).
+    Never raises: a broken socket must not break the reply the user is waiting for.
     """
-    return {"event": event}
-
-
-# --- per-request emitter ------------------------------------------------------
+    if event_emitter is None:
+        return False
+    try:
+        await event_emitter(event)
+    except Exception:
+        _EVENTS_LOG.exception("emitting %s event failed", event.get("type"))
+        return False
+    return True
 
 
 class Emitter:
@@ -232,7 +131,7 @@ class Emitter:
         self._call_timeout = call_timeout
         self._clock = clock
         self._last_status = float("-inf")
-        self._pending: Event | None = None
+        self._pending: EventPayload | None = None
         self._flush_handle: asyncio.TimerHandle | None = None
         self._flush_task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
@@ -247,17 +146,9 @@ class Emitter:
     def can_call(self) -> bool:
         return self._call_fn is not None
 
-    async def emit(self, event: Event) -> bool:
+    async def emit(self, event: EventPayload) -> bool:
         """Send one event; False when there is no emitter or it failed (logged)."""
-        if self._emit_fn is None:
-            return False
-        try:
-            await self._emit_fn(event)
-        except Exception:
-            # A broken socket must not break the reply the user is waiting for.
-            _EVENTS_LOG.exception("emitting %s event failed", event.get("type"))
-            return False
-        return True
+        return await send(self._emit_fn, event)
 
     async def status(self, description: str, *, done: bool = False, **fields: Any) -> None:
         event = status(description, done=done, **fields)
@@ -286,7 +177,7 @@ class Emitter:
     async def notify(self, content: str, type: NotificationType = "info") -> bool:
         return await self.emit(notification(content, type))
 
-    async def _send_status(self, event: Event) -> None:
+    async def _send_status(self, event: EventPayload) -> None:
         self._last_status = self._clock()
         await self.emit(event)
 
@@ -318,7 +209,7 @@ class Emitter:
 
     # --- interactive calls: anything but a clear answer means "cancel" ---
 
-    async def call(self, event: Event, timeout: float | None = None) -> Any | None:
+    async def call(self, event: EventPayload, timeout: float | None = None) -> Any | None:
         """Send an `__event_call__`; None on no caller, error answer, exception or timeout.
 
         Then `call_problem` says which; it is None after an answer (a Cancel click included).
@@ -371,31 +262,353 @@ class Emitter:
 # --- end inlined: shared/events.py ---
 
 
-# --- begin inlined: shared/moa.py (sha256:3cda3bdf75694185) ---
-# from shared.events import Emitter  (inlined above)
-
-_MOA_LOG = logging.getLogger("openwebui_pack.moa")
-
-ChatMessage = dict[str, Any]
+# --- begin inlined: shared/host.py (sha256:140fcb10155b20de) ---
+_HOST_LOG = logging.getLogger("openwebui_pack.host")
 
 
-# --- what a host provides --------------------------------------------------------------
+class HostRefusal(Exception):
+    """Open WebUI refused the operation with an HTTP status (403 forbidden, 404 off or unknown)."""
+
+    def __init__(self, status_code: int, detail: str = "") -> None:
+        super().__init__(detail or f"HTTP {status_code}")
+        self.status_code = status_code
+        self.detail = detail
 
 
-class ModelClient(Protocol):
-    """How the mixture calls one model. Failures are raised as `ModelCallError`."""
-
-    async def complete(self, model: str, messages: list[ChatMessage]) -> str:
-        """The whole answer of one non-streamed call."""
-        ...
-
-    def stream(self, model: str, messages: list[ChatMessage]) -> AsyncIterator[str]:
-        """The answer's text pieces as they arrive."""
-        ...
+class ModelNotFound(Exception):
+    """Open WebUI has no model with this id, or the user may not use it."""
 
 
+async def _settle(value: Any) -> Any:
+    """The value of a host call, whether the host function was synchronous or asynchronous."""
+    if inspect.isawaitable(value):
+        return await value
+    return value
+
+
+def _http_exception_type() -> type[BaseException]:
+    # Open WebUI's routers raise FastAPI's HTTPException, a subclass of Starlette's.
+    from starlette.exceptions import HTTPException
+
+    return HTTPException
+
+
+def as_refusal(exc: BaseException) -> HostRefusal | None:
+    """A host HTTP error as a `HostRefusal`; None for anything else."""
+    if isinstance(exc, HostRefusal):
+        return exc
+    if isinstance(exc, _http_exception_type()):
+        detail = getattr(exc, "detail", "")
+        return HostRefusal(int(getattr(exc, "status_code", 500)), detail if isinstance(detail, str) else str(detail))
+    return None
+
+
+def _is_model_not_found(exc: BaseException) -> bool:
+    # Open WebUI 0.12.4 (open_webui/utils/chat.py and utils/models.py check_model_access) raises a
+    # bare Exception with this text for an unknown model and for one the user may not use; nothing
+    # else tells it apart from other failures.
+    return type(exc) is Exception and str(exc) == "Model not found"
+
+
+def _refused(exc: Exception) -> Exception:
+    return as_refusal(exc) or exc
+
+
+class OpenWebUIHost:
+    """Open WebUI's users, models, chat path, memories and files, as the pack uses them."""
+
+    # --- users -------------------------------------------------------------------------------------
+
+    async def get_user(self, user_id: str) -> Any | None:
+        from open_webui.models.users import Users
+
+        return await _settle(Users.get_user_by_id(user_id))
+
+    # --- models and the chat path ------------------------------------------------------------------
+
+    def models(self, request: Any) -> dict[str, Any] | None:
+        """The server's model registry (id -> model info), or None outside a server request."""
+        state = getattr(getattr(request, "app", None), "state", None)
+        registry = getattr(state, "MODELS", None)
+        return registry if isinstance(registry, dict) else None
+
+    async def may_use_model(self, user: Any, model_info: dict[str, Any]) -> bool:
+        """Whether a plain user may use the model; True when the server cannot tell (the chat call
+        itself still enforces access, so this early check is a courtesy that gives a clear message)."""
+        if getattr(user, "role", None) != "user":
+            return True
+        try:
+            from open_webui.env import BYPASS_MODEL_ACCESS_CONTROL
+            from open_webui.utils.models import check_model_access
+        except ImportError:
+            _HOST_LOG.info("this Open WebUI has no check_model_access; model access is checked by the chat call")
+            return True
+        if BYPASS_MODEL_ACCESS_CONTROL:
+            return True
+        try:
+            await _settle(check_model_access(user, model_info))
+        except Exception as exc:
+            if _is_model_not_found(exc) or as_refusal(exc) is not None:
+                return False
+            raise
+        return True
+
+    async def chat_completion(self, request: Any, form: dict[str, Any], user: Any) -> Any:
+        """Open WebUI's own generate_chat_completion, as the chatting user (access rules apply)."""
+        from open_webui.utils.chat import generate_chat_completion
+
+        try:
+            return await generate_chat_completion(request, form, user)
+        except Exception as exc:
+            if _is_model_not_found(exc):
+                raise ModelNotFound(form.get("model", "")) from None
+            raise _refused(exc) from exc
+
+    # --- memories ------------------------------------------------------------------------------------
+
+    async def check_memories_permission(self, user: Any) -> None:
+        """Raises HostRefusal(404) when memories are off, HostRefusal(403) without the permission."""
+        from open_webui.routers.memories import check_memories_permission
+
+        try:
+            await _settle(check_memories_permission(user))
+        except Exception as exc:
+            raise _refused(exc) from exc
+
+    async def memories(self, user_id: str) -> list[Any]:
+        """The user's stored memories (objects with `id` and `content`)."""
+        from open_webui.models.memories import Memories
+
+        rows = await _settle(Memories.get_memories_by_user_id(user_id))
+        if rows is None:
+            # the table method returns None when the query itself failed
+            raise RuntimeError("reading memories failed")
+        return list(rows)
+
+    async def add_memory(self, request: Any, user: Any, content: str) -> str:
+        """Adds a memory the way Settings → Personalization does (stored and embedded); its id."""
+        from open_webui.routers.memories import AddMemoryForm, add_memory
+
+        try:
+            memory = await _settle(add_memory(request=request, form_data=AddMemoryForm(content=content), user=user))
+        except Exception as exc:
+            raise _refused(exc) from exc
+        return memory.id
+
+    async def delete_memory(self, memory_id: str, user_id: str) -> bool:
+        """Deletes one of the user's memories and its vector, if one was written."""
+        from open_webui.models.memories import Memories
+        from open_webui.retrieval.vector.async_client import ASYNC_VECTOR_DB_CLIENT
+
+        deleted = await _settle(Memories.delete_memory_by_id_and_user_id(memory_id, user_id))
+        try:
+            await ASYNC_VECTOR_DB_CLIENT.delete(collection_name=f"user-memory-{user_id}", ids=[memory_id])
+        except Exception as exc:
+            # normally there is no vector yet: the failure came before the upsert
+            _HOST_LOG.debug("no vector to remove for memory %s: %s", memory_id, type(exc).__name__)
+        return bool(deleted)
+
+    # --- files -----------------------------------------------------------------------------------------
+
+    async def file_record(self, file_id: str) -> Any | None:
+        """Open WebUI's record of an uploaded file (`user_id`, `path`, `filename`, `meta`), or None."""
+        from open_webui.models.files import Files
+
+        return await _settle(Files.get_file_by_id(file_id))
+
+    async def local_file_path(self, stored_path: str) -> str:
+        """A local path holding the stored file's bytes (the storage provider may download it)."""
+        from open_webui.storage.provider import Storage
+
+        return await asyncio.to_thread(Storage.get_file, stored_path)
+# --- end inlined: shared/host.py ---
+
+
+# --- begin inlined: shared/retry.py (sha256:67eb41439b11fff0) ---
+T = TypeVar("T")
+
+_NOT_RETRIED_5XX = frozenset({501, 505})
+
+
+def retryable_status(status: int | None) -> bool:
+    """True for HTTP statuses that may succeed when the same request is sent again."""
+    if status is None:
+        return False
+    return status in (408, 429) or (500 <= status <= 599 and status not in _NOT_RETRIED_5XX)
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds from a Retry-After header given in seconds (the form model servers send)."""
+    try:
+        seconds = float(value) if value is not None else None
+    except ValueError:
+        return None
+    return seconds if seconds is not None and seconds >= 0 else None
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Exponential backoff with jitter: attempt n waits base × factor**n, scaled by (1 - jitter … 1),
+    at most `max_delay`; a wait the server asked for replaces it."""
+
+    base: float = 1.0
+    factor: float = 2.0
+    max_delay: float = 30.0
+    jitter: float = 0.5
+
+    def delay(
+        self, attempt: int, retry_after: float | None = None, *, rand: Callable[[], float] = random.random
+    ) -> float:
+        if retry_after is not None:
+            return retry_after
+        return min(self.base * self.factor**attempt * (1.0 - self.jitter * rand()), self.max_delay)
+
+
+@dataclass(frozen=True)
+class RetryPlan:
+    """What a failure means: retry it (after the server's wait, if it named one) or give up."""
+
+    retry: bool
+    retry_after: float | None = None
+
+
+Classify = Callable[[BaseException], RetryPlan]
+OnRetry = Callable[[BaseException, int, float], Awaitable[None]]
+
+
+async def with_retries(
+    operation: Callable[[], Awaitable[T]],
+    *,
+    classify: Classify,
+    max_retries: int,
+    backoff: Backoff | None = None,
+    on_retry: OnRetry | None = None,
+    deadline: float | None = None,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
+) -> T:
+    """Run `operation` until it succeeds, fails for good, or `max_retries` retries are used.
+
+    `classify` decides per exception (an exception it does not plan to retry is raised as it is);
+    `on_retry(exc, attempt, delay)` runs before each wait (attempt counts from 1); a retry whose wait
+    would end after `deadline` (a `clock()` value) is not started: the failure is raised instead.
+    """
+    attempt = 0
+    while True:
+        try:
+            return await operation()
+        except Exception as exc:
+            plan = classify(exc)
+            if not plan.retry or attempt >= max_retries:
+                raise
+            delay = (backoff or Backoff()).delay(attempt, plan.retry_after)
+            if deadline is not None and clock() + delay > deadline:
+                raise
+            attempt += 1
+            if on_retry is not None:
+                await on_retry(exc, attempt, delay)
+            await sleep(delay)
+# --- end inlined: shared/retry.py ---
+
+
+# --- begin inlined: shared/text.py (sha256:fe6438e699ab1c1d) ---
+# Content part types that carry text: Chat Completions ("text") and the Responses form that
+# Open WebUI 0.12.4 also stores for some connections ("input_text", "output_text").
+TEXT_PART_TYPES = frozenset({"text", "input_text", "output_text"})
+
+_TAG_WORDS = "think|thinking|reason|reasoning|thought"
+_BLOCK_TOKENS = re.compile(
+    r"(?P<fence>^[ ]{0,3}(?:`{3,}|~{3,}))"
+    r"|(?P<details><details\b(?P<attrs>[^<>]*)>)"
+    rf"|(?P<open><(?:{_TAG_WORDS})(?:\s[^<>]*)?>|<\|begin_of_thought\|>|◁think▷)"
+    rf"|(?P<close></details\s*>|</(?:{_TAG_WORDS})\s*>|<\|end_of_thought\|>|◁/think▷)",
+    re.IGNORECASE | re.MULTILINE,
+)
+_DETAILS_TYPE = re.compile(r"""\btype\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s"'=<>`]+))""", re.IGNORECASE)
+
+DetailsTypes = Collection[str] | Literal["all"]
+
+
+def content_text(content: Any, separator: str = "\n") -> str:
+    """The text of a message's `content`: a string as it is, the text parts of a list joined."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        texts = []
+        for item in content:
+            if isinstance(item, str):
+                texts.append(item)
+            elif isinstance(item, dict) and item.get("type") in TEXT_PART_TYPES:
+                value = item.get("text")
+                if isinstance(value, str):
+                    texts.append(value)
+        return separator.join(texts)
+    return ""
+
+
+def _details_type(attrs: str) -> str:
+    match = _DETAILS_TYPE.search(attrs)
+    if not match:
+        return ""
+    return next(group for group in match.groups() if group is not None)
+
+
+def strip_blocks(text: str, *, details: DetailsTypes = ("reasoning",), reasoning_tags: bool = True) -> str:
+    """`text` without hidden blocks, outside code fences; nested and unclosed blocks included.
+
+    `details`: the `<details type=…>` types to drop ("all": every details block, whatever its type).
+    `reasoning_tags`: also drop raw reasoning blocks (`<think>…</think>` and the other tags above).
+    Inside a dropped block every opening and closing tag counts for nesting; an unclosed block runs
+    to the end of the text. A stray closing tag of a dropped kind is dropped on its own.
+    """
+    kept: list[str] = []
+    pos = depth = 0
+    fence: str | None = None
+    for token in _BLOCK_TOKENS.finditer(text):
+        kind = token.lastgroup if token.lastgroup != "attrs" else "details"
+        if depth:
+            depth += 1 if kind in ("details", "open") else -1 if kind == "close" else 0
+            if not depth:
+                pos = token.end()
+            continue
+        if kind == "fence":
+            marker = token.group().strip()
+            if fence is None:
+                fence = marker
+            elif marker[0] == fence[0] and len(marker) >= len(fence):
+                fence = None
+            continue
+        if fence is not None or not _hidden(token, kind, details, reasoning_tags):
+            continue
+        kept.append(text[pos : token.start()])
+        pos = token.end()
+        depth = 0 if kind == "close" else 1
+    if not depth:
+        kept.append(text[pos:])
+    return "".join(kept)
+
+
+def _hidden(token: re.Match[str], kind: str | None, details: DetailsTypes, reasoning_tags: bool) -> bool:
+    if kind == "details":
+        return details == "all" or _details_type(token.group("attrs")) in details
+    if kind == "open":
+        return reasoning_tags
+    # a closing tag: `</details>` belongs to a dropped kind only when every details block is dropped
+    if token.group().lower().startswith("</details"):
+        return details == "all"
+    return reasoning_tags
+
+
+def strip_reasoning(text: str) -> str:
+    """`text` without its thinking: Open WebUI's reasoning blocks and raw reasoning tags."""
+    return strip_blocks(text, details=("reasoning",), reasoning_tags=True).strip()
+# --- end inlined: shared/text.py ---
+
+
+# --- begin inlined: shared/openai_wire.py (sha256:7d8dfc7c98334118) ---
 class ModelCallError(Exception):
-    """One call to a model failed. `retryable`: worth another try (429, 5xx, dropped connection)."""
+    """One call to a model failed. `retryable`: worth another try (see shared/retry.py for the
+    statuses; a dropped connection is retryable too, which its caller says)."""
 
     def __init__(
         self,
@@ -410,7 +623,7 @@ class ModelCallError(Exception):
         self.model = model
         self.reason = reason
         self.status = status
-        self.retryable = (status == 429 or (status or 0) >= 500) if retryable is None else retryable
+        self.retryable = retryable_status(status) if retryable is None else retryable
         self.retry_after = retry_after
 
 
@@ -421,11 +634,122 @@ class ModelUnavailable(ModelCallError):
         super().__init__(model, reason, status=status, retryable=False)
 
 
+def error_text(payload: Any) -> str:
+    """The human part of an OpenAI / Open WebUI error body."""
+    if isinstance(payload, dict):
+        inner = payload.get("error", payload)
+        if isinstance(inner, dict):
+            for key in ("message", "detail", "content"):
+                value = inner.get(key)
+                if isinstance(value, str) and value:
+                    return value
+                if isinstance(value, dict):
+                    return error_text(value)
+        elif isinstance(inner, str) and inner:
+            return inner
+        detail = payload.get("detail")
+        if isinstance(detail, str) and detail:
+            return detail
+    if isinstance(payload, str) and payload.strip():
+        return payload.strip()[:300]
+    return "no details given"
+
+
+def error_from_status(model: str, status: int, body: Any, retry_after: float | None = None) -> ModelCallError:
+    """The exception for an HTTP error answer; 401/403/404 mean the setup is wrong."""
+    reason = f"HTTP {status}: {error_text(body)}"
+    if status == 404:
+        return ModelUnavailable(model, f"the model was not found ({reason})", status=status)
+    if status in (401, 403):
+        # Upstream messages for a bad key may quote part of it; keep only the status.
+        return ModelUnavailable(model, f"the endpoint refused the credentials (HTTP {status})", status=status)
+    return ModelCallError(model, reason, status=status, retry_after=retry_after)
+
+
+def completion_text(model: str, payload: Any) -> str:
+    """`choices[0].message.content` of a chat.completion, or the error it carries."""
+    if not isinstance(payload, dict):
+        raise ModelCallError(model, f"unexpected answer of type {type(payload).__name__}")
+    choices = payload.get("choices")
+    if not choices and payload.get("error"):
+        raise ModelCallError(model, error_text(payload))
+    try:
+        content = choices[0]["message"].get("content")
+    except (TypeError, KeyError, IndexError, AttributeError):
+        raise ModelCallError(model, "the answer has no message") from None
+    return content_text(content, separator="")
+
+
+_SSE_DONE = object()
+
+
+def _sse_json(line: str) -> object:
+    line = line.strip()
+    if not line.startswith("data:"):
+        return None
+    data = line[5:].strip()
+    if data == "[DONE]":
+        return _SSE_DONE
+    try:
+        return json.loads(data)
+    except ValueError:
+        return None
+
+
+async def sse_data(lines: AsyncIterator[str | bytes]) -> AsyncIterator[dict[str, Any]]:
+    """JSON objects from `data:` lines, up to `data: [DONE]`; the pieces may split or join lines anywhere."""
+    buffer = ""
+    async for piece in lines:
+        buffer += piece.decode("utf-8", "replace") if isinstance(piece, bytes | bytearray) else str(piece)
+        *complete, buffer = buffer.split("\n")
+        for line in complete:
+            item = _sse_json(line)
+            if item is _SSE_DONE:
+                return
+            if isinstance(item, dict):
+                yield item
+    item = _sse_json(buffer)
+    if isinstance(item, dict):
+        yield item
+
+
+async def stream_text(model: str, lines: AsyncIterator[str | bytes]) -> AsyncIterator[str]:
+    """The content deltas of an OpenAI SSE stream; an error line raises."""
+    async for item in sse_data(lines):
+        choices = item.get("choices")
+        if not choices:
+            if item.get("error"):
+                error = item["error"]
+                code = error.get("code") if isinstance(error, dict) else None
+                raise ModelCallError(model, error_text(item), status=code if isinstance(code, int) else None)
+            continue  # usage chunks, {"event": ...} lines of nested pipes, selected_model_id
+        delta = choices[0].get("delta") if isinstance(choices[0], dict) else None
+        text = content_text(delta.get("content"), separator="") if isinstance(delta, dict) else ""
+        if text:
+            yield text
+# --- end inlined: shared/openai_wire.py ---
+
+
+# --- begin inlined: shared/moa.py (sha256:8fd77eefc9ef913d) ---
+_MOA_LOG = logging.getLogger("openwebui_pack.moa")
+
+ChatMessage = dict[str, Any]
+
+
+class ModelClient(Protocol):
+    """How the mixture calls one model. Failures are raised as `ModelCallError`."""
+
+    async def complete(self, model: str, messages: list[ChatMessage]) -> str:
+        """The whole answer of one non-streamed call."""
+        ...
+
+    def stream(self, model: str, messages: list[ChatMessage]) -> AsyncIterator[str]:
+        """The answer's text pieces as they arrive."""
+        ...
+
+
 class MoaError(Exception):
     """The mixture cannot produce an answer; the message is written for the user."""
-
-
-# --- settings ------------------------------------------------------------------------------
 
 
 def split_model_ids(value: Any) -> list[str]:
@@ -439,7 +763,11 @@ def split_model_ids(value: Any) -> list[str]:
 
 
 class MoaValves(BaseModel):
-    """The valves both hosts share (names fixed by the issue; keep them)."""
+    """The valves both hosts share.
+
+    Open WebUI stores valve values under these field names, so a renamed valve would lose what an
+    administrator saved: names and defaults stay as they are.
+    """
 
     models: list[str] = Field(
         default_factory=list,
@@ -482,7 +810,7 @@ class MoaSettings:
     max_retries: int = 2
     enable_status_indicator: bool = True
     retry_base_delay: float = 1.0  # first backoff; doubles per retry, with jitter
-    retry_max_delay: float = 20.0
+    retry_max_delay: float = 20.0  # longest backoff (a server's Retry-After may ask for longer)
 
     @classmethod
     def from_valves(cls, valves: MoaValves, **overrides: Any) -> "MoaSettings":
@@ -502,6 +830,10 @@ class MoaSettings:
     @property
     def aggregator(self) -> str:
         return self.aggregator_model or (self.models[0] if self.models else "")
+
+    @property
+    def backoff(self) -> Backoff:
+        return Backoff(base=self.retry_base_delay, factor=2.0, max_delay=self.retry_max_delay, jitter=0.5)
 
     @property
     def required_answers(self) -> int:
@@ -537,8 +869,6 @@ def assign_models(models: Iterable[str], agents: int) -> list[str]:
     pool = list(models)
     return [pool[i % len(pool)] for i in range(agents)] if pool else []
 
-
-# --- prompts (our own words) ------------------------------------------------------------------
 
 REFINE_PROMPT = (
     "You are one of several assistants working on the user's latest message. Other assistants "
@@ -578,16 +908,7 @@ def with_references(conversation: list[ChatMessage], instructions: str, answers:
     return messages
 
 
-# --- text hygiene ------------------------------------------------------------------------------
-
 DETAILS_TYPE = "mixture_of_agents"
-_OWN_BLOCK = re.compile(rf'<details type="{DETAILS_TYPE}"[^>]*>.*?</details>\s*', re.S)
-_REASONING = re.compile(
-    r"<(think|thinking|reason|reasoning|thought)\b[^>]*>.*?</\1>"
-    r'|<details type="reasoning"[^>]*>.*?</details>'
-    r"|<\|begin_of_thought\|>.*?<\|end_of_thought\|>",
-    re.S | re.I,
-)
 # Tags Open WebUI's renderer or reasoning parser would act on inside our collapsed blocks.
 _ACTIVE_TAG = re.compile(r"<(/?)(details|summary|think|thinking|reason|reasoning|thought)\b", re.I)
 
@@ -612,135 +933,14 @@ def clean_history(conversation: Any) -> list[ChatMessage]:
         elif not isinstance(content, str | list):
             message["content"] = str(content)
         if message["role"] == "assistant" and isinstance(message["content"], str):
-            message["content"] = _OWN_BLOCK.sub("", message["content"]).strip()
+            own_blocks_removed = strip_blocks(message["content"], details={DETAILS_TYPE}, reasoning_tags=False)
+            message["content"] = own_blocks_removed.strip()
         messages.append(message)
     return messages
 
 
-def strip_reasoning(text: str) -> str:
-    """An agent's answer without its thinking: references should carry conclusions only."""
-    return _REASONING.sub("", text).strip()
-
-
 def escape_active_tags(text: str) -> str:
     return _ACTIVE_TAG.sub(lambda m: f"&lt;{m.group(1)}{m.group(2)}", text)
-
-
-# --- OpenAI wire helpers (both hosts speak it) ---------------------------------------------------
-
-
-def error_text(payload: Any) -> str:
-    """The human part of an OpenAI / Open WebUI error body."""
-    if isinstance(payload, dict):
-        inner = payload.get("error", payload)
-        if isinstance(inner, dict):
-            for key in ("message", "detail", "content"):
-                value = inner.get(key)
-                if isinstance(value, str) and value:
-                    return value
-                if isinstance(value, dict):
-                    return error_text(value)
-        elif isinstance(inner, str) and inner:
-            return inner
-        detail = payload.get("detail")
-        if isinstance(detail, str) and detail:
-            return detail
-    if isinstance(payload, str) and payload.strip():
-        return payload.strip()[:300]
-    return "no details given"
-
-
-def error_from_status(model: str, status: int, body: Any, retry_after: float | None = None) -> ModelCallError:
-    """The exception for an HTTP error answer; 401/403/404 mean the setup is wrong."""
-    reason = f"HTTP {status}: {error_text(body)}"
-    if status == 404:
-        return ModelUnavailable(model, f"the model was not found ({reason})", status=status)
-    if status in (401, 403):
-        # Upstream messages for a bad key may quote part of it; keep only the status.
-        return ModelUnavailable(model, f"the endpoint refused the credentials (HTTP {status})", status=status)
-    return ModelCallError(model, reason, status=status, retry_after=retry_after)
-
-
-def parse_retry_after(value: str | None) -> float | None:
-    try:
-        seconds = float(value) if value is not None else None
-    except ValueError:
-        return None
-    return seconds if seconds is not None and seconds >= 0 else None
-
-
-def completion_text(model: str, payload: Any) -> str:
-    """`choices[0].message.content` of a chat.completion, or the error it carries."""
-    if not isinstance(payload, dict):
-        raise ModelCallError(model, f"unexpected answer of type {type(payload).__name__}")
-    choices = payload.get("choices")
-    if not choices and payload.get("error"):
-        raise ModelCallError(model, error_text(payload))
-    try:
-        content = choices[0]["message"].get("content")
-    except (TypeError, KeyError, IndexError, AttributeError):
-        raise ModelCallError(model, "the answer has no message") from None
-    return content_text(content)
-
-
-def content_text(content: Any) -> str:
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return "".join(p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text")
-    return ""
-
-
-async def sse_data(lines: AsyncIterator[str | bytes]) -> AsyncIterator[dict[str, Any]]:
-    """JSON objects from `data:` lines; the pieces may split or join lines anywhere."""
-    buffer = ""
-    async for piece in lines:
-        buffer += piece.decode("utf-8", "replace") if isinstance(piece, bytes | bytearray) else str(piece)
-        *complete, buffer = buffer.split("\n")
-        for line in complete:
-            item = _sse_json(line)
-            if item is _SSE_DONE:
-                return
-            if isinstance(item, dict):
-                yield item
-    item = _sse_json(buffer)
-    if isinstance(item, dict):
-        yield item
-
-
-_SSE_DONE = object()
-
-
-def _sse_json(line: str) -> object:
-    line = line.strip()
-    if not line.startswith("data:"):
-        return None
-    data = line[5:].strip()
-    if data == "[DONE]":
-        return _SSE_DONE
-    try:
-        return json.loads(data)
-    except ValueError:
-        return None
-
-
-async def stream_text(model: str, lines: AsyncIterator[str | bytes]) -> AsyncIterator[str]:
-    """The content deltas of an OpenAI SSE stream; an error line raises."""
-    async for item in sse_data(lines):
-        choices = item.get("choices")
-        if not choices:
-            if item.get("error"):
-                error = item["error"]
-                code = error.get("code") if isinstance(error, dict) else None
-                raise ModelCallError(model, error_text(item), status=code if isinstance(code, int) else None)
-            continue  # usage chunks, {"event": ...} lines of nested pipes, selected_model_id
-        delta = choices[0].get("delta") if isinstance(choices[0], dict) else None
-        text = content_text(delta.get("content")) if isinstance(delta, dict) else ""
-        if text:
-            yield text
-
-
-# --- the run ---------------------------------------------------------------------------------
 
 
 @dataclass
@@ -756,40 +956,36 @@ class AgentResult:
         return not self.error
 
 
-RetryNotice = Callable[[ModelCallError, int, float], Awaitable[None]]
+@dataclass(frozen=True)
+class MoaTiming:
+    """Where the mixture reads the time and how it waits before a retry; tests pass their own.
+
+    `clock` measures the `agent_timeout` budget and the run's duration. Give the event loop's
+    clock (or one that moves with it) when the loop's time is not `time.monotonic`: the cut at
+    `agent_timeout` runs on the loop's timers.
+    """
+
+    clock: Callable[[], float] = field(default=time.monotonic)
+    sleep: Callable[[float], Awaitable[object]] = field(default=asyncio.sleep)
 
 
-def backoff_delay(attempt: int, settings: MoaSettings, retry_after: float | None) -> float:
-    """Exponential with jitter; a server's Retry-After wins when it asks for longer."""
-    delay = settings.retry_base_delay * (2**attempt) * random.uniform(0.5, 1.0)
-    if retry_after is not None:
-        delay = max(delay, retry_after)
-    return min(delay, settings.retry_max_delay)
-
-
-async def call_with_retries(
-    call: Callable[[], Awaitable[str]], settings: MoaSettings, notice: RetryNotice | None = None
-) -> str:
-    attempt = 0
-    while True:
-        try:
-            return await call()
-        except ModelCallError as exc:
-            if not exc.retryable or attempt >= settings.max_retries:
-                raise
-            delay = backoff_delay(attempt, settings, exc.retry_after)
-            attempt += 1
-            if notice is not None:
-                await notice(exc, attempt, delay)
-            await asyncio.sleep(delay)
+REAL_TIME = MoaTiming()
 
 
 def describe_failure(exc: BaseException, timeout: float) -> str:
+    """Why a call gave no answer, as a phrase for a status line or a message."""
     if isinstance(exc, ModelCallError):
         return exc.reason
     if isinstance(exc, TimeoutError):
         return f"no answer within {timeout:g} s"
-    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    return "an unexpected error (the server log has the details)"
+
+
+def _retry_plan(exc: BaseException) -> RetryPlan:
+    """A model error says itself whether another try may help; anything else is not retried."""
+    if isinstance(exc, ModelCallError):
+        return RetryPlan(exc.retryable, exc.retry_after)
+    return RetryPlan(False)
 
 
 STATUS_LIMIT = 240  # upstream error texts can be long; the status line is one line
@@ -814,6 +1010,42 @@ class _Progress:
     def layer(self, layer: int) -> str:
         return f"Layer {layer}/{self.layers}"
 
+    def retry_notice(self, label: str, model: str, max_retries: int) -> OnRetry:
+        """The status shown before a retry of `model`'s call."""
+
+        async def notice(exc: BaseException, attempt: int, delay: float) -> None:
+            reason = exc.reason if isinstance(exc, ModelCallError) else str(exc)
+            await self.say(f"{label}: {model} failed ({reason}); retry {attempt}/{max_retries} in {delay:.1f} s")
+
+        return notice
+
+
+async def complete_within(
+    client: ModelClient,
+    model: str,
+    messages: list[ChatMessage],
+    settings: MoaSettings,
+    timing: MoaTiming,
+    notice: OnRetry | None = None,
+) -> str:
+    """One whole answer, retried, within `agent_timeout` seconds from now.
+
+    The budget holds twice over: a retry whose wait would end past it is not started (the model's
+    own error is raised instead), and a call still running when it ends is cancelled (TimeoutError).
+    """
+    deadline = timing.clock() + settings.agent_timeout
+    async with asyncio.timeout(settings.agent_timeout):
+        return await with_retries(
+            lambda: client.complete(model, messages),
+            classify=_retry_plan,
+            max_retries=settings.max_retries,
+            backoff=settings.backoff,
+            on_retry=notice,
+            deadline=deadline,
+            clock=timing.clock,
+            sleep=timing.sleep,
+        )
+
 
 async def run_agent(
     index: int,
@@ -821,14 +1053,13 @@ async def run_agent(
     messages: list[ChatMessage],
     client: ModelClient,
     settings: MoaSettings,
-    notice: RetryNotice,
+    timing: MoaTiming,
+    notice: OnRetry,
 ) -> AgentResult:
     """One agent's answer; never raises (apart from cancellation): failures become results."""
     result = AgentResult(index, model)
     try:
-        text = await asyncio.wait_for(
-            call_with_retries(lambda: client.complete(model, messages), settings, notice), settings.agent_timeout
-        )
+        text = await complete_within(client, model, messages, settings, timing, notice)
         result.text = strip_reasoning(text)
         if not result.text:
             result.error = "empty answer"
@@ -847,6 +1078,7 @@ async def run_layer(
     messages: list[ChatMessage],
     client: ModelClient,
     settings: MoaSettings,
+    timing: MoaTiming,
     progress: _Progress,
 ) -> list[AgentResult]:
     """All agents of one layer, concurrently; statuses as each one finishes."""
@@ -854,14 +1086,14 @@ async def run_layer(
     total = len(models)
     label = progress.layer(layer)
 
-    async def notice(exc: ModelCallError, attempt: int, delay: float) -> None:
-        await progress.say(
-            f"{label}: {exc.model} failed ({exc.reason}); retry {attempt}/{settings.max_retries} in {delay:.1f} s"
-        )
-
     await progress.say(f"{label}: asking {total} agent{'s' if total != 1 else ''}")
     tasks = [
-        asyncio.create_task(run_agent(i, model, messages, client, settings, notice)) for i, model in enumerate(models)
+        asyncio.create_task(
+            run_agent(
+                i, model, messages, client, settings, timing, progress.retry_notice(label, model, settings.max_retries)
+            )
+        )
+        for i, model in enumerate(models)
     ]
     results: list[AgentResult] = []
     try:
@@ -923,46 +1155,77 @@ def layer_failure(layer: int, layers: int, results: list[AgentResult], needed: i
     )
 
 
+async def _close(pieces: AsyncIterator[str]) -> None:
+    closer = getattr(pieces, "aclose", None)
+    if closer is not None:
+        await closer()
+
+
+async def _next_text(pieces: AsyncIterator[str], timeout: float) -> str | None:
+    """The next non-empty piece, or None at the end; each wait for a piece is bounded by `timeout`."""
+    while True:
+        try:
+            async with asyncio.timeout(timeout):
+                piece = await pieces.__anext__()
+        except StopAsyncIteration:
+            return None
+        if piece:
+            return piece
+
+
 async def stream_answer(
     client: ModelClient,
     model: str,
     messages: list[ChatMessage],
     settings: MoaSettings,
-    notice: RetryNotice | None = None,
+    timing: MoaTiming = REAL_TIME,
+    notice: OnRetry | None = None,
 ) -> AsyncIterator[str]:
     """The model's streamed answer; retried while nothing has been sent yet.
 
-    `agent_timeout` bounds the wait for the first piece and every gap between pieces.
+    `agent_timeout` bounds the wait for the first piece and every gap between pieces; a retry whose
+    wait would end more than `agent_timeout` after the first attempt began is not started.
     """
-    attempt = 0
-    while True:
-        sent = False
+
+    async def first_piece() -> tuple[AsyncIterator[str], str | None]:
         pieces = client.stream(model, messages).__aiter__()
         try:
-            while True:
-                try:
-                    piece = await asyncio.wait_for(pieces.__anext__(), settings.agent_timeout)
-                except StopAsyncIteration:
-                    return
-                if piece:
-                    sent = True
-                    yield piece
-        except ModelCallError as exc:
-            if sent or not exc.retryable or attempt >= settings.max_retries:
-                raise
-            delay = backoff_delay(attempt, settings, exc.retry_after)
-            attempt += 1
-            if notice is not None:
-                await notice(exc, attempt, delay)
-            await asyncio.sleep(delay)
-        finally:
-            closer = getattr(pieces, "aclose", None)
-            if closer is not None:
-                await closer()
+            return pieces, await _next_text(pieces, settings.agent_timeout)
+        except BaseException:
+            await _close(pieces)
+            raise
+
+    pieces, piece = await with_retries(
+        first_piece,
+        classify=_retry_plan,
+        max_retries=settings.max_retries,
+        backoff=settings.backoff,
+        on_retry=notice,
+        deadline=timing.clock() + settings.agent_timeout,
+        clock=timing.clock,
+        sleep=timing.sleep,
+    )
+    try:
+        while piece is not None:
+            yield piece
+            piece = await _next_text(pieces, settings.agent_timeout)
+    finally:
+        await _close(pieces)
+
+
+def aggregator_failure(aggregator: str, exc: Exception, timeout: float) -> MoaError:
+    """The message for an aggregator that gave no answer."""
+    if isinstance(exc, ModelUnavailable):
+        return MoaError(unavailable_message(aggregator, exc.reason))
+    if isinstance(exc, TimeoutError):
+        return MoaError(f"The aggregator {aggregator} sent nothing for {timeout:g} s (agent_timeout).")
+    if not isinstance(exc, ModelCallError):
+        _MOA_LOG.error("aggregator %s failed", aggregator, exc_info=exc)
+    return MoaError(f"The aggregator {aggregator} failed: {describe_failure(exc, timeout)}.")
 
 
 async def run_mixture(
-    conversation: Any, client: ModelClient, settings: MoaSettings, events: Emitter
+    conversation: Any, client: ModelClient, settings: MoaSettings, events: Emitter, timing: MoaTiming = REAL_TIME
 ) -> AsyncIterator[str]:
     """The mixture's reply as text pieces: optional layer blocks, then the aggregator's answer.
 
@@ -974,13 +1237,13 @@ async def run_mixture(
     if not history:
         raise MoaError("Mixture of Agents got no messages to answer.")
     progress = _Progress(events, settings)
-    started = time.monotonic()
+    started = timing.clock()
     final = "Mixture of Agents stopped"
     try:
         answers: list[str] = []
         for layer in range(1, settings.num_layers + 1):
             messages = history if layer == 1 else with_references(history, REFINE_PROMPT, answers)
-            results = await run_layer(layer, messages, client, settings, progress)
+            results = await run_layer(layer, messages, client, settings, timing, progress)
             if settings.show_intermediate:
                 yield layer_block(layer, settings.num_layers, results)
             answers = [r.text for r in results if r.ok]
@@ -988,40 +1251,23 @@ async def run_mixture(
                 raise MoaError(layer_failure(layer, settings.num_layers, results, settings.required_answers))
 
         aggregator = settings.aggregator
-
-        async def notice(exc: ModelCallError, attempt: int, delay: float) -> None:
-            await progress.say(
-                f"Aggregating: {aggregator} failed ({exc.reason}); retry {attempt}/{settings.max_retries} "
-                f"in {delay:.1f} s"
-            )
-
+        notice = progress.retry_notice("Aggregating", aggregator, settings.max_retries)
         await progress.say(f"Aggregating {len(answers)} answer{'s' if len(answers) != 1 else ''} with {aggregator}")
         final_messages = with_references(history, SYNTHESIZE_PROMPT, answers)
         sent = False
         try:
-            async for piece in stream_answer(client, aggregator, final_messages, settings, notice):
+            async for piece in stream_answer(client, aggregator, final_messages, settings, timing, notice):
                 sent = True
                 yield piece
-        except ModelUnavailable as exc:
-            raise MoaError(unavailable_message(aggregator, exc.reason)) from None
-        except ModelCallError as exc:
-            raise MoaError(f"The aggregator {aggregator} failed: {exc.reason}.") from None
-        except TimeoutError:
-            raise MoaError(
-                f"The aggregator {aggregator} sent nothing for {settings.agent_timeout:g} s (agent_timeout)."
-            ) from None
         except Exception as exc:
-            _MOA_LOG.exception("aggregator %s failed", aggregator)
-            raise MoaError(
-                f"The aggregator {aggregator} failed: {describe_failure(exc, settings.agent_timeout)}."
-            ) from None
+            raise aggregator_failure(aggregator, exc, settings.agent_timeout) from None
         if not sent:
             raise MoaError(f"The aggregator {aggregator} returned an empty answer.")
         agents = settings.num_agents_per_layer
         final = (
             f"Mixture of Agents: {settings.num_layers} layer{'s' if settings.num_layers != 1 else ''} × "
             f"{agents} agent{'s' if agents != 1 else ''}, combined by {aggregator} "
-            f"in {time.monotonic() - started:.1f} s"
+            f"in {timing.clock() - started:.1f} s"
         )
     except MoaError as exc:
         final = f"Stopped: {exc}"
@@ -1030,7 +1276,7 @@ async def run_mixture(
         await progress.finish(final)
 
 
-async def run_task(conversation: Any, client: ModelClient, settings: MoaSettings) -> str:
+async def run_task(conversation: Any, client: ModelClient, settings: MoaSettings, timing: MoaTiming = REAL_TIME) -> str:
     """Open WebUI's title/tags/follow-up tasks: one call to the aggregator, not the mixture."""
     check_settings(settings)
     model = settings.aggregator
@@ -1038,9 +1284,7 @@ async def run_task(conversation: Any, client: ModelClient, settings: MoaSettings
     if not messages:
         raise MoaError("Mixture of Agents got no messages to answer.")
     try:
-        return await asyncio.wait_for(
-            call_with_retries(lambda: client.complete(model, messages), settings), settings.agent_timeout
-        )
+        return await complete_within(client, model, messages, settings, timing)
     except ModelUnavailable as exc:
         raise MoaError(unavailable_message(model, exc.reason)) from None
     except ModelCallError as exc:
@@ -1054,42 +1298,22 @@ async def run_task(conversation: Any, client: ModelClient, settings: MoaSettings
 
 
 # from shared.events import Emitter  (inlined above)
-# from shared.moa import ( ChatMessage, MoaError, MoaSettings, MoaValves, ModelCallError, ModelUnavailable, check_settings, completion_text, error_from_status, parse_retry_after, run_mixture, run_task, sampling_params, stream_text, unavailable_message, )  (inlined above)
+# from shared.host import HostRefusal, ModelNotFound, OpenWebUIHost  (inlined above)
+# from shared.moa import ( ChatMessage, MoaError, MoaSettings, MoaValves, check_settings, run_mixture, run_task, sampling_params, unavailable_message, )  (inlined above)
+# from shared.openai_wire import ModelCallError, ModelUnavailable, completion_text, error_from_status, stream_text  (inlined above)
+# from shared.retry import parse_retry_after  (inlined above)
 
 # Metadata key carrying the ids of the mixture pipes already running in this request.
 CALLERS_KEY = "mixture_of_agents_callers"
 
 
-@dataclass(frozen=True)
-class OpenWebUIApi:
-    generate: Callable[..., Awaitable[Any]]
-    get_user: Callable[[str], Any]
-    check_access: Callable[..., Awaitable[Any]] | None
-    bypass_access: bool
-
-
-def openwebui_api() -> OpenWebUIApi:
-    """Open WebUI's own chat path, imported on first use (it exists only inside the server)."""
-    from open_webui.models.users import Users
-    from open_webui.utils.chat import generate_chat_completion
-
-    try:
-        from open_webui.env import BYPASS_MODEL_ACCESS_CONTROL
-        from open_webui.utils.models import check_model_access
-    except ImportError:  # the early access check is a courtesy; the call itself still enforces access
-        return OpenWebUIApi(generate_chat_completion, Users.get_user_by_id, None, False)
-    return OpenWebUIApi(generate_chat_completion, Users.get_user_by_id, check_model_access, BYPASS_MODEL_ACCESS_CONTROL)
-
-
 def call_error(model: str, exc: Exception) -> ModelCallError:
-    """What an exception from generate_chat_completion means for this model."""
-    status = getattr(exc, "status_code", None)
-    if isinstance(status, int):  # HTTPException from a router
-        return error_from_status(model, status, {"detail": getattr(exc, "detail", "")})
-    text = str(exc) or type(exc).__name__
-    if text == "Model not found":  # unknown id, or the user may not use it (open_webui/utils/chat.py)
+    """What an exception from Open WebUI's chat call means for this model."""
+    if isinstance(exc, ModelNotFound):  # an unknown id, or one the user may not use
         return ModelUnavailable(model, "it does not exist or you do not have access to it")
-    return ModelCallError(model, text)
+    if isinstance(exc, HostRefusal):  # an HTTP error from one of Open WebUI's routers
+        return error_from_status(model, exc.status_code, {"detail": exc.detail})
+    return ModelCallError(model, str(exc) or "the call failed without saying why")
 
 
 def response_body(response: Any) -> Any:
@@ -1111,8 +1335,10 @@ def response_error(model: str, response: Any) -> ModelCallError:
 class OpenWebUIClient:
     """Calls models through Open WebUI's generate_chat_completion as the chatting user."""
 
-    def __init__(self, api: OpenWebUIApi, request: Any, user: Any, params: dict[str, Any], callers: list[str]) -> None:
-        self.api = api
+    def __init__(
+        self, host: OpenWebUIHost, request: Any, user: Any, params: dict[str, Any], callers: list[str]
+    ) -> None:
+        self.host = host
         self.request = request
         self.user = user
         self.params = params
@@ -1129,7 +1355,7 @@ class OpenWebUIClient:
 
     async def call(self, model: str, form: dict[str, Any]) -> Any:
         try:
-            return await self.api.generate(self.request, form, self.user)
+            return await self.host.chat_completion(self.request, form, self.user)
         except Exception as exc:
             raise call_error(model, exc) from None
 
@@ -1192,10 +1418,10 @@ def is_mixture(model_id: str, info: dict[str, Any], mixture_ids: list[str]) -> b
 
 
 async def check_models(
-    model_ids: list[str], request: Any, user: Any, api: OpenWebUIApi, mixture_ids: list[str]
+    model_ids: list[str], request: Any, user: Any, host: OpenWebUIHost, mixture_ids: list[str]
 ) -> None:
     """Fail before any model call (and before streaming) on an unknown, forbidden or recursive model."""
-    registry = getattr(getattr(getattr(request, "app", None), "state", None), "MODELS", None)
+    registry = host.models(request)
     if registry is None:
         return
     for model_id in model_ids:
@@ -1207,17 +1433,19 @@ async def check_models(
                 f"Mixture of Agents cannot use `{model_id}`: that is this mixture itself, and calling it "
                 "would never end. Remove it from the `models` and `aggregator_model` valves."
             )
-        if api.check_access is not None and not api.bypass_access and getattr(user, "role", None) == "user":
-            try:
-                await api.check_access(user, info)
-            except Exception:
-                raise MoaError(unavailable_message(model_id, "you do not have access to it")) from None
+        try:
+            allowed = await host.may_use_model(user, info)
+        except Exception:
+            # Open WebUI 0.12.4's check_model_access (open_webui/utils/models.py) refuses with a
+            # bare Exception("Model not found"); a check that fails any other way refuses too,
+            # as the chat call would.
+            allowed = False
+        if not allowed:
+            raise MoaError(unavailable_message(model_id, "you do not have access to it"))
 
 
-async def load_user(api: OpenWebUIApi, user: dict[str, Any]) -> Any:
-    found = api.get_user(user["id"])
-    if inspect.isawaitable(found):
-        found = await found
+async def load_user(host: OpenWebUIHost, user: dict[str, Any]) -> Any:
+    found = await host.get_user(user["id"])
     if found is None:
         raise MoaError("Mixture of Agents could not load your user account; sign in again.")
     return found
@@ -1245,6 +1473,7 @@ class Pipe:
 
     def __init__(self) -> None:
         self.valves = self.Valves()
+        self.host = OpenWebUIHost()
 
     async def pipe(
         self,
@@ -1262,8 +1491,7 @@ class Pipe:
         check_settings(settings)
         if __request__ is None or not isinstance(__user__, dict) or "id" not in __user__:
             raise MoaError("Mixture of Agents runs inside Open WebUI chats only: no request or user was passed.")
-        api = openwebui_api()
-        user = await load_user(api, __user__)
+        user = await load_user(self.host, __user__)
         own_id = pipe_id_of(body)
         callers = callers_of(__metadata__)
         if own_id in callers:
@@ -1272,11 +1500,11 @@ class Pipe:
                 "remove the loop from the `models` valves."
             )
         chain = [*callers, own_id]
-        client = OpenWebUIClient(api, __request__, user, sampling_params(body), chain)
+        client = OpenWebUIClient(self.host, __request__, user, sampling_params(body), chain)
         if __task__:
             # Titles, tags and follow-ups want one quick answer, not the whole mixture.
-            await check_models([settings.aggregator], __request__, user, api, chain)
+            await check_models([settings.aggregator], __request__, user, self.host, chain)
             return await run_task(body.get("messages"), client, settings)
-        await check_models(settings.models_in_use(), __request__, user, api, chain)
+        await check_models(settings.models_in_use(), __request__, user, self.host, chain)
         events = Emitter(__event_emitter__, status_interval=self.valves.emit_interval)
         return mixture_reply(body.get("messages"), client, settings, events, bool(body.get("stream")))

@@ -18,17 +18,17 @@ from typing import Any, Literal, TypedDict
 from pydantic import BaseModel, Field
 
 
-# --- begin inlined: shared/events.py (sha256:806d59b36064c870) ---
+# --- begin inlined: shared/events.py (sha256:7862b93e74113ba6) ---
 _EVENTS_LOG = logging.getLogger("openwebui_pack.events")
 
 
-class Event(TypedDict):
+class EventPayload(TypedDict):
     type: str
     data: Any
 
 
-EventEmitter = Callable[[Event], Awaitable[Any]]
-EventCaller = Callable[[Event], Awaitable[Any]]
+EventEmitter = Callable[[EventPayload], Awaitable[Any]]
+EventCaller = Callable[[EventPayload], Awaitable[Any]]
 
 NotificationType = Literal["info", "success", "warning", "error"]
 StatusAction = Literal[
@@ -38,9 +38,6 @@ StatusAction = Literal[
     "queries_generated",
     "sources_retrieved",
 ]
-
-
-# --- builders ---------------------------------------------------------------
 
 
 def status(
@@ -53,7 +50,7 @@ def status(
     query: str | None = None,
     queries: list[str] | None = None,
     count: int | None = None,
-) -> Event:
+) -> EventPayload:
     """A status line under the message; the last one is shown, `done=False` shimmers."""
     data: dict[str, Any] = {"description": description, "done": done, "hidden": hidden}
     if action is not None:
@@ -69,137 +66,39 @@ def status(
     return {"type": "status", "data": data}
 
 
-def notification(content: str, type: NotificationType = "info") -> Event:
+def notification(content: str, type: NotificationType = "info") -> EventPayload:
     """A toast. The UI reads the key `content` (a `message` key shows an empty toast)."""
     return {"type": "notification", "data": {"type": type, "content": content}}
 
 
-def citation(
-    documents: list[str],
-    *,
-    name: str,
-    url: str | None = None,
-    metadata: list[dict[str, Any]] | None = None,
-    event_type: Literal["citation", "source"] = "citation",
-) -> Event:
-    """A source shown under the reply; persisted with the message (it has no `type` key).
-
-    Citations are grouped by `metadata[i]["source"]`, so each entry gets one; an http(s)
-    source becomes a link.
-    """
-    src = url or name
-    meta = [dict(m) for m in metadata] if metadata else [{} for _ in documents]
-    if len(meta) != len(documents):
-        raise ValueError("citation: metadata must have one entry per document")
-    for m in meta:
-        m.setdefault("source", src)
-        m.setdefault("name", name)
-        if url:
-            m.setdefault("url", url)
-    source: dict[str, Any] = {"name": name, "id": src}
-    if url:
-        source["url"] = url
-    return {"type": event_type, "data": {"document": list(documents), "metadata": meta, "source": source}}
-
-
-def code_execution(
-    id: str,
-    *,
-    name: str,
-    code: str,
-    language: str = "python",
-    output: str | None = None,
-    error: str | None = None,
-    files: list[dict[str, Any]] | None = None,
-) -> Event:
-    """A code-execution card, upserted by `id`; not persisted (its data has a `type` key)."""
-    result: dict[str, Any] = {}
-    if output is not None:
-        result["output"] = output
-    if error is not None:
-        result["error"] = error
-    if files is not None:
-        result["files"] = list(files)
-    data = {"type": "code_execution", "id": id, "name": name, "code": code, "language": language}
-    data["result"] = result
-    return {"type": "citation", "data": data}
-
-
-class FileRef(TypedDict, total=False):
-    type: Literal["image", "file"]
-    url: str
-    name: str
-    size: int
-    content_type: str
-
-
-def files(items: list[FileRef]) -> Event:
-    """Files attached to the message; replaces the message's file list in the UI."""
-    return {"type": "files", "data": {"files": [dict(f) for f in items]}}
-
-
-def embeds(items: list[str], *, replace: bool = False) -> Event:
-    """HTML snippets or URLs rendered in sandboxed iframes under the message."""
-    return {"type": "embeds", "data": {"embeds": list(items), "replace": replace}}
-
-
-def chat_title(title: str) -> Event:
-    """Sets the chat title in the UI (data is a plain string; not persisted by the emitter)."""
-    return {"type": "chat:title", "data": title}
-
-
-def follow_ups(suggestions: list[str]) -> Event:
-    return {"type": "chat:message:follow_ups", "data": {"follow_ups": list(suggestions)}}
-
-
-def message_error(content: str) -> Event:
-    """Shows an error block on the message."""
-    return {"type": "chat:message:error", "data": {"error": {"content": content}}}
-
-
-def message(content: str) -> Event:
-    """Appends to the message's `content`.
-
-    Does NOT change the visible reply in 0.12.4: the UI renders the structured `output`,
-    and the final save overwrites `content` (contract §5.4). Return or yield text instead.
-    """
-    return {"type": "message", "data": {"content": content}}
-
-
-def replace(content: str) -> Event:
-    """Replaces the message's `content`.
-
-    Does NOT change the visible reply in 0.12.4 (contract §5.4); an Action edits a
-    message by returning `{"messages": [{"id": ..., "content": ...}]}`.
-    """
-    return {"type": "replace", "data": {"content": content}}
-
-
-def confirmation(title: str, message: str) -> Event:
+def confirmation(title: str, message: str) -> EventPayload:
     return {"type": "confirmation", "data": {"title": title, "message": message}}
 
 
-def input_request(title: str, message: str, placeholder: str = "", value: str = "") -> Event:
+def input_request(title: str, message: str, placeholder: str = "", value: str = "") -> EventPayload:
     return {
         "type": "input",
         "data": {"title": title, "message": message, "placeholder": placeholder, "value": value},
     }
 
 
-def execute_request(code: str) -> Event:
+def execute_request(code: str) -> EventPayload:
     return {"type": "execute", "data": {"code": code}}
 
 
-def wire(event: Event) -> dict[str, Event]:
-    """The chunk an OpenAI-style stream carries so Open WebUI turns it into a UI event.
+async def send(event_emitter: EventEmitter | None, event: EventPayload) -> bool:
+    """Send one event through `__event_emitter__`; False when there is none or it failed (logged).
 
-    For the Pipelines server, Hayhooks or any OpenAI-compatible server: yield this dict
-    (or send it as one `data:` line) and the middleware emits `event` (contract §6).
+    Never raises: a broken socket must not break the reply the user is waiting for.
     """
-    return {"event": event}
-
-
-# --- per-request emitter ------------------------------------------------------
+    if event_emitter is None:
+        return False
+    try:
+        await event_emitter(event)
+    except Exception:
+        _EVENTS_LOG.exception("emitting %s event failed", event.get("type"))
+        return False
+    return True
 
 
 class Emitter:
@@ -226,7 +125,7 @@ class Emitter:
         self._call_timeout = call_timeout
         self._clock = clock
         self._last_status = float("-inf")
-        self._pending: Event | None = None
+        self._pending: EventPayload | None = None
         self._flush_handle: asyncio.TimerHandle | None = None
         self._flush_task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
@@ -241,17 +140,9 @@ class Emitter:
     def can_call(self) -> bool:
         return self._call_fn is not None
 
-    async def emit(self, event: Event) -> bool:
+    async def emit(self, event: EventPayload) -> bool:
         """Send one event; False when there is no emitter or it failed (logged)."""
-        if self._emit_fn is None:
-            return False
-        try:
-            await self._emit_fn(event)
-        except Exception:
-            # A broken socket must not break the reply the user is waiting for.
-            _EVENTS_LOG.exception("emitting %s event failed", event.get("type"))
-            return False
-        return True
+        return await send(self._emit_fn, event)
 
     async def status(self, description: str, *, done: bool = False, **fields: Any) -> None:
         event = status(description, done=done, **fields)
@@ -280,7 +171,7 @@ class Emitter:
     async def notify(self, content: str, type: NotificationType = "info") -> bool:
         return await self.emit(notification(content, type))
 
-    async def _send_status(self, event: Event) -> None:
+    async def _send_status(self, event: EventPayload) -> None:
         self._last_status = self._clock()
         await self.emit(event)
 
@@ -312,7 +203,7 @@ class Emitter:
 
     # --- interactive calls: anything but a clear answer means "cancel" ---
 
-    async def call(self, event: Event, timeout: float | None = None) -> Any | None:
+    async def call(self, event: EventPayload, timeout: float | None = None) -> Any | None:
         """Send an `__event_call__`; None on no caller, error answer, exception or timeout.
 
         Then `call_problem` says which; it is None after an answer (a Cancel click included).

@@ -20,55 +20,21 @@ from typing import Any, Literal, Protocol
 from pydantic import BaseModel, Field
 
 from shared.events import Emitter
+from shared.host import OpenWebUIHost, as_refusal
+from shared.text import content_text, strip_blocks
 
 _LOG = logging.getLogger("openwebui_pack.add_to_memories")
 
 # --- the text to remember ------------------------------------------------------------
 
-# Fences, <details> blocks (reasoning, tool calls, code interpreter) and the raw reasoning
-# tags Open WebUI recognises (DEFAULT_REASONING_TAGS, utils/middleware.py:277-286).
-_HIDDEN_TOKENS = re.compile(
-    r"(?P<fence>^[ ]{0,3}(?:`{3,}|~{3,}))"
-    r"|(?P<open><details\b[^<>]*>|<(?:think|thinking|reason|reasoning|thought)(?:\s[^<>]*)?>"
-    r"|<\|begin_of_thought\|>|◁think▷)"
-    r"|(?P<close></details\s*>|</(?:think|thinking|reason|reasoning|thought)\s*>|<\|end_of_thought\|>|◁/think▷)",
-    re.IGNORECASE | re.MULTILINE,
-)
 # Code is copied as-is: a fenced block (to its closing fence or the end) or an inline span.
 _CODE = re.compile(
     r"^[ ]{0,3}(?P<fence>`{3,}|~{3,}).*?(?:^[ ]{0,3}(?P=fence)[`~]*[ \t]*$|\Z)|(?P<tick>`+)[^`]+?(?P=tick)",
     re.MULTILINE | re.DOTALL,
 )
-# The frontend's citation rule (src/lib/utils/marked/citation-extension.ts): one or more adjacent
-# [1], [1,2] or [1#id] groups. Possessive, so "[1][2](url)" is a link and kept whole.
+# Open WebUI 0.12.4's citation rule (frontend src/lib/utils/marked/citation-extension.ts): one or
+# more adjacent [1], [1,2] or [1#id] groups. Possessive, so "[1][2](url)" is a link and kept whole.
 _CITATION = re.compile(r"[ \t]*(?:\[\d+(?:#[^,\]\s]+)?(?:,\s*\d+(?:#[^,\]\s]+)?)*\])++(?![(\[:])")
-
-
-def strip_hidden_blocks(text: str) -> str:
-    """Drops <details> and reasoning blocks (nested or unclosed too), but not inside code fences."""
-    kept: list[str] = []
-    pos = depth = 0
-    fence: str | None = None
-    for token in _HIDDEN_TOKENS.finditer(text):
-        kind = token.lastgroup
-        if depth:
-            depth += 1 if kind == "open" else -1 if kind == "close" else 0
-            if not depth:
-                pos = token.end()
-        elif kind == "fence":
-            marker = token.group().strip()
-            if fence is None:
-                fence = marker
-            elif marker[0] == fence[0] and len(marker) >= len(fence):
-                fence = None
-        elif fence is None:
-            kept.append(text[pos : token.start()])
-            pos = token.end()
-            # a stray closing tag is dropped on its own
-            depth = 1 if kind == "open" else 0
-    if not depth:
-        kept.append(text[pos:])
-    return "".join(kept)
 
 
 def strip_citations(text: str) -> str:
@@ -85,18 +51,10 @@ def strip_citations(text: str) -> str:
 
 def memory_text(text: str) -> str:
     """What a reply's text becomes as a memory."""
-    text = strip_citations(strip_hidden_blocks(text))
+    # every <details> block goes (reasoning, tool calls, code runs), and raw reasoning tags too
+    text = strip_citations(strip_blocks(text, details="all", reasoning_tags=True))
     text = re.sub(r"[ \t]+$", "", text, flags=re.MULTILINE)
     return re.sub(r"\n{3,}", "\n\n", text).strip()
-
-
-def content_text(content: Any) -> str:
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        parts = [p.get("text") for p in content if isinstance(p, dict) and p.get("type") in ("text", "output_text")]
-        return "\n".join(p for p in parts if isinstance(p, str))
-    return ""
 
 
 def clicked_text(body: dict) -> str:
@@ -148,24 +106,25 @@ class MemoryStore(Protocol):
 
 
 def _refusal(exc: Exception) -> MemoriesUnavailable | None:
-    # fastapi's HTTPException, matched by shape so this module never imports the web stack
-    code = getattr(exc, "status_code", None)
-    return MemoriesUnavailable(code) if code in (403, 404) else None
+    """Memories off (404) or not permitted (403), told by the error's type; None for anything else."""
+    refusal = as_refusal(exc)
+    if refusal is None or refusal.status_code not in (403, 404):
+        return None
+    return MemoriesUnavailable(refusal.status_code)
 
 
-class _OpenWebUIMemories:
-    """Open WebUI's own memory code for one user, imported on first use (not at load)."""
+class _HostMemories:
+    """One user's memories through Open WebUI (shared/host.py); the user is the signed-in one."""
 
-    def __init__(self, request: Any, user: Any) -> None:
+    def __init__(self, host: OpenWebUIHost, request: Any, user: Any) -> None:
+        self._host = host
         self._request = request
         self._user = user
         self.user_id: str = user.id
 
     async def check_access(self) -> None:
-        from open_webui.routers.memories import check_memories_permission
-
         try:
-            await check_memories_permission(self._user)
+            await self._host.check_memories_permission(self._user)
         except Exception as exc:
             refusal = _refusal(exc)
             if refusal is None:
@@ -173,49 +132,20 @@ class _OpenWebUIMemories:
             raise refusal from exc
 
     async def existing(self) -> list[StoredMemory]:
-        from open_webui.models.memories import Memories
-
-        rows = await Memories.get_memories_by_user_id(self.user_id)
-        if rows is None:
-            # the table method returns None when the query itself failed
-            raise RuntimeError("reading memories failed")
-        return [StoredMemory(row.id, row.content) for row in rows]
+        return [StoredMemory(row.id, row.content) for row in await self._host.memories(self.user_id)]
 
     async def add(self, content: str) -> str:
-        from open_webui.routers.memories import AddMemoryForm, add_memory
-
         try:
-            # type "context": recalled when relevant to the chat, like memories added in Settings
-            memory = await add_memory(request=self._request, form_data=AddMemoryForm(content=content), user=self._user)
+            # stored and embedded like a memory added in Settings, so it is recalled when relevant
+            return await self._host.add_memory(self._request, self._user, content)
         except Exception as exc:
             refusal = _refusal(exc)
             if refusal is None:
                 raise
             raise refusal from exc
-        return memory.id
 
     async def delete(self, memory_id: str) -> bool:
-        from open_webui.models.memories import Memories
-        from open_webui.retrieval.vector.async_client import ASYNC_VECTOR_DB_CLIENT
-
-        deleted = await Memories.delete_memory_by_id_and_user_id(memory_id, self.user_id)
-        try:
-            # normally there is no vector yet; remove one if the failure came after the upsert
-            await ASYNC_VECTOR_DB_CLIENT.delete(collection_name=f"user-memory-{self.user_id}", ids=[memory_id])
-        except Exception as exc:
-            _LOG.debug("no vector to remove for memory %s: %s", memory_id, type(exc).__name__)
-        return bool(deleted)
-
-
-async def _open_webui_memories(request: Any, user_id: str) -> MemoryStore | None:
-    """The seam to Open WebUI; unit tests replace this function."""
-    from open_webui.models.users import Users
-
-    user = await Users.get_user_by_id(user_id)
-    return None if user is None else _OpenWebUIMemories(request, user)
-
-
-# --- dialogs --------------------------------------------------------------------------------
+        return await self._host.delete_memory(memory_id, self.user_id)
 
 
 # --- saving -------------------------------------------------------------------------------------
@@ -241,6 +171,12 @@ def _quoted(text: str) -> str:
 
 
 def _redacted(text: str) -> str:
+    """`text` for a log line: anything shaped like a key masked, cut to 300 characters.
+
+    An embedding error can echo the embedding server's key (in a URL or an Authorization header),
+    and the action is never told that key, so keys are found by their shape. shared/secrets.redact
+    does a different job: it replaces the secrets it is given.
+    """
     text = re.sub(r"(?i)\b(bearer)\s+\S+", r"\1 ***", text)
     text = re.sub(r"(?i)\b(api[_-]?key|key|token|secret|password)(\W{1,3})[^\s&\"',]+", r"\1\2***", text)
     return re.sub(r"\bsk-[A-Za-z0-9_-]{6,}", "sk-***", text)[:300]
@@ -386,6 +322,7 @@ class Action:
 
     def __init__(self) -> None:
         self.valves = self.Valves()
+        self.host = OpenWebUIHost()
 
     async def action(
         self,
@@ -402,9 +339,11 @@ class Action:
         store = None
         if user_id and __request__ is not None:
             try:
-                store = await _open_webui_memories(__request__, user_id)
+                user = await self.host.get_user(user_id)
             except Exception as exc:
                 _LOG.warning("loading the user failed: %s", type(exc).__name__)
+            else:
+                store = None if user is None else _HostMemories(self.host, __request__, user)
         if store is None:
             await events.notify("Add to memories needs a signed-in user in a chat.", "error")
             return None

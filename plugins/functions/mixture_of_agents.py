@@ -7,66 +7,38 @@ license: MIT
 required_open_webui_version: 0.12.4
 """
 
-import inspect
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import aclosing
-from dataclasses import dataclass
 from typing import Any
 
 from shared.events import Emitter
+from shared.host import HostRefusal, ModelNotFound, OpenWebUIHost
 from shared.moa import (
     ChatMessage,
     MoaError,
     MoaSettings,
     MoaValves,
-    ModelCallError,
-    ModelUnavailable,
     check_settings,
-    completion_text,
-    error_from_status,
-    parse_retry_after,
     run_mixture,
     run_task,
     sampling_params,
-    stream_text,
     unavailable_message,
 )
+from shared.openai_wire import ModelCallError, ModelUnavailable, completion_text, error_from_status, stream_text
+from shared.retry import parse_retry_after
 
 # Metadata key carrying the ids of the mixture pipes already running in this request.
 CALLERS_KEY = "mixture_of_agents_callers"
 
 
-@dataclass(frozen=True)
-class OpenWebUIApi:
-    generate: Callable[..., Awaitable[Any]]
-    get_user: Callable[[str], Any]
-    check_access: Callable[..., Awaitable[Any]] | None
-    bypass_access: bool
-
-
-def openwebui_api() -> OpenWebUIApi:
-    """Open WebUI's own chat path, imported on first use (it exists only inside the server)."""
-    from open_webui.models.users import Users
-    from open_webui.utils.chat import generate_chat_completion
-
-    try:
-        from open_webui.env import BYPASS_MODEL_ACCESS_CONTROL
-        from open_webui.utils.models import check_model_access
-    except ImportError:  # the early access check is a courtesy; the call itself still enforces access
-        return OpenWebUIApi(generate_chat_completion, Users.get_user_by_id, None, False)
-    return OpenWebUIApi(generate_chat_completion, Users.get_user_by_id, check_model_access, BYPASS_MODEL_ACCESS_CONTROL)
-
-
 def call_error(model: str, exc: Exception) -> ModelCallError:
-    """What an exception from generate_chat_completion means for this model."""
-    status = getattr(exc, "status_code", None)
-    if isinstance(status, int):  # HTTPException from a router
-        return error_from_status(model, status, {"detail": getattr(exc, "detail", "")})
-    text = str(exc) or type(exc).__name__
-    if text == "Model not found":  # unknown id, or the user may not use it (open_webui/utils/chat.py)
+    """What an exception from Open WebUI's chat call means for this model."""
+    if isinstance(exc, ModelNotFound):  # an unknown id, or one the user may not use
         return ModelUnavailable(model, "it does not exist or you do not have access to it")
-    return ModelCallError(model, text)
+    if isinstance(exc, HostRefusal):  # an HTTP error from one of Open WebUI's routers
+        return error_from_status(model, exc.status_code, {"detail": exc.detail})
+    return ModelCallError(model, str(exc) or "the call failed without saying why")
 
 
 def response_body(response: Any) -> Any:
@@ -88,8 +60,10 @@ def response_error(model: str, response: Any) -> ModelCallError:
 class OpenWebUIClient:
     """Calls models through Open WebUI's generate_chat_completion as the chatting user."""
 
-    def __init__(self, api: OpenWebUIApi, request: Any, user: Any, params: dict[str, Any], callers: list[str]) -> None:
-        self.api = api
+    def __init__(
+        self, host: OpenWebUIHost, request: Any, user: Any, params: dict[str, Any], callers: list[str]
+    ) -> None:
+        self.host = host
         self.request = request
         self.user = user
         self.params = params
@@ -106,7 +80,7 @@ class OpenWebUIClient:
 
     async def call(self, model: str, form: dict[str, Any]) -> Any:
         try:
-            return await self.api.generate(self.request, form, self.user)
+            return await self.host.chat_completion(self.request, form, self.user)
         except Exception as exc:
             raise call_error(model, exc) from None
 
@@ -169,10 +143,10 @@ def is_mixture(model_id: str, info: dict[str, Any], mixture_ids: list[str]) -> b
 
 
 async def check_models(
-    model_ids: list[str], request: Any, user: Any, api: OpenWebUIApi, mixture_ids: list[str]
+    model_ids: list[str], request: Any, user: Any, host: OpenWebUIHost, mixture_ids: list[str]
 ) -> None:
     """Fail before any model call (and before streaming) on an unknown, forbidden or recursive model."""
-    registry = getattr(getattr(getattr(request, "app", None), "state", None), "MODELS", None)
+    registry = host.models(request)
     if registry is None:
         return
     for model_id in model_ids:
@@ -184,17 +158,19 @@ async def check_models(
                 f"Mixture of Agents cannot use `{model_id}`: that is this mixture itself, and calling it "
                 "would never end. Remove it from the `models` and `aggregator_model` valves."
             )
-        if api.check_access is not None and not api.bypass_access and getattr(user, "role", None) == "user":
-            try:
-                await api.check_access(user, info)
-            except Exception:
-                raise MoaError(unavailable_message(model_id, "you do not have access to it")) from None
+        try:
+            allowed = await host.may_use_model(user, info)
+        except Exception:
+            # Open WebUI 0.12.4's check_model_access (open_webui/utils/models.py) refuses with a
+            # bare Exception("Model not found"); a check that fails any other way refuses too,
+            # as the chat call would.
+            allowed = False
+        if not allowed:
+            raise MoaError(unavailable_message(model_id, "you do not have access to it"))
 
 
-async def load_user(api: OpenWebUIApi, user: dict[str, Any]) -> Any:
-    found = api.get_user(user["id"])
-    if inspect.isawaitable(found):
-        found = await found
+async def load_user(host: OpenWebUIHost, user: dict[str, Any]) -> Any:
+    found = await host.get_user(user["id"])
     if found is None:
         raise MoaError("Mixture of Agents could not load your user account; sign in again.")
     return found
@@ -222,6 +198,7 @@ class Pipe:
 
     def __init__(self) -> None:
         self.valves = self.Valves()
+        self.host = OpenWebUIHost()
 
     async def pipe(
         self,
@@ -239,8 +216,7 @@ class Pipe:
         check_settings(settings)
         if __request__ is None or not isinstance(__user__, dict) or "id" not in __user__:
             raise MoaError("Mixture of Agents runs inside Open WebUI chats only: no request or user was passed.")
-        api = openwebui_api()
-        user = await load_user(api, __user__)
+        user = await load_user(self.host, __user__)
         own_id = pipe_id_of(body)
         callers = callers_of(__metadata__)
         if own_id in callers:
@@ -249,11 +225,11 @@ class Pipe:
                 "remove the loop from the `models` valves."
             )
         chain = [*callers, own_id]
-        client = OpenWebUIClient(api, __request__, user, sampling_params(body), chain)
+        client = OpenWebUIClient(self.host, __request__, user, sampling_params(body), chain)
         if __task__:
             # Titles, tags and follow-ups want one quick answer, not the whole mixture.
-            await check_models([settings.aggregator], __request__, user, api, chain)
+            await check_models([settings.aggregator], __request__, user, self.host, chain)
             return await run_task(body.get("messages"), client, settings)
-        await check_models(settings.models_in_use(), __request__, user, api, chain)
+        await check_models(settings.models_in_use(), __request__, user, self.host, chain)
         events = Emitter(__event_emitter__, status_interval=self.valves.emit_interval)
         return mixture_reply(body.get("messages"), client, settings, events, bool(body.get("stream")))

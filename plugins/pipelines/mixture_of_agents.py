@@ -18,22 +18,19 @@ from typing import Any
 
 from pydantic import Field
 
-from shared.events import Emitter, Event, wire
+from shared.events import Emitter, EventPayload, wire
 from shared.moa import (
     ChatMessage,
     MoaError,
     MoaSettings,
     MoaValves,
-    ModelCallError,
     check_settings,
-    completion_text,
-    error_from_status,
-    parse_retry_after,
     run_mixture,
     run_task,
     sampling_params,
-    stream_text,
 )
+from shared.openai_wire import ModelCallError, completion_text, error_from_status, stream_text
+from shared.retry import parse_retry_after
 from shared.secrets import redact
 
 # Open WebUI's built-in task prompts (title, tags, follow-ups, queries) all start like this and
@@ -59,9 +56,8 @@ class OpenAIEndpoint:
         return headers
 
     def unreachable(self, model: str, exc: Exception) -> ModelCallError:
-        return ModelCallError(
-            model, redact(f"cannot reach the endpoint ({type(exc).__name__}: {exc})", (self.api_key,)), retryable=True
-        )
+        detail = str(exc) or "the connection failed"
+        return ModelCallError(model, redact(f"cannot reach the endpoint ({detail})", (self.api_key,)), retryable=True)
 
     async def failure(self, model: str, response: Any) -> ModelCallError:
         # Some upstreams echo the key in their error text; it reaches status lines from here.
@@ -225,7 +221,7 @@ def pipeline_job(
     async def job(put: Callable[[Any], None]) -> None:
         import aiohttp
 
-        async def to_wire(event: Event) -> None:
+        async def to_wire(event: EventPayload) -> None:
             put(wire(event))
 
         settings = MoaSettings.from_valves(valves)
@@ -244,7 +240,8 @@ def pipeline_job(
         except MoaError as exc:
             if not streaming:
                 raise
-            # Open WebUI shows a `data: {"error": ...}` line as the message's error (contract §6).
+            # Open WebUI 0.12.4 (open_webui/utils/middleware.py) shows a `data: {"error": ...}` line
+            # of a streamed reply as the message's error.
             put({"error": {"detail": redact(str(exc), (valves.openai_api_key,))}})
 
     return job

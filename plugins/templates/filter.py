@@ -9,7 +9,7 @@ required_open_webui_version: 0.12.4
 
 from pydantic import BaseModel, Field
 
-from shared.events import Emitter
+from shared.events import send, status
 
 
 class Filter:
@@ -22,7 +22,7 @@ class Filter:
 
     async def inlet(self, body: dict, __event_emitter__=None) -> dict:
         count = len(body.get("messages", []))
-        await Emitter(__event_emitter__).status(f"Filter inlet saw {count} messages")
+        await send(__event_emitter__, status(f"Filter inlet saw {count} messages"))
         return body
 
     def stream(self, event: dict) -> dict:
@@ -32,12 +32,12 @@ class Filter:
         if self.valves.MARK:
             for message in body.get("messages", [])[-1:]:
                 mark_reply(message, self.valves.MARK)
-        await Emitter(__event_emitter__).status("Filter outlet done", done=True)
+        await send(__event_emitter__, status("Filter outlet done", done=True))
         return body
 
 
 def mark_reply(message: dict, mark: str) -> None:
-    # The UI shows `output`, not `content` (contract §3.1): edit both.
+    # Open WebUI 0.12.4 shows a reply's structured `output`, not its `content`: edit both.
     message["content"] = f"{message.get('content', '')}{mark}"
     for item in message.get("output") or []:
         for part in item.get("content") or []:

@@ -9,7 +9,7 @@ required_open_webui_version: 0.12.4
 
 from pydantic import BaseModel, Field
 
-from shared.events import Emitter
+from shared.events import send, status
 
 MODELS = {"upper": "Upper case", "lower": "Lower case"}
 
@@ -40,5 +40,5 @@ class Pipe:
         messages = body.get("messages") or [{}]
         text = str(messages[-1].get("content", ""))
         if not __task__:
-            await Emitter(__event_emitter__).status(f"{MODELS[model]} done", done=True)
+            await send(__event_emitter__, status(f"{MODELS[model]} done", done=True))
         return transform(model, text)

@@ -11,23 +11,21 @@ from collections.abc import AsyncIterator
 
 from pydantic import BaseModel, Field
 
-from shared.events import Emitter
+from shared.events import notification, send, status
+from shared.text import content_text
 
 
 def last_user_text(messages: list[dict]) -> str:
     for message in reversed(messages):
         if message.get("role") == "user":
-            content = message.get("content")
-            if isinstance(content, list):
-                return " ".join(p.get("text", "") for p in content if p.get("type") == "text")
-            return str(content or "")
+            return content_text(message.get("content"), " ")
     return ""
 
 
 class Pipe:
     class Valves(BaseModel):
         PREFIX: str = Field(default="echo: ", description="Text put before every answer.")
-        STATUS_INTERVAL: float = Field(default=0.0, ge=0, le=10, description="Minimum seconds between status updates.")
+        MAX_WORDS: int = Field(default=200, ge=1, le=10_000, description="Longest answer, in words.")
 
     def __init__(self) -> None:
         self.valves = self.Valves()
@@ -38,9 +36,11 @@ class Pipe:
             # Title, tags and follow-up tasks want one plain answer and no events.
             yield text[:40] or "New chat"
             return
-        events = Emitter(__event_emitter__, status_interval=self.valves.STATUS_INTERVAL)
-        await events.status("Answering")
-        await events.notify("The template pipe got your message.")
-        for word in f"{self.valves.PREFIX}{text}".split(" "):
+        # Two statuses need no rate limit; a pipe that reports often uses shared.events.Emitter,
+        # which coalesces status updates closer together than its `status_interval`.
+        await send(__event_emitter__, status("Answering"))
+        await send(__event_emitter__, notification("The template pipe got your message."))
+        words = f"{self.valves.PREFIX}{text}".split(" ")[: self.valves.MAX_WORDS]
+        for word in words:
             yield word + " "
-        await events.status("Answered", done=True)
+        await send(__event_emitter__, status("Answered", done=True))

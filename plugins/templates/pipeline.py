@@ -30,7 +30,7 @@ class Pipeline:
 
     def pipe(self, user_message: str, model_id: str, messages: list[dict], body: dict) -> Iterator[str | dict]:
         # The Pipelines server calls this synchronously and sends each dict as one SSE line;
-        # Open WebUI turns {"event": ...} lines into UI events (contract §6).
+        # Open WebUI 0.12.4 (open_webui/utils/middleware.py) turns {"event": ...} lines into UI events.
         yield wire(status("Answering"))
         for word in f"{self.valves.PREFIX}{user_message}".split(" "):
             yield word + " "

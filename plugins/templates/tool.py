@@ -9,7 +9,7 @@ required_open_webui_version: 0.12.4
 
 from pydantic import BaseModel, Field
 
-from shared.events import Emitter
+from shared.events import send, status
 
 
 def count(text: str, unique: bool) -> int:
@@ -33,5 +33,5 @@ class Tools:
         if len(text) > self.valves.MAX_CHARS:
             return f"The text is longer than {self.valves.MAX_CHARS} characters; send a shorter one."
         n = count(text, unique)
-        await Emitter(__event_emitter__).status(f"Counted {n} words", done=True)
+        await send(__event_emitter__, status(f"Counted {n} words", done=True))
         return f"{n} {'distinct ' if unique else ''}words"

@@ -13,19 +13,19 @@ import logging
 import re
 import time
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 from urllib.parse import parse_qs, quote, urlsplit
 
 from pydantic import BaseModel, Field, field_validator
 
 from shared.events import Emitter, EventEmitter, citation
+from shared.valves import Switch, as_switch, resolve_switch
 
 _LOG = logging.getLogger("openwebui_pack.youtube_transcript")
 
 WATCH_URL = "https://www.youtube.com/watch?v={video_id}"
-# Module-level so tests can point it at a loopback fake; the tool never fetches a user-supplied URL.
-_OEMBED_ENDPOINT = "https://www.youtube.com/oembed"
+OEMBED_ENDPOINT = "https://www.youtube.com/oembed"
 
 _VIDEO_ID = re.compile(r"[A-Za-z0-9_-]{11}")
 _VIDEO_HOSTS = frozenset(
@@ -42,19 +42,9 @@ _SHORT_HOSTS = frozenset({"youtu.be", "www.youtu.be"})
 _ID_PATHS = frozenset({"shorts", "embed", "live", "v", "e"})
 _START_TIME = re.compile(r"(?:(\d{1,4})h)?(?:(\d{1,5})m)?(?:(\d{1,7})s?)?")
 _LANGUAGE_CODE = re.compile(r"[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{2,8})*")
-_OFF_WORDS = frozenset({"none", "off", "no", "false", "-"})
+# TRANSCRIPT_TRANSLATE values that mean "never translate"
+_NO_TRANSLATION = frozenset({"none", "off", "no", "false", "-"})
 _MAX_INPUT = 2048
-
-# The cache is module-level on purpose: it holds public YouTube data, not per-user state, and one
-# module instance serves a whole worker. Failures are never cached, so a retry always goes out.
-_CACHE_MAX_ENTRIES = 64
-_TRANSCRIPTS: "OrderedDict[tuple[str, tuple[str, ...], str], _CacheEntry]" = OrderedDict()
-_DETAILS: "OrderedDict[str, _CacheEntry]" = OrderedDict()
-
-
-def _clock() -> float:
-    return time.monotonic()
-
 
 # --- data --------------------------------------------------------------------------------
 # NamedTuples, not dataclasses: Open WebUI execs the file on every load and a dataclass costs ~5x
@@ -222,15 +212,6 @@ def _user_value(user_valves: object, name: str) -> str:
     return value.strip() if isinstance(value, str) else ""
 
 
-def _tristate(text: str) -> bool | None:
-    lowered = text.strip().lower()
-    if lowered in ("true", "on", "yes", "1"):
-        return True
-    if lowered in ("false", "off", "no", "0"):
-        return False
-    return None
-
-
 def resolve_settings(valves: Any, user_valves: object, language: str) -> _Settings | _Problem:
     """Admin valves, then the user's overrides (empty = admin default), then the call's language."""
     configured = _user_value(user_valves, "TRANSCRIPT_LANGUAGE") or valves.TRANSCRIPT_LANGUAGE
@@ -240,7 +221,7 @@ def resolve_settings(valves: Any, user_valves: object, language: str) -> _Settin
             languages.append(code)
 
     translate = _user_value(user_valves, "TRANSCRIPT_TRANSLATE") or valves.TRANSCRIPT_TRANSLATE.strip()
-    if translate.lower() in _OFF_WORDS:
+    if translate.lower() in _NO_TRANSLATION:
         translate = ""
     if translate and not _LANGUAGE_CODE.fullmatch(translate):
         return _Problem(
@@ -248,7 +229,7 @@ def resolve_settings(valves: Any, user_valves: object, language: str) -> _Settin
             "'de'. Ask the user or administrator to fix the setting.",
             "Bad TRANSCRIPT_TRANSLATE setting",
         )
-    timestamps = _tristate(_user_value(user_valves, "INCLUDE_TIMESTAMPS"))
+    timestamps = resolve_switch(_user_value(user_valves, "INCLUDE_TIMESTAMPS"), valves.INCLUDE_TIMESTAMPS)
 
     proxy = valves.PROXY_URL.strip()
     if proxy:
@@ -266,7 +247,7 @@ def resolve_settings(valves: Any, user_valves: object, language: str) -> _Settin
     return _Settings(
         languages=tuple(languages),
         translate_to=translate.replace("_", "-"),
-        timestamps=valves.INCLUDE_TIMESTAMPS if timestamps is None else timestamps,
+        timestamps=timestamps,
         interval=valves.TIMESTAMP_INTERVAL,
         max_chars=valves.MAX_TRANSCRIPT_CHARS,
         details=valves.GET_VIDEO_DETAILS,
@@ -390,7 +371,7 @@ def citation_event(ref: _VideoRef, details: _Details | None, body: _Body) -> Any
         # Markdown link: the 0.12.4 citation modal renders documents as markdown, so each
         # paragraph's timestamp opens the video at that moment.
         documents.append(f"[{clock_label(start)}]({at}) {text}")
-        # All paragraphs share `source` so Citations.svelte groups them into one source;
+        # All paragraphs share `source` so Citations.svelte (0.12.4 frontend) groups them into one source;
         # `external` keeps the title as its name instead of the URL.
         metadata.append({"source": video_url, "name": name, "url": at, "external": True, "start": int(start)})
     return citation(documents, name=name, url=video_url, metadata=metadata)
@@ -399,29 +380,43 @@ def citation_event(ref: _VideoRef, details: _Details | None, body: _Body) -> Any
 # --- cache ---------------------------------------------------------------------------------
 
 
-def _cache_get(cache: "OrderedDict[Any, _CacheEntry]", key: Any) -> Any:
-    entry = cache.get(key)
-    if entry is None:
-        return None
-    if entry.expires <= _clock():
-        del cache[key]
-        return None
-    cache.move_to_end(key)
-    return entry.value
+class _Cache:
+    """Transcripts and video details fetched lately: each kept for its ttl (seconds of `clock`), the
+    least recently used dropped past `max_entries` per table. Failures are never cached, so a retry
+    always goes out."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic, max_entries: int = 64) -> None:
+        self.clock = clock
+        self.max_entries = max_entries
+        self.transcripts: OrderedDict[tuple[str, tuple[str, ...], str], _CacheEntry] = OrderedDict()
+        self.details: OrderedDict[str, _CacheEntry] = OrderedDict()
+
+    def get(self, table: "OrderedDict[Any, _CacheEntry]", key: Any) -> Any:
+        entry = table.get(key)
+        if entry is None:
+            return None
+        if entry.expires <= self.clock():
+            del table[key]
+            return None
+        table.move_to_end(key)
+        return entry.value
+
+    def put(self, table: "OrderedDict[Any, _CacheEntry]", key: Any, value: Any, ttl: float) -> None:
+        if ttl <= 0:
+            return
+        table[key] = _CacheEntry(self.clock() + ttl, value)
+        table.move_to_end(key)
+        while len(table) > self.max_entries:
+            table.popitem(last=False)
+
+    def clear(self) -> None:
+        self.transcripts.clear()
+        self.details.clear()
 
 
-def _cache_put(cache: "OrderedDict[Any, _CacheEntry]", key: Any, value: Any, ttl: float) -> None:
-    if ttl <= 0:
-        return
-    cache[key] = _CacheEntry(_clock() + ttl, value)
-    cache.move_to_end(key)
-    while len(cache) > _CACHE_MAX_ENTRIES:
-        cache.popitem(last=False)
-
-
-def clear_cache() -> None:
-    _TRANSCRIPTS.clear()
-    _DETAILS.clear()
+# One cache per loaded module, shared by every call: it holds public YouTube data, not per-user
+# state, and one module instance serves a whole worker.
+_CACHE = _Cache()
 
 
 # --- fetching (youtube-transcript-api, synchronous: runs in a worker thread) ------------
@@ -449,11 +444,6 @@ def _session_class() -> type:
     return TimeoutSession
 
 
-def _open_session(timeout: float) -> Any:
-    """A new requests session per call: the library's client is not thread-safe."""
-    return _session_class()(timeout)
-
-
 def _pick(transcripts: Sequence[Any], wanted: Sequence[str]) -> Any | None:
     """The first wanted language: exact code (manual before generated), then the same base language."""
     for code in wanted:
@@ -479,83 +469,220 @@ def _available(transcripts: Sequence[Any]) -> str:
     return ", ".join(labels) if labels else "none"
 
 
-def fetch_transcript(
-    video_id: str, languages: Sequence[str], translate_to: str, proxy: str, timeout: float
-) -> _Transcript:
-    from youtube_transcript_api import YouTubeTranscriptApi
-    from youtube_transcript_api.proxies import GenericProxyConfig
+class _YouTube:
+    """Where the tool's requests go. Only URLs built from a video id are fetched, never one a user
+    gave; tests aim an instance at a loopback fake (`session_hook` gets each new requests session,
+    `oembed_endpoint` replaces YouTube's oEmbed URL)."""
 
-    proxy_config = GenericProxyConfig(http_url=proxy, https_url=proxy) if proxy else None
-    api = YouTubeTranscriptApi(proxy_config=proxy_config, http_client=_open_session(timeout))
-    transcripts = list(api.list(video_id))
-    chosen = _pick(transcripts, languages)
-    translated_from = None
-    if chosen is None and translate_to:
-        sources = sorted((t for t in transcripts if t.is_translatable), key=lambda t: t.is_generated)
-        for source in sources:
-            codes = {lang.language_code.lower(): lang.language_code for lang in source.translation_languages}
-            if translate_to.lower() in codes:
-                translated_from = f"{_language_name(source.language)} ({source.language_code})"
-                chosen = source.translate(codes[translate_to.lower()])
-                break
+    def __init__(
+        self, oembed_endpoint: str = OEMBED_ENDPOINT, session_hook: Callable[[Any], Any] | None = None
+    ) -> None:
+        self.oembed_endpoint = oembed_endpoint
+        self.session_hook = session_hook
+
+    def open_session(self, timeout: float) -> Any:
+        """A new requests session per call: the library's client is not thread-safe."""
+        session = _session_class()(timeout)
+        return session if self.session_hook is None else self.session_hook(session)
+
+    def fetch_transcript(
+        self, video_id: str, languages: Sequence[str], translate_to: str, proxy: str, timeout: float
+    ) -> _Transcript:
+        """The transcript in the first wanted language, else one YouTube translates (synchronous)."""
+        from youtube_transcript_api import YouTubeTranscriptApi
+        from youtube_transcript_api.proxies import GenericProxyConfig
+
+        proxy_config = GenericProxyConfig(http_url=proxy, https_url=proxy) if proxy else None
+        api = YouTubeTranscriptApi(proxy_config=proxy_config, http_client=self.open_session(timeout))
+        transcripts = list(api.list(video_id))
+        chosen = _pick(transcripts, languages)
+        translated_from = None
+        if chosen is None and translate_to:
+            sources = sorted((t for t in transcripts if t.is_translatable), key=lambda t: t.is_generated)
+            for source in sources:
+                codes = {lang.language_code.lower(): lang.language_code for lang in source.translation_languages}
+                if translate_to.lower() in codes:
+                    translated_from = f"{_language_name(source.language)} ({source.language_code})"
+                    chosen = source.translate(codes[translate_to.lower()])
+                    break
+            if chosen is None:
+                raise _Problem(
+                    f"The video has no transcript in {', '.join(languages)}, and YouTube cannot translate one "
+                    f"into {translate_to!r}. Available transcripts: {_available(transcripts)}. Call the tool again "
+                    "with `language` set to one of these codes to get that transcript.",
+                    "No transcript in the wanted languages",
+                )
         if chosen is None:
             raise _Problem(
-                f"The video has no transcript in {', '.join(languages)}, and YouTube cannot translate one "
-                f"into {translate_to!r}. Available transcripts: {_available(transcripts)}. Call the tool again "
-                "with `language` set to one of these codes to get that transcript.",
+                f"The video has no transcript in {', '.join(languages)}. Available transcripts: "
+                f"{_available(transcripts)}. Call the tool again with `language` set to one of these codes "
+                "to get that transcript (TRANSCRIPT_TRANSLATE can have YouTube translate one instead).",
                 "No transcript in the wanted languages",
             )
-    if chosen is None:
-        raise _Problem(
-            f"The video has no transcript in {', '.join(languages)}. Available transcripts: "
-            f"{_available(transcripts)}. Call the tool again with `language` set to one of these codes "
-            "to get that transcript (TRANSCRIPT_TRANSLATE can have YouTube translate one instead).",
-            "No transcript in the wanted languages",
+        fetched = chosen.fetch()
+        segments = tuple(
+            (s.start, " ".join(s.text.split())) for s in fetched.snippets if s.text and not s.text.isspace()
         )
-    fetched = chosen.fetch()
-    segments = tuple((s.start, " ".join(s.text.split())) for s in fetched.snippets if s.text and not s.text.isspace())
-    last = fetched.snippets[-1] if fetched.snippets else None
-    return _Transcript(
-        video_id=video_id,
-        language=_language_name(chosen.language),
-        language_code=chosen.language_code,
-        is_generated=chosen.is_generated and translated_from is None,
-        translated_from=translated_from,
-        segments=segments,
-        duration=(last.start + last.duration) if last else 0.0,
-        bodies={},
+        last = fetched.snippets[-1] if fetched.snippets else None
+        return _Transcript(
+            video_id=video_id,
+            language=_language_name(chosen.language),
+            language_code=chosen.language_code,
+            is_generated=chosen.is_generated and translated_from is None,
+            translated_from=translated_from,
+            segments=segments,
+            duration=(last.start + last.duration) if last else 0.0,
+            bodies={},
+        )
+
+    async def fetch_details(self, video_id: str, proxy: str, timeout: float) -> _Details | None:
+        """Title and channel from YouTube's oEmbed endpoint.
+
+        `_NO_DETAILS` when YouTube answered but has none to give (worth remembering for a while),
+        None when it could not be asked (network, timeout: worth retrying).
+        """
+        import aiohttp
+
+        url = f"{self.oembed_endpoint}?url={quote(WATCH_URL.format(video_id=video_id), safe='')}&format=json"
+        try:
+            async with (
+                # without PROXY_URL, honour HTTP(S)_PROXY like requests (the transcript side) does
+                aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout), trust_env=not proxy) as session,
+                session.get(url, proxy=proxy or None, allow_redirects=False) as response,
+            ):
+                if response.status != 200:
+                    # 401: embedding disabled, 404: private or deleted, 400: bad id
+                    _LOG.info("oEmbed answered HTTP %s for %s", response.status, video_id)
+                    return _NO_DETAILS if 400 <= response.status < 500 else None
+                data = await response.json(content_type=None)
+        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+            _LOG.info("oEmbed failed for %s: %s", video_id, type(exc).__name__)
+            return None
+        title = data.get("title") if isinstance(data, dict) else None
+        channel = data.get("author_name") if isinstance(data, dict) else None
+        if not isinstance(title, str) or not title.strip():
+            return _NO_DETAILS
+        # one line each in the header, whatever the uploader typed
+        return _Details(" ".join(title.split()), " ".join(channel.split()) if isinstance(channel, str) else "unknown")
+
+
+def _blocked(exc: Any, url: str, settings: _Settings) -> _Problem:
+    if settings.proxy:
+        return _Problem(
+            "YouTube is blocking transcript requests even through the proxy set in PROXY_URL. Proxy "
+            "addresses get blocked too; an administrator can try another (preferably residential) proxy.",
+            "YouTube blocked the request (proxy)",
+        )
+    return _Problem(
+        "YouTube is blocking transcript requests from this server's IP address (it does so for most cloud "
+        "servers and after many requests). An administrator can set the tool's PROXY_URL valve to an "
+        "HTTP(S) proxy to get around it.",
+        "YouTube blocked this server's IP",
     )
 
 
-async def fetch_details(video_id: str, proxy: str, timeout: float) -> _Details | None:
-    """Title and channel from YouTube's oEmbed endpoint.
+def _unplayable(exc: Any, url: str, settings: _Settings) -> _Problem:
+    reason = (exc.reason or "").strip()
+    if "private" in reason.lower():
+        return _Problem(f"The video {url} is private, so its transcript cannot be read.", "The video is private")
+    details = "; ".join([reason, *[s.strip() for s in exc.sub_reasons if s.strip()]]) or "no reason given"
+    return _Problem(
+        f"YouTube will not play the video {url} for this server ({details}), so its transcript cannot be read.",
+        "The video is unplayable",
+    )
 
-    `_NO_DETAILS` when YouTube answered but has none to give (worth remembering for a while),
-    None when it could not be asked (network, timeout: worth retrying).
-    """
-    import aiohttp
 
-    url = f"{_OEMBED_ENDPOINT}?url={quote(WATCH_URL.format(video_id=video_id), safe='')}&format=json"
-    try:
-        async with (
-            # without PROXY_URL, honour HTTP(S)_PROXY like requests (the transcript side) does
-            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout), trust_env=not proxy) as session,
-            session.get(url, proxy=proxy or None, allow_redirects=False) as response,
-        ):
-            if response.status != 200:
-                # 401: embedding disabled, 404: private or deleted, 400: bad id
-                _LOG.info("oEmbed answered HTTP %s for %s", response.status, video_id)
-                return _NO_DETAILS if 400 <= response.status < 500 else None
-            data = await response.json(content_type=None)
-    except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
-        _LOG.info("oEmbed failed for %s: %s", video_id, type(exc).__name__)
-        return None
-    title = data.get("title") if isinstance(data, dict) else None
-    channel = data.get("author_name") if isinstance(data, dict) else None
-    if not isinstance(title, str) or not title.strip():
-        return _NO_DETAILS
-    # one line each in the header, whatever the uploader typed
-    return _Details(" ".join(title.split()), " ".join(channel.split()) if isinstance(channel, str) else "unknown")
+def _request_failed(exc: Any, url: str, settings: _Settings) -> _Problem:
+    status_code = re.match(r"\s*(\d{3})", exc.reason or "")
+    code = f" (HTTP {status_code.group(1)})" if status_code else ""
+    return _Problem(
+        f"YouTube answered the transcript request with an error{code}. Try again later.",
+        f"YouTube answered with an error{code}",
+    )
+
+
+def _network_timeout(exc: Any, url: str, settings: _Settings) -> _Problem:
+    via = " through the proxy set in PROXY_URL" if settings.proxy else ""
+    return _Problem(
+        f"YouTube did not answer within {settings.timeout:g} seconds{via} (REQUEST_TIMEOUT). Try again "
+        "later; an administrator can check the network or raise REQUEST_TIMEOUT.",
+        "YouTube did not answer in time",
+    )
+
+
+def _network_error(exc: Any, url: str, settings: _Settings) -> _Problem:
+    via = " through the proxy set in PROXY_URL" if settings.proxy else ""
+    return _Problem(
+        f"Could not reach YouTube{via} (a network error: {type(exc).__name__}). The server may have no "
+        "internet access; an administrator can check the network or set PROXY_URL.",
+        "Could not reach YouTube",
+    )
+
+
+def _fixed(message: str, short: str) -> Callable[[Any, str, _Settings], _Problem]:
+    """A problem whose message only names the video (`{url}`)."""
+    return lambda exc, url, settings: _Problem(message.format(url=url), short)
+
+
+@functools.cache
+def _problems() -> tuple[tuple[tuple[type, ...], Callable[[Any, str, _Settings], _Problem]], ...]:
+    """(exception types, explanation) in the order they are checked; the library's first."""
+    import requests
+    import youtube_transcript_api as yta
+
+    return (
+        ((yta.RequestBlocked,), _blocked),  # IpBlocked is a subclass
+        (
+            (yta.TranscriptsDisabled,),
+            _fixed(
+                "The video {url} has no transcript: subtitles are turned off for it (or YouTube made none).",
+                "Transcripts are disabled for this video",
+            ),
+        ),
+        (
+            (yta.AgeRestricted,),
+            _fixed(
+                "The video {url} is age-restricted: YouTube only shows its transcript to signed-in users, so "
+                "this tool cannot read it.",
+                "The video is age-restricted",
+            ),
+        ),
+        (
+            (yta.VideoUnavailable, yta.InvalidVideoId),
+            _fixed(
+                "The video {url} is unavailable: it was removed, or the link or id is wrong.",
+                "The video is unavailable",
+            ),
+        ),
+        ((yta.VideoUnplayable,), _unplayable),
+        (
+            (yta.PoTokenRequired,),
+            _fixed(
+                "YouTube requires an extra browser check (a PO token) for the transcript of {url}; this tool "
+                "cannot pass it. Try again later.",
+                "YouTube asked for a browser check",
+            ),
+        ),
+        ((yta.YouTubeRequestFailed,), _request_failed),
+        (
+            (yta.YouTubeDataUnparsable, yta.FailedToCreateConsentCookie),
+            _fixed(
+                "YouTube sent a page this tool could not read (YouTube may have changed it). Try again later; "
+                "if it keeps happening, youtube-transcript-api needs an update.",
+                "YouTube's answer could not be read",
+            ),
+        ),
+        (
+            (requests.exceptions.ProxyError,),
+            _fixed(
+                "Could not reach YouTube through the proxy set in PROXY_URL (the proxy could not be reached or "
+                "refused the connection). An administrator should check that the proxy runs and the URL is right.",
+                "Could not reach the proxy",
+            ),
+        ),
+        ((requests.exceptions.Timeout,), _network_timeout),
+        ((requests.exceptions.RequestException,), _network_error),
+    )
 
 
 def explain(exc: BaseException, video_id: str, settings: _Settings) -> _Problem:
@@ -571,90 +698,16 @@ def explain(exc: BaseException, video_id: str, settings: _Settings) -> _Problem:
             "YouTube did not answer in time",
         )
     try:
-        import requests
-        import youtube_transcript_api as yta
+        problems = _problems()
     except ImportError:
         return _Problem(
             "The youtube-transcript-api package is missing on this Open WebUI server, so no transcript can be "
             "fetched. An administrator needs to install it.",
             "youtube-transcript-api is not installed",
         )
-    via = " through the proxy set in PROXY_URL" if settings.proxy else ""
-    if isinstance(exc, yta.RequestBlocked):  # IpBlocked is a subclass
-        if settings.proxy:
-            return _Problem(
-                "YouTube is blocking transcript requests even through the proxy set in PROXY_URL. Proxy "
-                "addresses get blocked too; an administrator can try another (preferably residential) proxy.",
-                "YouTube blocked the request (proxy)",
-            )
-        return _Problem(
-            "YouTube is blocking transcript requests from this server's IP address (it does so for most cloud "
-            "servers and after many requests). An administrator can set the tool's PROXY_URL valve to an "
-            "HTTP(S) proxy to get around it.",
-            "YouTube blocked this server's IP",
-        )
-    if isinstance(exc, yta.TranscriptsDisabled):
-        return _Problem(
-            f"The video {url} has no transcript: subtitles are turned off for it (or YouTube made none).",
-            "Transcripts are disabled for this video",
-        )
-    if isinstance(exc, yta.AgeRestricted):
-        return _Problem(
-            f"The video {url} is age-restricted: YouTube only shows its transcript to signed-in users, so this "
-            "tool cannot read it.",
-            "The video is age-restricted",
-        )
-    if isinstance(exc, yta.VideoUnavailable | yta.InvalidVideoId):
-        return _Problem(
-            f"The video {url} is unavailable: it was removed, or the link or id is wrong.",
-            "The video is unavailable",
-        )
-    if isinstance(exc, yta.VideoUnplayable):
-        reason = (exc.reason or "").strip()
-        if "private" in reason.lower():
-            return _Problem(f"The video {url} is private, so its transcript cannot be read.", "The video is private")
-        details = "; ".join([reason, *[s.strip() for s in exc.sub_reasons if s.strip()]]) or "no reason given"
-        return _Problem(
-            f"YouTube will not play the video {url} for this server ({details}), so its transcript cannot be read.",
-            "The video is unplayable",
-        )
-    if isinstance(exc, yta.PoTokenRequired):
-        return _Problem(
-            f"YouTube requires an extra browser check (a PO token) for the transcript of {url}; this tool cannot "
-            "pass it. Try again later.",
-            "YouTube asked for a browser check",
-        )
-    if isinstance(exc, yta.YouTubeRequestFailed):
-        status_code = re.match(r"\s*(\d{3})", exc.reason or "")
-        code = f" (HTTP {status_code.group(1)})" if status_code else ""
-        return _Problem(
-            f"YouTube answered the transcript request with an error{code}. Try again later.",
-            f"YouTube answered with an error{code}",
-        )
-    if isinstance(exc, yta.YouTubeDataUnparsable | yta.FailedToCreateConsentCookie):
-        return _Problem(
-            "YouTube sent a page this tool could not read (YouTube may have changed it). Try again later; if it "
-            "keeps happening, youtube-transcript-api needs an update.",
-            "YouTube's answer could not be read",
-        )
-    if isinstance(exc, requests.exceptions.ProxyError):
-        return _Problem(
-            "Could not reach YouTube through the proxy set in PROXY_URL (the proxy could not be reached or "
-            "refused the connection). An administrator should check that the proxy runs and the URL is right.",
-            "Could not reach the proxy",
-        )
-    if isinstance(exc, requests.exceptions.Timeout):
-        return _Problem(
-            f"YouTube did not answer within {settings.timeout:g} seconds{via} (REQUEST_TIMEOUT). Try again "
-            "later; an administrator can check the network or raise REQUEST_TIMEOUT.",
-            "YouTube did not answer in time",
-        )
-    if isinstance(exc, requests.exceptions.RequestException):
-        return _Problem(
-            f"Could not reach YouTube{via} (a network error: {type(exc).__name__}). The server may have no "
-            "internet access; an administrator can check the network or set PROXY_URL.",
-            "Could not reach YouTube",
-        )
+    for kinds, problem in problems:
+        if isinstance(exc, kinds):
+            return problem(exc, url, settings)
     if type(exc).__name__ == "ParseError":
         # YouTube sometimes answers the caption request with an empty body instead of XML
         return _Problem(
@@ -669,11 +722,13 @@ def explain(exc: BaseException, video_id: str, settings: _Settings) -> _Problem:
     )
 
 
-async def obtain(ref: _VideoRef, settings: _Settings, emitter: Emitter) -> tuple[_Transcript, _Details | None]:
+async def obtain(
+    ref: _VideoRef, settings: _Settings, emitter: Emitter, youtube: _YouTube, cache: _Cache
+) -> tuple[_Transcript, _Details | None]:
     """Transcript and details from the cache or YouTube, both within one REQUEST_TIMEOUT."""
     key = (ref.video_id, tuple(c.lower() for c in settings.languages), settings.translate_to.lower())
-    transcript = _cache_get(_TRANSCRIPTS, key)
-    details = _cache_get(_DETAILS, ref.video_id) if settings.details else None
+    transcript = cache.get(cache.transcripts, key)
+    details = cache.get(cache.details, ref.video_id) if settings.details else None
     need_details = settings.details and details is None
     if transcript is not None and not need_details:
         return transcript, None if details is _NO_DETAILS else details
@@ -682,12 +737,14 @@ async def obtain(ref: _VideoRef, settings: _Settings, emitter: Emitter) -> tuple
     loop = asyncio.get_running_loop()
     deadline = loop.time() + settings.timeout
     details_task = (
-        asyncio.ensure_future(fetch_details(ref.video_id, settings.proxy, settings.timeout)) if need_details else None
+        asyncio.ensure_future(youtube.fetch_details(ref.video_id, settings.proxy, settings.timeout))
+        if need_details
+        else None
     )
     try:
         if transcript is None:
             work = asyncio.to_thread(
-                fetch_transcript,
+                youtube.fetch_transcript,
                 ref.video_id,
                 settings.languages,
                 settings.translate_to,
@@ -698,16 +755,16 @@ async def obtain(ref: _VideoRef, settings: _Settings, emitter: Emitter) -> tuple
                 transcript = await asyncio.wait_for(work, settings.timeout)
             except Exception as exc:
                 raise explain(exc, ref.video_id, settings) from None
-            _cache_put(_TRANSCRIPTS, key, transcript, settings.ttl)
+            cache.put(cache.transcripts, key, transcript, settings.ttl)
         if details_task is not None:
             try:
                 details = await asyncio.wait_for(details_task, max(0.0, deadline - loop.time()))
             except TimeoutError:
                 details = None
             if details is _NO_DETAILS:
-                _cache_put(_DETAILS, ref.video_id, details, min(settings.ttl, _NO_DETAILS_TTL))
+                cache.put(cache.details, ref.video_id, details, min(settings.ttl, _NO_DETAILS_TTL))
             elif details is not None:
-                _cache_put(_DETAILS, ref.video_id, details, settings.ttl)
+                cache.put(cache.details, ref.video_id, details, settings.ttl)
     finally:
         if details_task is not None and not details_task.done():
             details_task.cancel()
@@ -717,12 +774,6 @@ async def obtain(ref: _VideoRef, settings: _Settings, emitter: Emitter) -> tuple
 
 
 # --- the tool ------------------------------------------------------------------------------
-
-
-def _tristate_input(text: object) -> object:
-    if isinstance(text, bool):
-        return "true" if text else "false"
-    return "" if text is None else text
 
 
 class Tools:
@@ -770,27 +821,23 @@ class Tools:
             description="Language code to translate into when none of your languages exists. Empty = the "
             "administrator's setting; none = never translate.",
         )
-        INCLUDE_TIMESTAMPS: str = Field(
-            default="",
-            description="Timestamps in the transcript. Empty (Default) = the administrator's setting.",
-            json_schema_extra={
-                "input": {
-                    "type": "select",
-                    "options": [
-                        {"label": "Show timestamps", "value": "true"},
-                        {"label": "No timestamps", "value": "false"},
-                    ],
-                }
-            },
+        INCLUDE_TIMESTAMPS: Switch = Field(
+            default="default",
+            description="Timestamps in the transcript: on, off, or default (the administrator's setting).",
         )
 
         @field_validator("INCLUDE_TIMESTAMPS", mode="before")
         @classmethod
-        def _accept_bool(cls, value: object) -> object:
-            return _tristate_input(value)
+        def _switch(cls, value: object) -> Switch:
+            # values saved when this was a text box ("true", "false", empty) keep their meaning
+            return as_switch(value)
 
     def __init__(self) -> None:
         self.valves = self.Valves()
+        # Plain objects, not callables: Open WebUI 0.12.4 (get_functions_from_tool in
+        # open_webui/utils/tools.py) offers the model every public callable attribute of Tools.
+        self.cache = _CACHE
+        self.youtube = _YouTube()
 
     async def get_youtube_transcript(
         self,
@@ -818,7 +865,7 @@ class Tools:
             await emitter.status(settings.short, done=True)
             return settings.message
         try:
-            transcript, details = await obtain(ref, settings, emitter)
+            transcript, details = await obtain(ref, settings, emitter, self.youtube, self.cache)
         except _Problem as problem:
             await emitter.status(problem.short, done=True)
             return problem.message

@@ -572,3 +572,38 @@ class _Handler(BaseHTTPRequestHandler):
             if file.polls_left <= 0:
                 file.state = "ACTIVE"
         self._send_json(200, file.resource(self.fake.url))
+
+
+# --- image links ---------------------------------------------------------------------------------
+
+ImageRoute = tuple[int, str, bytes, dict[str, str]]  # status, Content-Type, body, extra headers
+
+
+class ImageServer:
+    """A loopback web server for image-link tests: `routes` maps a path to its answer (404 else)."""
+
+    def __init__(self, routes: dict[str, ImageRoute]) -> None:
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                status, ctype, data, headers = outer.routes.get(self.path, (404, "text/plain", b"no", {}))
+                self.send_response(status)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(data)))
+                for k, v in headers.items():
+                    self.send_header(k, v)
+                self.end_headers()
+                self.wfile.write(data)
+
+        self.routes = routes
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()

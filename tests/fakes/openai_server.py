@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import sys
 import threading
 import time
 import uuid
@@ -122,6 +123,16 @@ def tool_call_items(calls: list[dict]) -> list[dict]:
     return items
 
 
+class _QuietHTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that hangs up early (a cancelled run, a closed keep-alive connection) is expected
+        # here, not an error worth a traceback.
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
+
 class LoopbackServer:
     """A ThreadingHTTPServer on 127.0.0.1 in a daemon thread, with a request log."""
 
@@ -146,8 +157,7 @@ class LoopbackServer:
     def start(self):
         if self._server is not None:
             return self
-        server = ThreadingHTTPServer(("127.0.0.1", self._port), self._handler)
-        server.daemon_threads = True
+        server = _QuietHTTPServer(("127.0.0.1", self._port), self._handler)
         server.owner = self  # type: ignore[attr-defined]
         self._server = server
         self._thread = threading.Thread(target=server.serve_forever, name=type(self).__name__, daemon=True)

@@ -5,6 +5,7 @@
         session = yt.route(requests.Session())  # its https://www.youtube.com requests reach the fake
         yt.oembed_endpoint                      # "http://127.0.0.1:PORT/oembed"
         yt.requests                             # Seen(method, path, query, headers, body) for each one
+        yt.held()                               # paths of requests `hang` holds unanswered right now
         yt.escaped                              # requests to any other host (refused; must stay empty)
 
 Wire format, as youtube-transcript-api 1.2.4 reads it (`_transcripts.py`, `_settings.py`, and the
@@ -89,6 +90,7 @@ class Seen:
     headers: dict[str, str]
     body: bytes
     at: float = field(default_factory=time.monotonic)
+    held: bool = False  # True while `hang` keeps this request unanswered
 
 
 def segments_for(count: int, *, step: float = 2.0, words: str = "word") -> list[tuple[float, float, str]]:
@@ -333,6 +335,12 @@ class FakeYouTube:
         with self._lock:
             return [s.path for s in self.requests]
 
+    def held(self) -> list[str]:
+        """Paths of the requests still held unanswered. A client that already gave up on one has
+        proved it stops waiting at its own time limit, whatever that limit is in seconds."""
+        with self._lock:
+            return [s.path for s in self.requests if s.held]
+
     def route(self, session: requests.Session) -> requests.Session:
         """Send every request of `session` to this fake (other hosts are refused and recorded)."""
         adapter = LoopbackAdapter(self)
@@ -408,43 +416,49 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
-    def _hold(self) -> None:
+    def _hold(self, seen: Seen) -> None:
         """Never answer (until the fake is released or stopped); the client must time out."""
+        seen.held = True
         self.owner.release.wait(60)
+        seen.held = False
         self.close_connection = True
 
     def do_GET(self) -> None:
         seen = self._seen()
         query = {k: v[0] for k, v in seen.query.items()}
         if seen.path == "/watch":
-            video_id = query.get("v", "")
-            video = self.owner.videos.get(video_id)
-            if video is not None and video.hang == "watch":
-                return self._hold()
-            if video is not None and video.hang == "drop":
-                self.close_connection = True
-                return None
-            consent = "CONSENT=YES+cb.20250601-07-p0.en+FX+120" in self.headers.get("Cookie", "")
-            status, page = watch_page(video, video_id, consent)
-            return self._send(status, page, "text/html; charset=utf-8")
+            return self._watch(seen, query)
         if seen.path == "/api/timedtext":
-            video = self.owner.videos.get(query.get("v", ""))
-            track = None
-            if video is not None:
-                generated = query.get("kind") == "asr"
-                track = next(
-                    (t for t in video.tracks if t.code == query.get("lang") and t.generated == generated), None
-                )
-            if video is None or track is None or "fmt" in query:
-                return self._send(404, "", "text/html; charset=utf-8")
-            if video.hang == "timedtext":
-                return self._hold()
-            if video.timedtext == "empty":
-                return self._send(200, "", "text/xml; charset=UTF-8")
-            return self._send(200, transcript_xml(track.segments, query.get("tlang")), "text/xml; charset=UTF-8")
+            return self._timedtext(seen, query)
         if seen.path == "/oembed":
-            return self._oembed(query)
+            return self._oembed(seen, query)
         return self._send(404, "<html><body>404 Not Found</body></html>", "text/html; charset=utf-8")
+
+    def _watch(self, seen: Seen, query: dict[str, str]) -> None:
+        video_id = query.get("v", "")
+        video = self.owner.videos.get(video_id)
+        if video is not None and video.hang == "watch":
+            return self._hold(seen)
+        if video is not None and video.hang == "drop":
+            self.close_connection = True
+            return None
+        consent = "CONSENT=YES+cb.20250601-07-p0.en+FX+120" in self.headers.get("Cookie", "")
+        status, page = watch_page(video, video_id, consent)
+        return self._send(status, page, "text/html; charset=utf-8")
+
+    def _timedtext(self, seen: Seen, query: dict[str, str]) -> None:
+        video = self.owner.videos.get(query.get("v", ""))
+        track = None
+        if video is not None:
+            generated = query.get("kind") == "asr"
+            track = next((t for t in video.tracks if t.code == query.get("lang") and t.generated == generated), None)
+        if video is None or track is None or "fmt" in query:
+            return self._send(404, "", "text/html; charset=utf-8")
+        if video.hang == "timedtext":
+            return self._hold(seen)
+        if video.timedtext == "empty":
+            return self._send(200, "", "text/xml; charset=UTF-8")
+        return self._send(200, transcript_xml(track.segments, query.get("tlang")), "text/xml; charset=UTF-8")
 
     def do_POST(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
@@ -464,7 +478,7 @@ class _Handler(BaseHTTPRequestHandler):
             return self._api_error(400, "API key not valid.", "INVALID_ARGUMENT")
         video = self.owner.videos.get(video_id)
         if video is not None and video.hang == "player":
-            return self._hold()
+            return self._hold(seen)
         if video is not None and video.player_status != 200:
             error = {
                 "error": {"code": video.player_status, "message": "Internal error encountered.", "status": "INTERNAL"}
@@ -476,14 +490,14 @@ class _Handler(BaseHTTPRequestHandler):
         error = {"error": {"code": code, "message": message, "status": status}}
         self._send(code, json.dumps(error), "application/json; charset=UTF-8")
 
-    def _oembed(self, query: dict[str, str]) -> None:
+    def _oembed(self, seen: Seen, query: dict[str, str]) -> None:
         target = urlsplit(query.get("url", ""))
         video_id = parse_qs(target.query).get("v", [""])[0]
         if target.hostname not in ("www.youtube.com", "youtube.com", "youtu.be") or not video_id:
             return self._send(400, "Bad Request", "text/html; charset=utf-8")
         video = self.owner.videos.get(video_id)
         if video is not None and video.hang == "oembed":
-            return self._hold()
+            return self._hold(seen)
         if video is None or video.playability in ("unavailable", "private"):
             return self._send(404, "Not Found", "text/html; charset=utf-8")
         if video.oembed_status != 200:
@@ -515,14 +529,17 @@ class FakeProxy:
     """An HTTP proxy on 127.0.0.1 that never gets anyone anywhere.
 
     mode "refuse": answers every request (CONNECT or absolute-URI) with 403 and records its target.
-    mode "hang": accepts connections and never answers (a black hole), so clients must time out.
+    mode "hang": accepts connections and never answers (a black hole), so clients must time out;
+    `held` counts the connections it is holding unanswered right now.
     """
 
     def __init__(self, mode: str = "refuse") -> None:
         assert mode in ("refuse", "hang")
         self.mode = mode
         self.targets: list[str] = []
+        self.held = 0
         self.release = threading.Event()
+        self._lock = threading.Lock()
         self._server: socketserver.ThreadingTCPServer | None = None
 
     def __enter__(self) -> FakeProxy:
@@ -541,12 +558,15 @@ class FakeProxy:
 
         class Handler(socketserver.StreamRequestHandler):
             def handle(self) -> None:
-                line = self.rfile.readline(8192).decode("latin-1").strip()
-                if line:
-                    proxy.targets.append(line.split(" ")[1] if " " in line else line)
                 if proxy.mode == "hang":
-                    proxy.release.wait(60)
+                    proxy._count_held(1)
+                    try:
+                        proxy._read_target(self.rfile)
+                        proxy.release.wait(60)
+                    finally:
+                        proxy._count_held(-1)
                     return
+                proxy._read_target(self.rfile)
                 while self.rfile.readline(8192).strip():
                     pass  # headers
                 self.wfile.write(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
@@ -562,6 +582,15 @@ class FakeProxy:
             self._server.shutdown()
             self._server.server_close()
             self._server = None
+
+    def _read_target(self, rfile: Any) -> None:
+        line = rfile.readline(8192).decode("latin-1").strip()
+        if line:
+            self.targets.append(line.split(" ")[1] if " " in line else line)
+
+    def _count_held(self, change: int) -> None:
+        with self._lock:
+            self.held += change
 
 
 def closed_port_url() -> str:

@@ -20,7 +20,9 @@ from typing import Any
 
 import httpx
 
-import build
+from buildlib import MANIFEST
+from buildlib.assemble import build_plugin, discover, manifest_entry
+from buildlib.kinds import plugin_id
 
 ROOT = Path(__file__).resolve().parents[2]
 ADMIN_PASSWORD = "Admin-Passw0rd!"  # test-only accounts on a throwaway loopback server
@@ -504,9 +506,9 @@ def build_subset(plugin_ids: tuple[str, ...], root: Path) -> Path:
     wanted = set(plugin_ids)
     cache: dict = {}
     plugins = []
-    for folder, source in build.discover(ROOT):
-        if build.plugin_id(folder, Path(source).stem) in wanted:
-            plugins.append(build.build_plugin(ROOT, folder, source, cache))
+    for folder, source in discover(ROOT):
+        if plugin_id(folder, Path(source).stem) in wanted:
+            plugins.append(build_plugin(ROOT, folder, source, cache))
     unknown = wanted - {p.id for p in plugins}
     if unknown:
         raise AssertionError(f"no plugin source for id(s) {sorted(unknown)}")
@@ -514,8 +516,8 @@ def build_subset(plugin_ids: tuple[str, ...], root: Path) -> Path:
         path = root / plugin.dist
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(plugin.text, encoding="utf-8")
-    entries = [build.manifest_entry(p) for p in sorted(plugins, key=lambda p: (p.id, p.kind))]
-    (root / build.MANIFEST).write_text(json.dumps({"plugins": entries}, indent=2) + "\n", encoding="utf-8")
+    entries = [manifest_entry(p) for p in sorted(plugins, key=lambda p: (p.id, p.kind))]
+    (root / MANIFEST).write_text(json.dumps({"plugins": entries}, indent=2) + "\n", encoding="utf-8")
     return root
 
 

@@ -10,15 +10,16 @@ from pathlib import Path
 
 import pytest
 
-import build
+from buildlib.assemble import build_plugin
+from buildlib.kinds import BY_NAME
 from tests.host._server import ROOT
 
-FOLDER = {"pipe": "functions", "filter": "functions", "action": "actions", "tool": "tools", "pipeline": "pipelines"}
-TEMPLATE = {"pipe": "pipe", "filter": "filter", "action": "action", "tool": "tool", "pipeline": "pipeline"}
+FOLDER = {name: k.folder for name, k in BY_NAME.items()}
+TEMPLATE = {name: k.template for name, k in BY_NAME.items()}
 
 
 def template_text(kind: str) -> str:
-    return build.build_plugin(ROOT, "templates", f"plugins/templates/{TEMPLATE[kind]}.py", {}).text
+    return build_plugin(ROOT, "templates", f"plugins/templates/{TEMPLATE[kind]}.py", {}).text
 
 
 def make_root(path: Path, *plugins: dict) -> Path:
@@ -137,19 +138,19 @@ def test_changed_text_is_updated_and_deactivated_function_reactivated(owui, tmp_
 def test_valves_are_merged_with_the_stored_ones(owui, tmp_path):
     root = make_root(tmp_path, {"id": "dt_valves_pipe", "kind": "pipe"})
     assert deploy(owui, root)[0] == 0
-    owui.ok("POST", "/api/v1/functions/id/dt_valves_pipe/valves/update", json={"PREFIX": "a: ", "STATUS_INTERVAL": 2})
+    owui.ok("POST", "/api/v1/functions/id/dt_valves_pipe/valves/update", json={"PREFIX": "a: ", "MAX_WORDS": 2})
 
     code, output = deploy(owui, root, valves={"dt_valves_pipe": {"PREFIX": "b: "}})
     assert code == 0, output
     assert lines_for(output)["dt_valves_pipe"] == "unchanged, active, valves updated"
     valves = owui.ok("GET", "/api/v1/functions/id/dt_valves_pipe/valves")
-    assert valves == {"PREFIX": "b: ", "STATUS_INTERVAL": 2}
+    assert valves == {"PREFIX": "b: ", "MAX_WORDS": 2}
     assert owui.text_of(owui.chat("dt_valves_pipe", "y")) == "b: y "
 
     code, output = deploy(owui, root, valves={"dt_valves_pipe": {"PREFIX": "b: "}})
     assert lines_for(output)["dt_valves_pipe"] == "unchanged, active"
 
-    code, output = deploy(owui, root, valves={"dt_valves_pipe": {"STATUS_INTERVAL": None}})
+    code, output = deploy(owui, root, valves={"dt_valves_pipe": {"MAX_WORDS": None}})
     assert code == 0, output
     assert owui.ok("GET", "/api/v1/functions/id/dt_valves_pipe/valves") == {"PREFIX": "b: "}
 
@@ -174,13 +175,13 @@ def test_valve_typos_and_bad_values_are_reported(owui, tmp_path):
     root = make_root(tmp_path, {"id": "dt_valves_bad", "kind": "pipe"})
     code, output = deploy(owui, root, valves={"dt_valves_bad": {"PREFX": "x"}})
     assert code == 1
-    assert "dt_valves_bad has no valve PREFX (its valves: PREFIX, STATUS_INTERVAL)" in output
+    assert "dt_valves_bad has no valve PREFX (its valves: PREFIX, MAX_WORDS)" in output
     code, output = deploy(owui, root, valves={"dt_nope": {"A": 1}})
     assert code == 1 and "no plugin dt_nope" in output
-    code, output = deploy(owui, root, valves={"dt_valves_bad": {"STATUS_INTERVAL": "soon", "PREFIX": "secret-value"}})
+    code, output = deploy(owui, root, valves={"dt_valves_bad": {"MAX_WORDS": "soon", "PREFIX": "secret-value"}})
     assert code == 1
     assert "dt_valves_bad (pipe): FAILED: the server rejected the valves" in output
-    assert "PREFIX: string, STATUS_INTERVAL: number" in output
+    assert "MAX_WORDS: integer, PREFIX: string" in output
     assert "secret-value" not in output  # valve values may be API keys
 
 

@@ -270,3 +270,21 @@ def test_a_missing_key_is_a_clear_error(owui, gemini, stream):
         set_valves(owui, GOOGLE_API_KEY=KEY)
     error = result["error"] if isinstance(result, dict) else next(c["error"] for c in result if "error" in c)
     assert "GOOGLE_API_KEY" in error["detail"]
+
+
+def test_user_switches_are_dropdowns_and_old_values_keep_their_meaning(owui, gemini):
+    spec = owui.ok("GET", f"/api/v1/functions/id/{PIPE}/valves/user/spec", token=owui.user)
+    assert spec["properties"]["INCLUDE_THOUGHTS"]["enum"] == ["default", "on", "off"]
+    owui.grant_model(FLASH)
+    # false is what the earlier optional-bool valve stored for "hide my thoughts"
+    saved = owui.ok(
+        "POST", f"/api/v1/functions/id/{PIPE}/valves/user/update", token=owui.user, json={"INCLUDE_THOUGHTS": False}
+    )
+    try:
+        assert saved == {"INCLUDE_THOUGHTS": "off"}
+        assert owui.text_of(owui.chat(FLASH, "think first, quietly", token=owui.user)) == "Forty-two."
+    finally:
+        owui.ok("POST", f"/api/v1/functions/id/{PIPE}/valves/user/update", token=owui.user, json={})
+    (chat,) = [r.json for r in gemini.generate_requests() if g.last_user_text(r.json) == "think first, quietly"]
+    thinking = chat.get("generationConfig", {}).get("thinkingConfig") or {}
+    assert "includeThoughts" not in thinking and "include_thoughts" not in thinking

@@ -11,7 +11,7 @@ import json
 
 import pytest
 
-import build
+from buildlib import assemble as build  # build.build_plugin
 from tests.host._server import ROOT, output_text
 
 PIPE = "mixture_of_agents"

@@ -2,8 +2,9 @@
 
 Deployed with `build.py deploy`, listed, run stream and non-stream, events seen on the socket,
 dialogs answered, the action invoked through /api/chat/actions, the tool run through the native
-tool loop, the filter's inlet and outlet observed. template_pipeline is a Pipelines-server plugin:
-it is driven the way that server drives it.
+tool loop, the filter's inlet and outlet observed, the event function's handler seen running on
+real server events. template_pipeline is a Pipelines-server plugin: it is driven the way that
+server drives it.
 """
 
 from __future__ import annotations
@@ -14,8 +15,9 @@ import time
 import httpx
 import pytest
 
-import build
-from tests.host._server import EVENT_CALL_TIMEOUT, HOST_PLUGINS, ROOT
+from buildlib.assemble import build_plugin
+from buildlib.loader import load_module_like_open_webui
+from tests.host._server import EVENT_CALL_TIMEOUT, HOST_PLUGINS, ROOT, USER_PASSWORD
 from tests.host.conftest import NEVER, Late
 
 FUNCTIONS = ("template_pipe", "template_manifold", "template_filter", "template_action")
@@ -250,8 +252,8 @@ def test_shared_tool_runs_for_the_other_user(templates, socket, socket_for):
 
 def template_pipeline():
     # built alone: a half-written plugin elsewhere in the tree must not break these tests
-    plugin = build.build_plugin(ROOT, "templates", "plugins/templates/pipeline.py", {})
-    return build.load_module_like_open_webui(plugin).Pipeline()
+    plugin = build_plugin(ROOT, "templates", "plugins/templates/pipeline.py", {})
+    return load_module_like_open_webui(plugin).Pipeline()
 
 
 def test_pipeline_as_the_pipelines_server_drives_it():
@@ -426,3 +428,74 @@ def test_fake_openai_speaks_the_wire_format_the_openai_sdk_parses(fake_openai):
         "param": None,
         "code": "rate_limit_exceeded",
     }
+
+
+# --- template_event (an event function: Open WebUI calls it on server events) --------------
+
+
+def log_size(owui) -> int:
+    return owui.log_path.stat().st_size
+
+
+def wait_for_log(owui, offset: int, needle: str, timeout: float = 10) -> str:
+    """The server log written after `offset`, once it holds `needle` (the handler runs in a task)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        text = owui.log_path.read_bytes()[offset:].decode("utf-8", "replace")
+        if needle in text:
+            return text
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{needle!r} not in the server log within {timeout}s; it got:\n{text[-3000:]}")
+        time.sleep(0.1)
+
+
+@pytest.fixture
+def event_function(owui):
+    """template_event deployed and active; removed afterwards (it sees every server event)."""
+    owui.deploy("template_event")
+    yield owui
+    owui.api("DELETE", "/api/v1/functions/id/template_event/delete")
+
+
+def test_event_function_is_installed_as_the_event_type(event_function):
+    owui = event_function
+    stored = owui.ok("GET", "/api/v1/functions/id/template_event")
+    assert stored["type"] == "event" and stored["is_active"] is True
+    assert "template_event" not in owui.model_ids()
+
+
+def test_event_handler_runs_when_the_admin_adds_a_user(event_function):
+    owui = event_function
+    offset = log_size(owui)
+    # Open WebUI 0.12.4 publishes user.created from POST /api/v1/auths/add (open_webui/routers/auths.py)
+    # and dispatches it to every active event function (open_webui/events.py, dispatch_event_functions).
+    form = {"name": "Event Probe", "email": "event-probe@host.test", "password": USER_PASSWORD, "role": "user"}
+    new = owui.ok("POST", "/api/v1/auths/add", json=form)
+    try:
+        text = wait_for_log(owui, offset, f"template_event saw user.created subject=user:{new['id']}")
+        line = next(x for x in text.splitlines() if "template_event saw user.created" in x)
+        assert f"actor={owui.admin.id}" in line
+        assert "event-probe@host.test" not in line  # ids only, no e-mail addresses in the log
+    finally:
+        owui.ok("DELETE", f"/api/v1/users/{new['id']}")
+
+
+def test_event_handler_sees_its_own_valves_update_with_the_new_valves(event_function):
+    owui = event_function
+    offset = log_size(owui)
+    try:
+        owui.deploy("template_event", valves={"template_event": {"PREFIXES": "function.valves"}})
+        wait_for_log(owui, offset, "template_event saw function.valves_updated subject=function:template_event")
+        # the stored valves are loaded before each call: other events are now filtered out
+        offset = log_size(owui)
+        new = owui.ok(
+            "POST",
+            "/api/v1/auths/add",
+            json={"name": "Quiet", "email": "event-quiet@host.test", "password": USER_PASSWORD, "role": "user"},
+        )
+        owui.ok("DELETE", f"/api/v1/users/{new['id']}")
+        owui.ok("POST", "/api/v1/functions/id/template_event/valves/update", json={"PREFIXES": "function.valves"})
+        text = wait_for_log(owui, offset, "template_event saw function.valves_updated")
+        assert "template_event saw user." not in text
+    finally:
+        owui.deploy("template_event", valves={"template_event": {"PREFIXES": None}})

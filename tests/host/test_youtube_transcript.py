@@ -2,12 +2,12 @@
 
 No request may leave 127.0.0.1: valid videos are only asked for with PROXY_URL pointing at a
 loopback proxy that refuses (connection refused) or never answers (a black hole), which is how
-"no internet" looks to the tool. A non-YouTube link is refused before any request.
+"no internet" looks to the tool. A non-YouTube link is refused before any request. No test
+measures time: the black hole still holding the connection when the answer arrives shows the tool
+stopped waiting on its own (bench/bench_youtube_transcript.py has the figures).
 """
 
 from __future__ import annotations
-
-import time
 
 import pytest
 
@@ -72,15 +72,20 @@ def test_valves_and_user_valves_specs(deployed):
     assert spec["properties"]["PROXY_URL"]["input"] == {"type": "password"}
     user_spec = deployed.ok("GET", f"/api/v1/tools/id/{TOOL}/valves/user/spec", token=deployed.user)
     timestamps = user_spec["properties"]["INCLUDE_TIMESTAMPS"]
-    assert timestamps["type"] == "string" and timestamps["input"]["type"] == "select"
+    assert timestamps["type"] == "string" and timestamps["enum"] == ["default", "on", "off"]
+    assert "enum" not in user_spec["properties"]["TRANSCRIPT_LANGUAGE"]  # language codes stay free text
 
 
 def test_user_valves_round_trip_as_the_ui_sends_them(deployed):
     path = f"/api/v1/tools/id/{TOOL}/valves/user"
     # "Custom" with a choice, then "Default" (the UI sends null, the server drops it)
+    saved = deployed.ok("POST", f"{path}/update", token=deployed.user, json={"INCLUDE_TIMESTAMPS": "off"})
+    assert saved == {"INCLUDE_TIMESTAMPS": "off"}
+    assert deployed.ok("GET", path, token=deployed.user) == {"INCLUDE_TIMESTAMPS": "off"}
+    # the value the text box used to save keeps its meaning
     saved = deployed.ok("POST", f"{path}/update", token=deployed.user, json={"INCLUDE_TIMESTAMPS": "false"})
-    assert saved == {"INCLUDE_TIMESTAMPS": "false"}
-    assert deployed.ok("GET", path, token=deployed.user) == {"INCLUDE_TIMESTAMPS": "false"}
+    assert saved == {"INCLUDE_TIMESTAMPS": "off"}
+    assert deployed.ok("GET", path, token=deployed.user) == {"INCLUDE_TIMESTAMPS": "off"}
     saved = deployed.ok("POST", f"{path}/update", token=deployed.user, json={"INCLUDE_TIMESTAMPS": None})
     assert saved == {}
     assert deployed.ok("GET", path, token=deployed.user) == {}
@@ -98,13 +103,11 @@ def test_a_non_youtube_link_is_refused_in_the_tool_loop(deployed, socket):
 def test_no_internet_answers_within_request_timeout(deployed, socket, proxied):
     with FakeProxy("hang") as black_hole:
         proxied(PROXY_URL=black_hole.url, REQUEST_TIMEOUT=3)
-        started = time.monotonic()
         run = deployed.run_tool(TOOL, FUNCTION, {"url": VIDEO}, socket, timeout=60)
-        elapsed = time.monotonic() - started
         assert "YouTube did not answer within 3 seconds" in run.result
         assert "Traceback" not in run.result
-        # REQUEST_TIMEOUT plus the tool loop's own round trips, far from a hang
-        assert elapsed < 3 + 10
+        # the answer came while the black hole still held the connection: the tool gave up by itself
+        assert black_hole.held >= 1
         assert black_hole.targets and set(black_hole.targets) == {"www.youtube.com:443"}
     done = socket.wait_for("status", where=lambda d: d.get("done"))
     assert done["description"] == "YouTube did not answer in time"
@@ -113,8 +116,7 @@ def test_no_internet_answers_within_request_timeout(deployed, socket, proxied):
 
 def test_a_refused_proxy_is_a_quick_network_message(deployed, socket, proxied):
     proxied(PROXY_URL=closed_port_url(), REQUEST_TIMEOUT=20)
-    started = time.monotonic()
     run = deployed.run_tool(TOOL, FUNCTION, {"url": "abcDEF12_-x"}, socket)
     assert "Could not reach YouTube through the proxy set in PROXY_URL" in run.result
-    assert time.monotonic() - started < 20
+    assert "did not answer" not in run.result  # the refusal itself, not REQUEST_TIMEOUT running out
     socket.wait_for("status", where=lambda d: d.get("done") and d.get("description") == "Could not reach the proxy")

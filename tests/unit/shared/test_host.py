@@ -67,3 +67,19 @@ def test_model_registry_outside_a_request_is_none():
     assert host.models(None) is None
     request = types.SimpleNamespace(app=types.SimpleNamespace(state=types.SimpleNamespace(MODELS={"a": {}})))
     assert host.models(request) == {"a": {}}
+
+
+async def test_model_access_refusal_is_a_plain_no(monkeypatch):
+    env = types.ModuleType("open_webui.env")
+    env.BYPASS_MODEL_ACCESS_CONTROL = False
+    models = types.ModuleType("open_webui.utils.models")
+
+    async def check_model_access(user, model):
+        raise Exception("Model not found")  # what Open WebUI 0.12.4 raises for a denied model
+
+    models.check_model_access = check_model_access
+    monkeypatch.setitem(sys.modules, "open_webui.env", env)
+    monkeypatch.setitem(sys.modules, "open_webui.utils.models", models)
+    host = OpenWebUIHost()
+    assert await host.may_use_model(types.SimpleNamespace(role="user"), {"id": "m"}) is False
+    assert await host.may_use_model(types.SimpleNamespace(role="admin"), {"id": "m"}) is True

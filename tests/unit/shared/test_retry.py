@@ -24,8 +24,8 @@ def test_backoff_grows_is_capped_and_honours_the_server():
     backoff = Backoff(base=1.0, factor=2.0, max_delay=30.0, jitter=0.5)
     assert [backoff.delay(n, rand=lambda: 0.0) for n in range(6)] == [1, 2, 4, 8, 16, 30]
     assert backoff.delay(1, rand=lambda: 1.0) == 1.0  # full jitter halves it
-    assert backoff.delay(0, retry_after=7.0, rand=lambda: 0.0) == 7.0
-    assert backoff.delay(0, retry_after=45.0, rand=lambda: 0.0) == 45.0  # a server's wait is not cut
+    assert backoff.delay(3, retry_after=0.05, rand=lambda: 0.0) == 0.05  # the server's wait, as given
+    assert backoff.delay(0, retry_after=45.0, rand=lambda: 0.0) == 45.0  # not cut to max_delay
 
 
 class Flaky(Exception):

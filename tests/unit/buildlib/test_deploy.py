@@ -1,4 +1,4 @@
-"""Deploy planning and decisions in build.py, without a server (the host tier runs the real thing)."""
+"""Deploy planning and decisions, without a server (the host tier runs the real thing)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
-import build
+from buildlib import BuildError
+from buildlib import deploy as build
+from buildlib.deploy import DeployOptions
 
 PIPE = """\"\"\"
 title: T
@@ -129,16 +131,16 @@ def test_shared_id_across_kinds_deploys_the_function_and_notes_the_pipeline(tmp_
 
 
 def test_selection_errors(tmp_path):
-    with pytest.raises(build.BuildError, match=r"no manifest\.json"):
+    with pytest.raises(BuildError, match=r"no manifest\.json"):
         build.select_targets(tmp_path, None)
     root = write_root(tmp_path, {"id": "a"})
-    with pytest.raises(build.BuildError, match=r"--only: no plugin zz in manifest\.json"):
+    with pytest.raises(BuildError, match=r"--only: no plugin zz in manifest\.json"):
         build.select_targets(root, ["zz"])
     (root / "dist/functions/a.py").write_text(PIPE + "# changed\n")
-    with pytest.raises(build.BuildError, match=r"does not match manifest\.json"):
+    with pytest.raises(BuildError, match=r"does not match manifest\.json"):
         build.select_targets(root, None)
     (root / "dist/functions/a.py").unlink()
-    with pytest.raises(build.BuildError, match="is missing"):
+    with pytest.raises(BuildError, match="is missing"):
         build.select_targets(root, None)
 
 
@@ -166,10 +168,10 @@ def test_valves_file_is_checked(tmp_path):
         ({"p": 1}, "expected"),
     ]:
         good.write_text(json.dumps(content))
-        with pytest.raises(build.BuildError, match=message):
+        with pytest.raises(BuildError, match=message):
             build.load_valves(good, root, targets)
     good.write_text("{not json")
-    with pytest.raises(build.BuildError, match="--valves"):
+    with pytest.raises(BuildError, match="--valves"):
         build.load_valves(good, root, targets)
 
 
@@ -220,7 +222,7 @@ def test_hidden_create_error_is_read_through_a_placeholder_update():
             ("DELETE", "/api/v1/functions/id/p/delete"): True,
         }
     )
-    with pytest.raises(build.BuildError, match=r"cannot load dist/functions/p\.py: No module named 'zz'"):
+    with pytest.raises(BuildError, match=r"cannot load dist/functions/p\.py: No module named 'zz'"):
         build.create_plugin(api, target())
     placeholder = api.log[1][2]
     assert "class Pipe" in placeholder["content"] and placeholder["id"] == "p"
@@ -258,13 +260,40 @@ def test_tool_sharing_is_idempotent():
     assert api.log[-1][2] == {"access_grants": [build.PUBLIC_READ]}
 
 
-def test_token_is_required_and_never_echoed(tmp_path, monkeypatch, capsys):
+def test_token_is_required_and_never_echoed(tmp_path, capsys):
     root = write_root(tmp_path, {"id": "a"})
-    monkeypatch.delenv("OPENWEBUI_TOKEN", raising=False)
-    assert build.main(["--root", str(root), "deploy", "--url", "http://127.0.0.1:9"]) == 1
-    assert "no token" in capsys.readouterr().err
+    with pytest.raises(BuildError, match="no token"):
+        build.deploy(root, DeployOptions("http://127.0.0.1:9", None))
     secret = "sk-very-secret-token"
-    assert build.main(["--root", str(root), "deploy", "--url", "http://127.0.0.1:9", "--token", secret]) == 1
+    with pytest.raises(BuildError, match="cannot reach Open WebUI") as caught:
+        build.deploy(root, DeployOptions("http://127.0.0.1:9", secret))
     captured = capsys.readouterr()
-    assert "cannot reach Open WebUI" in captured.err
-    assert secret not in captured.out + captured.err
+    assert secret not in captured.out + captured.err + str(caught.value)
+
+
+def test_event_functions_are_deployed_as_functions_and_never_global(tmp_path):
+    root = write_root(tmp_path, {"id": "ev", "kind": "event", "folder": "events", "global": True})
+    targets, notes = build.select_targets(root, None)
+    assert [(t.id, t.api, t.make_global) for t in targets] == [("ev", "functions", False)] and notes == []
+    event = target(kind="event", text='"""\n"""\nclass Event:\n    class Valves:\n        PREFIXES: str = ""\n')
+    assert build.valve_names(event) == ["PREFIXES"]
+    hidden = build.ApiError("POST", "/api/v1/functions/create", 400, "[ERROR: Error creating function]")
+    creates = iter([hidden, {"id": "p"}])
+    api = FakeApi(
+        {
+            ("POST", "/api/v1/functions/create"): lambda body: next(creates),
+            ("POST", "/api/v1/functions/id/p/update"): {"id": "p"},
+        }
+    )
+    build.create_plugin(api, event)
+    assert "class Event:" in api.log[1][2]["content"]
+
+
+def test_deploy_one_dispatches_by_host():
+    api = FakeApi({("GET", "/api/v1/tools/id/p"): {"content": PIPE, "name": "T", "meta": {"description": "d"}}})
+    options = DeployOptions("http://x", "t")
+    assert build.deploy_one(api, target(kind="tool"), {}, options) == ["unchanged"]
+    stored = {"content": PIPE, "name": "T", "meta": {"description": "d"}, "is_active": True}
+    assert build.deploy_one(FakeApi({}), target(), {"p": stored}, options) == ["unchanged", "active"]
+    with pytest.raises(BuildError, match="cannot be deployed"):
+        build.deploy_one(FakeApi({}), target(kind="pipeline"), {}, options)

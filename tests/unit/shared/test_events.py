@@ -5,7 +5,7 @@ import pytest
 
 from shared import events as ev
 
-# --- builders: exact payloads the 0.12.4 UI reads (contract §5.3) ---
+# --- builders: exact payloads the Open WebUI 0.12.4 UI reads (src/lib/components/chat/Chat.svelte) ---
 
 
 def test_status_plain():
@@ -354,3 +354,10 @@ async def test_concurrent_status_callers_end_with_the_final_one():
     await asyncio.sleep(0.1)
     assert sent[-1] == {"description": "all done", "done": True, "hidden": False}
     assert sum(1 for d in sent if d["done"]) == 1
+
+
+def test_the_payload_type_does_not_use_a_name_open_webui_looks_up():
+    # Open WebUI 0.12.4 loads a module with a top-level `Event` as an event function: code
+    # inlined into a plugin must not bind that name.
+    assert not hasattr(ev, "Event")
+    assert ev.EventPayload.__annotations__.keys() == {"type", "data"}

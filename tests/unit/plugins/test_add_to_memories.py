@@ -1,9 +1,10 @@
-"""The "Add to Memories" action, built and loaded like Open WebUI loads it, with a fake memory store."""
+"""The "Add to Memories" action, built and loaded like Open WebUI loads it, with a fake host in place of Open WebUI."""
 
 import ast
 import asyncio
 import copy
 import logging
+import types
 import uuid
 
 import pytest
@@ -42,8 +43,12 @@ class Browser:
         return [(e["data"]["description"], e["data"]["done"]) for e in self.events if e["type"] == "status"]
 
 
-class FakeStore:
-    """One user's memories, behaving like add_memory: the row goes in before the embedding."""
+class FakeHost:
+    """Open WebUI's memories for one user, behind the methods of shared.host.OpenWebUIHost.
+
+    Behaves like 0.12.4's add_memory: the row goes in before the embedding, so a failed embedding
+    leaves a row behind. Refusals are the built file's HostRefusal, as the real host raises them.
+    """
 
     def __init__(self, user_id="user-1", rows=(), refuse=None, refuse_on_add=None, embed_error=None):
         self.user_id = user_id
@@ -54,20 +59,28 @@ class FakeStore:
         self.embed_error = embed_error
         self.added = []
         self.deleted = []
+        self.seen_users = []  # every user id the action looked up
         self.during_add = None  # an awaitable run between the insert and the embedding
 
-    async def check_access(self):
-        if self.refuse:
-            raise mod.MemoriesUnavailable(self.refuse)
+    async def get_user(self, user_id):
+        self.seen_users.append(user_id)
+        return types.SimpleNamespace(id=user_id, role="user") if user_id == self.user_id else None
 
-    async def existing(self):
+    async def check_memories_permission(self, user):
+        assert user.id == self.user_id
+        if self.refuse:
+            raise mod.HostRefusal(self.refuse)
+
+    async def memories(self, user_id):
+        assert user_id == self.user_id
         rows = list(self.rows)  # the snapshot is taken, then the "query" yields like a real one
         await asyncio.sleep(0)
         return rows
 
-    async def add(self, content):
+    async def add_memory(self, request, user, content):
+        assert request is not None and user.id == self.user_id
         if self.refuse_on_add:
-            raise mod.MemoriesUnavailable(self.refuse_on_add)
+            raise mod.HostRefusal(self.refuse_on_add)
         row = mod.StoredMemory(str(uuid.uuid4()), content.strip())
         self.rows.append(row)
         self.added.append(row.content)
@@ -79,7 +92,8 @@ class FakeStore:
         self.vectors.add(row.id)
         return row.id
 
-    async def delete(self, memory_id):
+    async def delete_memory(self, memory_id, user_id):
+        assert user_id == self.user_id
         self.deleted.append(memory_id)
         before = len(self.rows)
         self.rows = [r for r in self.rows if r.id != memory_id]
@@ -88,6 +102,11 @@ class FakeStore:
 
     def contents(self):
         return [r.content for r in self.rows]
+
+
+def store_of(host):
+    """The action's store over `host`, for calling save_memory directly."""
+    return mod._HostMemories(host, object(), types.SimpleNamespace(id=host.user_id, role="user"))
 
 
 def chat(reply="The user likes green tea.", *, clicked="a1"):
@@ -105,20 +124,13 @@ def chat(reply="The user likes green tea.", *, clicked="a1"):
     }
 
 
-def button(monkeypatch, store, **valves):
+def button(host, **valves):
     action = mod.Action()
     timeout = valves.pop("CALL_TIMEOUT", None)
     action.valves = action.Valves(**valves)
     if timeout is not None:
         action.valves.CALL_TIMEOUT = timeout  # below the valve's minimum, to keep the test fast
-    seen = []
-
-    async def factory(request, user_id):
-        seen.append(user_id)
-        return store if user_id == store.user_id else None
-
-    monkeypatch.setattr(mod, "_open_webui_memories", factory)
-    action.seen_users = seen
+    action.host = host
     return action
 
 
@@ -187,18 +199,18 @@ def test_normalized_ignores_case_width_spacing_and_end_punctuation():
 # --- dialogs -------------------------------------------------------------------------------------
 
 
-async def test_edit_dialog_prefilled_and_edited_text_saved(monkeypatch):
-    store = FakeStore()
+async def test_edit_dialog_prefilled_and_edited_text_saved():
+    host = FakeHost()
     browser = Browser("  The user likes oolong tea.  ")
     body = chat("The user likes green tea [1].")
     original = copy.deepcopy(body)
-    assert await click(button(monkeypatch, store), browser, body) is None
+    assert await click(button(host), browser, body) is None
     assert body == original
     [ask] = browser.calls
     assert ask["type"] == "input"
     assert ask["data"]["value"] == "The user likes green tea."
     assert "1000 characters" in ask["data"]["message"]
-    assert store.contents() == ["The user likes oolong tea."]
+    assert host.contents() == ["The user likes oolong tea."]
     assert browser.notices() == [("success", "Saved to your memories.")]
     assert browser.statuses() == [("Saving to memories…", False), ("Saved to memories", True)]
     assert {e["type"] for e in browser.events} == {"status", "notification"}
@@ -220,156 +232,156 @@ async def test_edit_dialog_prefilled_and_edited_text_saved(monkeypatch):
         ("  \n ", "The text was empty: nothing was saved to your memories."),
     ],
 )
-async def test_edit_dialog_without_usable_answer_writes_nothing(monkeypatch, answer, notice):
-    store = FakeStore()
+async def test_edit_dialog_without_usable_answer_writes_nothing(answer, notice):
+    host = FakeHost()
     browser = Browser(answer)
-    await click(button(monkeypatch, store), browser)
-    assert store.added == []
+    await click(button(host), browser)
+    assert host.added == []
     [(kind, content)] = browser.notices()
     assert kind == "info"
     assert content.startswith(notice)
     assert browser.statuses() == []
 
 
-async def test_dialog_timeout_from_valve(monkeypatch):
-    store = FakeStore()
+async def test_dialog_timeout_from_valve():
+    host = FakeHost()
     browser = Browser(NEVER)
-    await click(button(monkeypatch, store, CALL_TIMEOUT=0.05), browser)
-    assert store.added == []
+    await click(button(host, CALL_TIMEOUT=0.05), browser)
+    assert host.added == []
     assert browser.notices() == [("info", "No answer within 0.05 s: nothing was saved to your memories.")]
 
 
-async def test_no_event_call_means_nothing_written(monkeypatch):
-    store = FakeStore()
+async def test_no_event_call_means_nothing_written():
+    host = FakeHost()
     browser = Browser()
-    await click(button(monkeypatch, store), browser, call=False)
-    assert store.added == []
+    await click(button(host), browser, call=False)
+    assert host.added == []
     assert browser.notices() == [("info", "There is no open chat to ask in: nothing was saved to your memories.")]
 
 
-async def test_without_editing_the_text_is_saved_directly(monkeypatch):
-    store = FakeStore()
+async def test_without_editing_the_text_is_saved_directly():
+    host = FakeHost()
     browser = Browser()
-    await click(button(monkeypatch, store, EDIT_BEFORE_SAVE=False), browser)
+    await click(button(host, EDIT_BEFORE_SAVE=False), browser)
     assert browser.calls == []
-    assert store.contents() == ["The user likes green tea."]
+    assert host.contents() == ["The user likes green tea."]
 
 
 @pytest.mark.parametrize(
     ("answer", "saved"),
     [(True, True), ("stale text from the input dialog", True), (False, False), (None, False), ("", False)],
 )
-async def test_confirmation(monkeypatch, answer, saved):
-    store = FakeStore()
+async def test_confirmation(answer, saved):
+    host = FakeHost()
     browser = Browser("Edited text.", answer)
-    await click(button(monkeypatch, store, CONFIRMATION_REQUIRED=True), browser)
+    await click(button(host, CONFIRMATION_REQUIRED=True), browser)
     assert [c["type"] for c in browser.calls] == ["input", "confirmation"]
     assert "> Edited text." in browser.calls[1]["data"]["message"]
-    assert store.contents() == (["Edited text."] if saved else [])
+    assert host.contents() == (["Edited text."] if saved else [])
     if not saved:
         assert browser.notices() == [("info", "Cancelled: nothing was saved to your memories.")]
 
 
-async def test_confirmation_only_and_its_timeout(monkeypatch):
-    store = FakeStore()
+async def test_confirmation_only_and_its_timeout():
+    host = FakeHost()
     browser = Browser(NEVER)
-    action = button(monkeypatch, store, EDIT_BEFORE_SAVE=False, CONFIRMATION_REQUIRED=True, CALL_TIMEOUT=0.05)
+    action = button(host, EDIT_BEFORE_SAVE=False, CONFIRMATION_REQUIRED=True, CALL_TIMEOUT=0.05)
     await click(action, browser)
     assert [c["type"] for c in browser.calls] == ["confirmation"]
-    assert store.added == []
+    assert host.added == []
     assert browser.notices() == [("info", "No answer within 0.05 s: nothing was saved to your memories.")]
 
 
 # --- length -------------------------------------------------------------------------------------
 
 
-async def test_too_long_without_editing(monkeypatch):
-    store = FakeStore()
+async def test_too_long_without_editing():
+    host = FakeHost()
     browser = Browser()
-    await click(button(monkeypatch, store, EDIT_BEFORE_SAVE=False, MAX_MEMORY_LENGTH=10), browser)
-    assert store.added == []
+    await click(button(host, EDIT_BEFORE_SAVE=False, MAX_MEMORY_LENGTH=10), browser)
+    assert host.added == []
     assert browser.notices() == [
         ("warning", "Too long for a memory: 25 characters, the limit is 10. Nothing was saved.")
     ]
 
 
-async def test_too_long_edit_again_then_saved(monkeypatch):
-    store = FakeStore()
+async def test_too_long_edit_again_then_saved():
+    host = FakeHost()
     browser = Browser("x" * 11, "short one")
-    await click(button(monkeypatch, store, MAX_MEMORY_LENGTH=10), browser)
+    await click(button(host, MAX_MEMORY_LENGTH=10), browser)
     assert [c["data"]["value"] for c in browser.calls] == ["The user likes green tea.", "x" * 11]
     assert "11 characters" in browser.calls[1]["data"]["message"]
-    assert store.contents() == ["short one"]
+    assert host.contents() == ["short one"]
     assert browser.notices()[0] == (
         "warning",
         "Too long for a memory: 11 characters, the limit is 10. Shorten it in the dialog.",
     )
 
 
-async def test_too_long_rounds_are_bounded(monkeypatch):
-    store = FakeStore()
+async def test_too_long_rounds_are_bounded():
+    host = FakeHost()
     browser = Browser(*["y" * 20] * 10)
-    await click(button(monkeypatch, store, MAX_MEMORY_LENGTH=10), browser)
+    await click(button(host, MAX_MEMORY_LENGTH=10), browser)
     assert len(browser.calls) == 3
-    assert store.added == []
+    assert host.added == []
     assert browser.notices()[-1] == (
         "warning",
         "Too long for a memory: 20 characters, the limit is 10. Nothing was saved.",
     )
 
 
-async def test_empty_message_without_editing(monkeypatch):
-    store = FakeStore()
+async def test_empty_message_without_editing():
+    host = FakeHost()
     browser = Browser()
     body = chat("<details type='reasoning'>only thoughts</details>")
-    await click(button(monkeypatch, store, EDIT_BEFORE_SAVE=False), browser, body)
-    assert store.added == []
+    await click(button(host, EDIT_BEFORE_SAVE=False), browser, body)
+    assert host.added == []
     assert browser.notices() == [("info", "This message has no text to remember: nothing was saved.")]
 
 
 # --- duplicates ----------------------------------------------------------------------------------
 
 
-async def test_duplicate_is_not_saved_twice(monkeypatch):
-    store = FakeStore(rows=["the user likes GREEN  tea"])
+async def test_duplicate_is_not_saved_twice():
+    host = FakeHost(rows=["the user likes GREEN  tea"])
     browser = Browser()
-    await click(button(monkeypatch, store, EDIT_BEFORE_SAVE=False), browser)
-    assert store.added == []
+    await click(button(host, EDIT_BEFORE_SAVE=False), browser)
+    assert host.added == []
     assert browser.notices() == [("info", "Already saved in your memories.")]
 
 
-async def test_clicking_twice_keeps_one(monkeypatch):
-    store = FakeStore()
-    action = button(monkeypatch, store, EDIT_BEFORE_SAVE=False)
+async def test_clicking_twice_keeps_one():
+    host = FakeHost()
+    action = button(host, EDIT_BEFORE_SAVE=False)
     await click(action, Browser())
     await click(action, Browser())
-    assert store.contents() == ["The user likes green tea."]
+    assert host.contents() == ["The user likes green tea."]
 
 
-async def test_concurrent_clicks_keep_one(monkeypatch):
-    store = FakeStore()
-    action = button(monkeypatch, store, EDIT_BEFORE_SAVE=False)
+async def test_concurrent_clicks_keep_one():
+    host = FakeHost()
+    action = button(host, EDIT_BEFORE_SAVE=False)
     await asyncio.gather(*(click(action, Browser()) for _ in range(5)))
-    assert store.contents() == ["The user likes green tea."]
+    assert host.contents() == ["The user likes green tea."]
 
 
-async def test_deduplicate_off_saves_again(monkeypatch):
-    store = FakeStore(rows=["The user likes green tea."])
-    await click(button(monkeypatch, store, EDIT_BEFORE_SAVE=False, DEDUPLICATE=False), Browser())
-    assert store.contents() == ["The user likes green tea."] * 2
+async def test_deduplicate_off_saves_again():
+    host = FakeHost(rows=["The user likes green tea."])
+    await click(button(host, EDIT_BEFORE_SAVE=False, DEDUPLICATE=False), Browser())
+    assert host.contents() == ["The user likes green tea."] * 2
 
 
 # --- failures --------------------------------------------------------------------------------------
 
 
-async def test_embedding_failure_rolls_back_the_row(monkeypatch, caplog):
-    store = FakeStore(rows=["kept memory"], embed_error=RuntimeError("401 from https://e.example/v1?key=SECRET123"))
+async def test_embedding_failure_rolls_back_the_row(caplog):
+    host = FakeHost(rows=["kept memory"], embed_error=RuntimeError("401 from https://e.example/v1?key=SECRET123"))
     browser = Browser()
     caplog.set_level(logging.DEBUG)
-    await click(button(monkeypatch, store, EDIT_BEFORE_SAVE=False), browser)
-    assert store.added == ["The user likes green tea."]
-    assert store.contents() == ["kept memory"]
-    assert len(store.deleted) == 1
+    await click(button(host, EDIT_BEFORE_SAVE=False), browser)
+    assert host.added == ["The user likes green tea."]
+    assert host.contents() == ["kept memory"]
+    assert len(host.deleted) == 1
     [(kind, content)] = browser.notices()
     assert kind == "error"
     assert content.startswith("Could not save to memories")
@@ -379,80 +391,80 @@ async def test_embedding_failure_rolls_back_the_row(monkeypatch, caplog):
     assert "SECRET123" not in str(browser.events)
 
 
-async def test_rollback_only_deletes_its_own_row(monkeypatch):
-    store = FakeStore(embed_error=RuntimeError("embedding down"))
+async def test_rollback_only_deletes_its_own_row():
+    host = FakeHost(embed_error=RuntimeError("embedding down"))
 
     async def someone_else_adds():
-        store.rows.append(mod.StoredMemory("other", "Another memory"))
+        host.rows.append(mod.StoredMemory("other", "Another memory"))
 
-    store.during_add = someone_else_adds
-    await click(button(monkeypatch, store, EDIT_BEFORE_SAVE=False), Browser())
-    assert store.contents() == ["Another memory"]
+    host.during_add = someone_else_adds
+    await click(button(host, EDIT_BEFORE_SAVE=False), Browser())
+    assert host.contents() == ["Another memory"]
 
 
-async def test_ambiguous_rollback_deletes_nothing_and_says_so(monkeypatch):
-    store = FakeStore(embed_error=RuntimeError("embedding down"))
+async def test_ambiguous_rollback_deletes_nothing_and_says_so():
+    host = FakeHost(embed_error=RuntimeError("embedding down"))
 
     async def same_text_from_elsewhere():
-        store.rows.append(mod.StoredMemory("twin", "The user likes green tea."))
+        host.rows.append(mod.StoredMemory("twin", "The user likes green tea."))
 
-    store.during_add = same_text_from_elsewhere
+    host.during_add = same_text_from_elsewhere
     browser = Browser()
-    await click(button(monkeypatch, store, EDIT_BEFORE_SAVE=False, DEDUPLICATE=False), browser)
-    assert store.deleted == []
+    await click(button(host, EDIT_BEFORE_SAVE=False, DEDUPLICATE=False), browser)
+    assert host.deleted == []
     assert "A partial entry may remain" in browser.notices()[0][1]
 
 
-async def test_cancelled_request_still_rolls_back(monkeypatch):
-    store = FakeStore()
+async def test_cancelled_request_still_rolls_back():
+    host = FakeHost()
     started = asyncio.Event()
 
     async def hang():
         started.set()
         await asyncio.Event().wait()
 
-    store.during_add = hang
-    task = asyncio.ensure_future(click(button(monkeypatch, store, EDIT_BEFORE_SAVE=False), Browser()))
+    host.during_add = hang
+    task = asyncio.ensure_future(click(button(host, EDIT_BEFORE_SAVE=False), Browser()))
     await started.wait()
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    assert store.rows == []
+    assert host.rows == []
 
 
 @pytest.mark.parametrize(
     ("status_code", "text"),
     [(404, "Memories are turned off on this server"), (403, "You don't have permission to use memories")],
 )
-async def test_memories_disabled_or_forbidden(monkeypatch, status_code, text):
-    store = FakeStore(refuse=status_code)
+async def test_memories_disabled_or_forbidden(status_code, text):
+    host = FakeHost(refuse=status_code)
     browser = Browser("never asked")
-    await click(button(monkeypatch, store), browser)
+    await click(button(host), browser)
     assert browser.calls == []
-    assert store.added == []
+    assert host.added == []
     [(kind, content)] = browser.notices()
     assert kind == "warning"
     assert content.startswith(text)
 
 
-async def test_refused_at_write_time(monkeypatch):
-    store = FakeStore(refuse_on_add=404)
+async def test_refused_at_write_time():
+    host = FakeHost(refuse_on_add=404)
     browser = Browser()
-    await click(button(monkeypatch, store, EDIT_BEFORE_SAVE=False), browser)
+    await click(button(host, EDIT_BEFORE_SAVE=False), browser)
     assert browser.notices()[0][0] == "warning"
     assert browser.statuses()[-1] == ("Not saved to memories", True)
 
 
-async def test_unreadable_memories_write_nothing(monkeypatch):
-    store = FakeStore()
+async def test_unreadable_memories_write_nothing():
+    host = FakeHost()
 
-    async def broken():
+    async def broken(user_id):
         raise RuntimeError("db down")
 
-    store.existing = broken
+    host.memories = broken
     browser = Browser()
-    await click(button(monkeypatch, store, EDIT_BEFORE_SAVE=False), browser)
-    assert store.added == []
+    await click(button(host, EDIT_BEFORE_SAVE=False), browser)
+    assert host.added == []
     assert browser.notices() == [("error", "Could not read your memories: nothing was saved. Try again later.")]
 
 
@@ -465,6 +477,24 @@ def test_refusal_matches_open_webui_http_errors():
     assert mod._refusal(RuntimeError("x")) is None
 
 
+def test_refusals_are_told_by_type_not_shape():
+    assert mod._refusal(mod.HostRefusal(404)).status_code == 404
+    assert mod._refusal(mod.HostRefusal(500)) is None
+
+    class LooksLikeOne(Exception):
+        status_code = 404
+
+    assert mod._refusal(LooksLikeOne()) is None
+
+
+async def test_other_refusals_at_the_check_are_a_failure():
+    host = FakeHost(refuse=500)
+    browser = Browser("never asked")
+    await click(button(host), browser)
+    assert browser.calls == [] and host.added == []
+    assert browser.notices() == [("error", "Could not reach your memories: nothing was saved. Try again later.")]
+
+
 def test_redacted_hides_secrets():
     text = mod._redacted("GET https://h/v1?key=abc123&x=1 Authorization: Bearer tok.en api_key='zz' sk-abcdefgh")
     for secret in ("abc123", "tok.en", "zz'", "sk-abcdefgh"):
@@ -474,22 +504,39 @@ def test_redacted_hides_secrets():
 # --- the user --------------------------------------------------------------------------------------
 
 
-async def test_only_the_signed_in_user_is_written(monkeypatch):
-    store = FakeStore(user_id="user-1")
-    action = button(monkeypatch, store, EDIT_BEFORE_SAVE=False)
+async def test_only_the_signed_in_user_is_written():
+    host = FakeHost(user_id="user-1")
+    action = button(host, EDIT_BEFORE_SAVE=False)
     body = chat()
     body.update(user_id="user-2", user={"id": "user-2"})
     await click(action, Browser(), body, user={"id": "user-1"})
-    assert action.seen_users == ["user-1"]
-    assert store.contents() == ["The user likes green tea."]
+    assert host.seen_users == ["user-1"]
+    assert host.contents() == ["The user likes green tea."]
 
 
-async def test_no_user_no_write(monkeypatch):
-    store = FakeStore()
-    action = button(monkeypatch, store, EDIT_BEFORE_SAVE=False)
+async def test_a_failing_user_lookup_writes_nothing():
+    host = FakeHost()
+
+    async def broken(user_id):
+        raise RuntimeError("db down")
+
+    host.get_user = broken
+    browser = Browser()
+    await click(button(host, EDIT_BEFORE_SAVE=False), browser)
+    assert host.added == []
+    assert browser.notices() == [("error", "Add to memories needs a signed-in user in a chat.")]
+
+
+def test_the_action_talks_to_open_webui_through_the_host_seam():
+    assert isinstance(mod.Action().host, mod.OpenWebUIHost)
+
+
+async def test_no_user_no_write():
+    host = FakeHost()
+    action = button(host, EDIT_BEFORE_SAVE=False)
     browser = Browser()
     await click(action, browser, user={})
-    assert action.seen_users == []
+    assert host.seen_users == []
     assert browser.notices() == [("error", "Add to memories needs a signed-in user in a chat.")]
 
 
@@ -531,5 +578,7 @@ def test_valves_and_frontmatter():
 async def test_save_memory_outcomes(answers, options, outcome):
     browser = Browser(*answers)
     events = mod.Emitter(browser.emit, browser.call)
-    got = await mod.save_memory("Some text", store=FakeStore(), events=events, options=mod.SaveOptions(**options))
+    got = await mod.save_memory(
+        "Some text", store=store_of(FakeHost()), events=events, options=mod.SaveOptions(**options)
+    )
     assert got == outcome

@@ -1,18 +1,14 @@
-"""Both Mixture-of-Agents plugins, built and loaded like their hosts load them.
+"""The Mixture-of-Agents pipe for Open WebUI, built and loaded like Open WebUI loads it.
 
-The Open WebUI pipe talks to a stand-in for `generate_chat_completion` that behaves like
-open_webui/utils/chat.py + routers/openai.py (model registry, access check, and the three
-return shapes) and proxies to the loopback fake OpenAI server. The Pipelines variant talks to
-that server directly and is driven the way the Pipelines server drives it.
+The pipe's `host` is a fake with OpenWebUIHost's methods (shared/host.py): a model registry, the
+access check, and a chat call that behaves like Open WebUI 0.12.4's open_webui/utils/chat.py and
+routers/openai.py (its three return shapes, "Model not found", HTTP errors) and proxies to the
+loopback fake OpenAI server.
 """
 
 import asyncio
-import concurrent.futures
 import copy
 import json
-import logging
-import threading
-import time
 from types import SimpleNamespace
 from typing import Any
 
@@ -20,14 +16,12 @@ import aiohttp
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse, StreamingResponse
 
 from tests.fakes.openai_server import FakeOpenAI
 from tests.helpers import load_built
 
 pipe_mod = load_built("mixture_of_agents", kind="pipe")
-pipeline_mod = load_built("mixture_of_agents", kind="pipeline")
 
 CONVERSATION = [
     {"role": "system", "content": "Be brief."},
@@ -57,37 +51,43 @@ def fresh(fake):
 
 
 class FakeOpenWebUI:
-    """generate_chat_completion as a pipe sees it, in front of the fake OpenAI server."""
+    """OpenWebUIHost as the pipe uses it, in front of the fake OpenAI server.
 
-    def __init__(self, fake: FakeOpenAI, extra: dict[str, dict] | None = None, forbidden: tuple[str, ...] = ()):
+    `early_check=False` is a server whose access check cannot tell (may_use_model says yes):
+    the chat call still refuses, as Open WebUI's does.
+    """
+
+    def __init__(self, fake: FakeOpenAI, *, early_check: bool = True) -> None:
         self.fake = fake
         self.registry = {m: {"id": m, "owned_by": "openai"} for m in (*AGENTS, "m-agg")}
         self.registry["mixture_of_agents"] = {"id": "mixture_of_agents", "pipe": {"type": "pipe"}}
-        self.registry.update(extra or {})
-        self.forbidden = set(forbidden)
+        self.forbidden: set[str] = set()
+        self.early_check = early_check
         self.forms: list[dict] = []
         self.request = SimpleNamespace(app=SimpleNamespace(state=SimpleNamespace(MODELS=self.registry)))
         self.request.state = SimpleNamespace()
 
-    def api(self, check_access: bool = True) -> Any:
-        return pipe_mod.OpenWebUIApi(self.generate, self.get_user, self.check_access if check_access else None, False)
-
     async def get_user(self, user_id: str) -> Any:
         return {"admin-1": ADMIN, "user-1": USER}.get(user_id)
 
-    async def check_access(self, user: Any, model: dict) -> None:
-        if user.role == "user" and model["id"] in self.forbidden:
-            raise Exception("Model not found")
+    def models(self, request: Any) -> dict[str, Any] | None:
+        assert request is self.request
+        return self.registry
 
-    async def generate(self, request: Any, form: dict, user: Any) -> Any:
+    def allowed(self, user: Any, model: dict) -> bool:
+        return not (user.role == "user" and model["id"] in self.forbidden)
+
+    async def may_use_model(self, user: Any, model: dict) -> bool:
+        return self.allowed(user, model) if self.early_check else True
+
+    async def chat_completion(self, request: Any, form: dict, user: Any) -> Any:
         self.forms.append(copy.deepcopy(form))
         model = self.registry.get(form["model"])
-        if model is None:
-            raise Exception("Model not found")
-        await self.check_access(user, model)
+        if model is None or not self.allowed(user, model):
+            raise pipe_mod.ModelNotFound(form["model"])
         kind = model.get("kind")
         if kind == "http-exception":
-            raise HTTPException(status_code=500, detail="Open WebUI: Server Connection Error")
+            raise pipe_mod.HostRefusal(500, "Open WebUI: Server Connection Error")
         if kind == "pipe-shapes":  # a pipe model: str SSE lines when streaming, a dict otherwise
             text = "piped answer"
             if not form.get("stream"):
@@ -162,6 +162,7 @@ async def run_pipe(
     metadata: dict | None = None,
 ) -> Any:
     body = {"model": "mixture_of_agents", "messages": CONVERSATION, "stream": True} if body is None else body
+    pipe.host = owui
     result = await pipe.pipe(
         body=body,
         __user__={"id": user.id, "role": user.role},
@@ -176,13 +177,15 @@ async def run_pipe(
 
 
 @pytest.fixture
-def owui(fake, monkeypatch):
-    fake_owui = FakeOpenWebUI(fake)
-    monkeypatch.setattr(pipe_mod, "openwebui_api", fake_owui.api)
-    return fake_owui
+def owui(fake):
+    return FakeOpenWebUI(fake)
 
 
 # --- the Open WebUI pipe ------------------------------------------------------------------------
+
+
+def test_the_pipe_keeps_an_open_webui_host() -> None:
+    assert isinstance(pipe_mod.Pipe().host, pipe_mod.OpenWebUIHost)
 
 
 async def test_pipe_streams_the_aggregated_answer_with_statuses(fake, owui) -> None:
@@ -269,9 +272,9 @@ async def test_misconfiguration_raises_before_streaming_naming_the_model(fake, o
     assert fake.chat_requests() == []  # nothing was called
 
 
-async def test_access_is_enforced_by_the_call_when_the_early_check_is_missing(fake, owui, monkeypatch) -> None:
+async def test_access_is_enforced_by_the_call_when_the_early_check_cannot_tell(fake) -> None:
+    owui = FakeOpenWebUI(fake, early_check=False)
     owui.forbidden = {"m-agg"}
-    monkeypatch.setattr(pipe_mod, "openwebui_api", lambda: owui.api(check_access=False))
     pieces = await run_pipe(make_pipe(num_layers=1), owui, user=USER)
     error = pieces[-1]
     assert error == {
@@ -380,225 +383,28 @@ def test_pipe_any_valves_and_body_give_an_answer_or_a_clear_error(
     asyncio.run(run())
 
 
-# --- the Pipelines-server pipeline --------------------------------------------------------------
+async def test_an_access_check_that_fails_refuses_the_model(fake, owui) -> None:
+    async def broken(user: Any, model: dict) -> bool:
+        raise Exception("Model not found")  # how Open WebUI 0.12.4's check_model_access refuses
+
+    owui.may_use_model = broken
+    with pytest.raises(pipe_mod.MoaError, match="cannot use the model `m-a`: you do not have access to it"):
+        await run_pipe(make_pipe(), owui, user=USER)
+    assert fake.chat_requests() == []
 
 
-def make_pipeline(fake: FakeOpenAI, **valves: Any) -> Any:
-    pipeline = pipeline_mod.Pipeline()
-    values = {
-        "models": list(AGENTS),
-        "aggregator_model": "m-agg",
-        "emit_interval": 0,
-        "openai_api_base": fake.url,
-        "openai_api_key": "sk-test-secret-123",
-    } | valves
-    # The server rebuilds valves from valves.json: pipeline.valves.__class__(**combined)
-    pipeline.valves = pipeline.valves.__class__(**(pipeline.valves.model_dump() | values))
-    return pipeline
+async def test_an_unknown_user_is_asked_to_sign_in_again(fake, owui) -> None:
+    stranger = SimpleNamespace(id="nobody", role="user")
+    with pytest.raises(pipe_mod.MoaError, match="could not load your user account"):
+        await run_pipe(make_pipe(), owui, user=stranger)
 
 
-def serve(pipeline: Any, body: dict) -> tuple[Any, list[Any]]:
-    """What open-webui/pipelines main.py does: keyword call in a threadpool, then iterate."""
-    messages = body["messages"]
-    user_message = next((m["content"] for m in reversed(messages) if m["role"] == "user"), "")
-
-    def job() -> tuple[Any, list[Any]]:
-        result = pipeline.pipe(user_message=user_message, model_id="mixture_of_agents", messages=messages, body=body)
-        if isinstance(result, str):
-            return result, [result]
-        return result, list(result)
-
-    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(job).result(timeout=60)
-
-
-def sse_lines(items: list[Any]) -> list[str]:
-    """How the server turns each item into a line (dict -> JSON data line, str -> content chunk)."""
-    lines = []
-    for item in items:
-        if isinstance(item, dict):
-            lines.append("data: " + json.dumps(item))
-        else:
-            assert isinstance(item, str)
-            lines.append("data: " + json.dumps({"choices": [{"delta": {"content": item}}]}))
-    return lines
-
-
-def test_pipeline_streams_text_and_wire_statuses(fake) -> None:
-    fake.api_key = "sk-test-secret-123"
-    body = {"model": "mixture_of_agents", "messages": CONVERSATION, "stream": True}
-    result, items = serve(make_pipeline(fake), body)
-    assert not isinstance(result, str)
-    texts = [i for i in items if isinstance(i, str)]
-    events = [i["event"] for i in items if isinstance(i, dict)]
-    assert all(isinstance(i, str) or set(i) == {"event"} for i in items)
-    assert "".join(texts) == "The final answer." and len(texts) == 5
-    assert_valid_statuses(events)
-    assert len(sse_lines(items)) == len(items)
-    requests = fake.chat_requests()
-    assert len(requests) == 7 and requests[-1]["model"] == "m-agg"
-    assert requests[0]["messages"] == CONVERSATION
-    assert all(r.headers["authorization"] == "Bearer sk-test-secret-123" for r in fake.requests)
-
-
-def test_pipeline_non_stream_returns_plain_text(fake) -> None:
-    body = {"model": "mixture_of_agents", "messages": CONVERSATION, "stream": False}
-    result, _ = serve(make_pipeline(fake, num_layers=1), body)
-    assert result == "The final answer."
-
-
-TAGS_TASK = "### Task:\nGenerate 1-3 tags.\n### Chat History:\n<chat_history>\nUSER: 2+2?\n</chat_history>"
-RAG_PROMPT = "### Task:\nRespond to the user query using the provided context.\n<context>\nfacts\n</context>\n2+2?"
-
-
-def test_pipeline_task_prompt_is_one_aggregator_call(fake) -> None:
-    fake.set("m-agg", reply='{"tags": ["math"]}')
-    body = {"model": "mixture_of_agents", "messages": [{"role": "user", "content": TAGS_TASK}], "stream": False}
-    result, _ = serve(make_pipeline(fake), body)
-    assert result == '{"tags": ["math"]}'
-    assert [r["model"] for r in fake.chat_requests()] == ["m-agg"]
-
-
-def test_pipeline_rag_prompt_is_not_a_task(fake) -> None:
-    """Open WebUI's RAG template also starts with "### Task:"; such a chat still gets the mixture."""
-    body = {"model": "mixture_of_agents", "messages": [{"role": "user", "content": RAG_PROMPT}], "stream": False}
-    result, _ = serve(make_pipeline(fake, num_layers=1), body)
-    assert result == "The final answer."
-    assert len(fake.chat_requests()) == 4
-
-
-def test_pipeline_non_stream_misconfiguration_is_an_error_dict(fake) -> None:
-    fake.strict_models = True
-    body = {"model": "mixture_of_agents", "messages": CONVERSATION, "stream": False}
-    result, _ = serve(make_pipeline(fake, models=["nope"], aggregator_model="nope"), body)
-    assert set(result) == {"error"}
-    assert "`nope`" in result["error"]["detail"]
-
-
-def test_pipeline_status_lines_never_echo_the_key(fake) -> None:
-    fake.set("m-a", fail_status=500, fail_message="upstream says key sk-test-secret-123 is bad")
-    body = {"model": "mixture_of_agents", "messages": CONVERSATION, "stream": True}
-    _, items = serve(make_pipeline(fake, num_layers=1, max_retries=0), body)
-    shown = repr(items)
-    assert "m-a: HTTP 500" in shown
-    assert "sk-test-secret-123" not in shown
-
-
-def test_pipeline_retries_and_drops_like_the_pipe(fake) -> None:
-    fake.set("m-a", fail_status=503, fail_times=1)
-    fake.set("m-b", fail_status=500)
-    body = {"model": "mixture_of_agents", "messages": CONVERSATION, "stream": True}
-    _, items = serve(make_pipeline(fake, num_layers=1, max_retries=1), body)
-    assert "".join(i for i in items if isinstance(i, str)) == "The final answer."
-    descriptions = " ".join(i["event"]["data"]["description"] for i in items if isinstance(i, dict))
-    assert "retry 1/1" in descriptions and "m-b: HTTP 500" in descriptions
-    assert len(fake.chat_requests("m-a")) == 2 and len(fake.chat_requests("m-b")) == 2
-
-
-def test_pipeline_errors_never_show_the_key(fake, caplog) -> None:
-    fake.api_key = "another-key"
-    caplog.set_level(logging.DEBUG)
-    body = {"model": "mixture_of_agents", "messages": CONVERSATION, "stream": True}
-    _, items = serve(make_pipeline(fake), body)
-    error = items[-1]["error"]["detail"]
-    assert "refused the credentials (HTTP 401)" in error
-    everything = json.dumps(items) + caplog.text
-    assert "sk-test-secret-123" not in everything
-
-
-def test_pipeline_misconfiguration_is_an_error_line(fake) -> None:
-    body = {"model": "mixture_of_agents", "messages": CONVERSATION, "stream": True}
-    _, items = serve(make_pipeline(fake, models=[]), body)
-    assert len(items) == 1 and set(items[0]) == {"error"}
-    assert "Set the `models` valve" in items[0]["error"]["detail"]
-    fake.strict_models = True
-    _, items = serve(make_pipeline(fake, aggregator_model="nope"), body)
-    assert "cannot use the model `nope`: the model was not found (HTTP 404" in items[-1]["error"]["detail"]
-    _, items = serve(make_pipeline(fake, openai_api_base="http://127.0.0.1:9/v1", max_retries=0), body)
-    assert "cannot reach the endpoint" in items[-1]["error"]["detail"]
-
-
-async def test_pipeline_works_with_a_loop_running_in_the_calling_thread(fake) -> None:
-    body = {"model": "mixture_of_agents", "messages": CONVERSATION, "stream": True}
-    pipeline = make_pipeline(fake, num_layers=1)
-    items = list(
-        pipeline.pipe(user_message="Another one?", model_id="mixture_of_agents", messages=CONVERSATION, body=body)
-    )
-    assert "".join(i for i in items if isinstance(i, str)) == "The final answer."
-
-
-def test_pipeline_closing_early_cancels_the_run(fake) -> None:
-    for model in AGENTS:
-        fake.set(model, latency=0.5)
-    before = threading.active_count()
-    body = {"model": "mixture_of_agents", "messages": CONVERSATION, "stream": True}
-    stream = make_pipeline(fake).pipe(user_message="x", model_id="mixture_of_agents", messages=CONVERSATION, body=body)
-    first = next(stream)
-    assert first["event"]["data"]["description"] == "Layer 1/2: asking 3 agents"
-    stream.close()
-    deadline = time.monotonic() + 5
-    while threading.active_count() > before and time.monotonic() < deadline:
-        time.sleep(0.05)
-    time.sleep(0.6)
-    assert fake.chat_requests("m-agg") == []
-    assert not [t for t in threading.enumerate() if t.name == "mixture-of-agents"]
-
-
-def test_pipeline_valves_keep_the_issue_names(fake) -> None:
-    fields = set(pipeline_mod.Pipeline.Valves.model_fields)
-    assert fields == {
-        "models",
-        "aggregator_model",
-        "num_layers",
-        "num_agents_per_layer",
-        "emit_interval",
-        "enable_status_indicator",
-        "agent_timeout",
-        "min_successful_agents",
-        "show_intermediate",
-        "max_retries",
-        "openai_api_base",
-        "openai_api_key",
-    }
-    assert set(pipe_mod.Pipe.Valves.model_fields) == fields - {"openai_api_base", "openai_api_key"}
-    assert not hasattr(pipeline_mod.Pipeline(), "type")  # a `type` attribute hides a pipe from the server
-
-
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(
-    body=bodies,
-    messages=st.one_of(
-        st.none(), st.just(CONVERSATION), st.lists(st.dictionaries(st.text(max_size=3), st.text(max_size=3)))
-    ),
-    models=st.lists(st.sampled_from([*AGENTS, "unknown"]), max_size=3),
-    aggregator=st.sampled_from(["", "m-agg", "unknown"]),
-    layers=st.integers(1, 2),
-    agents=st.integers(1, 3),
-    show=st.booleans(),
-    failing=st.sets(st.sampled_from([*AGENTS, "m-agg"])),
-)
-def test_pipeline_any_valves_and_body_give_text_events_or_an_error_line(
-    fake, body, messages, models, aggregator, layers, agents, show, failing
-) -> None:
-    fake.strict_models = True
-    for model in (*AGENTS, "m-agg"):
-        fake.set(model, fail_status=400 if model in failing else None)
-    pipeline = make_pipeline(
-        fake,
-        models=models,
-        aggregator_model=aggregator,
-        num_layers=layers,
-        num_agents_per_layer=agents,
-        show_intermediate=show,
-        max_retries=0,
-    )
-    # not streaming: the run happens in the call, and a failure is an error dict
-    result = pipeline.pipe(user_message="x", model_id="mixture_of_agents", messages=messages, body=body)
-    if isinstance(result, str):
-        return
-    if isinstance(result, dict):
-        assert set(result) == {"error"} and result["error"]["detail"]
-        assert isinstance(body, dict) and body.get("stream") is False
-        return
-    for item in result:  # streaming: failures arrive as one error line
-        assert isinstance(item, str) or set(item) in ({"event"}, {"error"})
+def test_call_errors_from_the_host_are_recognised_by_type() -> None:
+    unknown = pipe_mod.call_error("m", pipe_mod.ModelNotFound("m"))
+    assert isinstance(unknown, pipe_mod.ModelUnavailable)
+    assert unknown.reason == "it does not exist or you do not have access to it"
+    refused = pipe_mod.call_error("m", pipe_mod.HostRefusal(503, "busy"))
+    assert refused.reason == "HTTP 503: busy" and refused.retryable
+    other = pipe_mod.call_error("m", Exception("Model not found"))  # not from the host: just a failure
+    assert type(other) is pipe_mod.ModelCallError and not other.retryable
+    assert pipe_mod.call_error("m", RuntimeError()).reason == "the call failed without saying why"

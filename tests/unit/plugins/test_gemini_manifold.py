@@ -1,5 +1,7 @@
 """Unit tier for the Gemini manifold: the built plugin, the real google-genai SDK, a fake Gemini server.
 
+The pure parts (request building, replies, attachments) have their own tests in tests/unit/shared/.
+
 Every reply, event, exception and log line a test produces is scanned for the API key (autouse
 `no_key_leak`), and every request the fake saw must carry the key in `x-goog-api-key` only.
 """
@@ -8,14 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import io
 import json
 import logging
 import subprocess
 import sys
-import threading
 from collections.abc import AsyncIterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -31,7 +32,6 @@ PNG = base64.b64decode(
     "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
 )
 GIF = base64.b64decode("R0lGODlhAQABAIAAAP///wAAACH5BAEAAAAALAAAAAABAAEAAAICRAEAOw==")
-JPEG_HEAD = b"\xff\xd8\xff\xe0" + b"\x00" * 60
 
 OUTPUTS: list[Any] = []  # everything the plugin handed back during the current test
 LAST_EVENTS: list[Events] = []  # the events of the last run(), also when it raised
@@ -60,11 +60,36 @@ def fake():
         assert_key_only_in_header(server)
 
 
+class Sleeps(list):
+    """The pipe's sleep between retries: records each wait instead of waiting."""
+
+    async def __call__(self, seconds: float) -> None:
+        self.append(seconds)
+
+
 @pytest.fixture
 def pipe(mod, fake):
     p = mod.Pipe()
     p.valves = p.Valves(GOOGLE_API_KEY=KEY, GOOGLE_API_BASE_URL=fake.url, MAX_RETRIES=2)
+    p.sleep = Sleeps()
     return p
+
+
+class FakeHost:
+    """Open WebUI's file store as the pipe reads it (`file_record`, `local_file_path`)."""
+
+    def __init__(self, root: Path, files: dict[str, tuple[bytes, str, str]], owner: str = "u1") -> None:
+        self.records: dict[str, Any] = {}
+        for file_id, (data, mime, name) in files.items():
+            (root / file_id).write_bytes(data)
+            meta = {"content_type": mime}
+            self.records[file_id] = SimpleNamespace(user_id=owner, path=str(root / file_id), filename=name, meta=meta)
+
+    async def file_record(self, file_id: str) -> Any:
+        return self.records.get(file_id)
+
+    async def local_file_path(self, stored_path: str) -> str:
+        return stored_path
 
 
 @pytest.fixture(autouse=True)
@@ -192,6 +217,26 @@ def test_valves_have_descriptions_bounds_and_a_password_key(mod):
     }
     assert set(mod.Pipe.UserValves.model_fields) == {"GOOGLE_API_KEY", "INCLUDE_THOUGHTS", "GOOGLE_SEARCH_GROUNDING"}
     assert mod.Pipe.Valves().MODEL_ALLOWLIST == "gemini-*"
+
+
+def test_user_switches_are_dropdowns_that_keep_old_stored_values(mod):
+    # Open WebUI 0.12.4 draws a field with an `enum` as a dropdown, an optional bool as a text box.
+    properties = mod.Pipe.UserValves.model_json_schema()["properties"]
+    for name in ("INCLUDE_THOUGHTS", "GOOGLE_SEARCH_GROUNDING"):
+        assert properties[name]["enum"] == ["default", "on", "off"] and properties[name]["default"] == "default"
+        for stored, switch in ((True, "on"), (False, "off"), (None, "default"), ("on", "on"), ("default", "default")):
+            assert getattr(mod.Pipe.UserValves(**{name: stored}), name) == switch
+
+
+@pytest.mark.parametrize(
+    ("user", "admin", "expected"), [("default", True, True), ("off", True, False), (True, False, True)]
+)
+async def test_user_switches_override_the_admin(pipe, fake, user, admin, expected):
+    fake.script([g.thought("plan"), g.text("Answer"), g.finish()])
+    pipe.valves = pipe.valves.model_copy(update={"INCLUDE_THOUGHTS": admin})
+    valves = pipe.UserValves(INCLUDE_THOUGHTS=user)
+    result, _ = await run(pipe, body(), __user__={"id": "u1", "role": "user", "valves": valves})
+    assert (reasoning_of(result) == "plan") is expected
 
 
 # --- model list ------------------------------------------------------------------------------
@@ -334,6 +379,23 @@ async def test_system_messages_become_the_system_instruction(pipe, fake):
     ]
 
 
+async def test_other_models_thinking_in_the_history_is_not_sent(pipe, fake):
+    history = [
+        "<thinking>Let me plan.</thinking>Plan A.",
+        "<|begin_of_thought|>hmm<|end_of_thought|>\nPlan B.",
+        "<think>x</think>Plan C.",
+        '<details type="reasoning" done="true">\n> y\n</details>\nPlan D.',
+        "◁think▷z◁/think▷Plan E.",
+    ]
+    messages = []
+    for reply in history:
+        messages += [{"role": "user", "content": "next?"}, {"role": "assistant", "content": reply}]
+    messages.append({"role": "user", "content": "and now?"})
+    await run(pipe, {"model": "g.gemini-2.5-flash", "messages": messages, "stream": False})
+    model_turns = [c["parts"] for c in sent(fake)["contents"] if c["role"] == "model"]
+    assert model_turns == [[{"text": f"Plan {letter}."}] for letter in "ABCDE"]
+
+
 async def test_no_user_message_is_a_clear_error(pipe, mod):
     with pytest.raises(mod.GeminiError, match="no user message"):
         await run(pipe, {"model": "g.gemini-2.5-flash", "messages": [{"role": "system", "content": "x"}]})
@@ -400,39 +462,9 @@ async def test_audio_and_file_parts(pipe, fake):
     assert mimes == ["audio/wav", "application/pdf"]
 
 
-class _ImageServer:
-    """A loopback web server for image-URL tests."""
-
-    def __init__(self, routes: dict[str, tuple[int, str, bytes, dict]]) -> None:
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def do_GET(self) -> None:
-                status, ctype, data, headers = outer.routes.get(self.path, (404, "text/plain", b"no", {}))
-                self.send_response(status)
-                self.send_header("Content-Type", ctype)
-                self.send_header("Content-Length", str(len(data)))
-                for k, v in headers.items():
-                    self.send_header(k, v)
-                self.end_headers()
-                self.wfile.write(data)
-
-        self.routes = routes
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
 @pytest.fixture
 def images():
-    server = _ImageServer(
+    server = g.ImageServer(
         {
             "/cat.png": (200, "application/octet-stream", PNG, {}),
             "/moved": (302, "text/plain", b"", {"Location": "/cat.png"}),
@@ -445,9 +477,9 @@ def images():
     server.close()
 
 
-async def test_image_urls_are_fetched_with_caps(pipe, fake, images, monkeypatch, mod):
+async def test_image_urls_are_fetched_with_caps(pipe, fake, images, monkeypatch):
     monkeypatch.setenv("ENABLE_LOCAL_WEB_FETCH", "true")
-    monkeypatch.setattr(mod, "IMAGE_URL_MAX_BYTES", 1024 * 1024)
+    pipe.image_max_bytes = 1024 * 1024
     urls = ["/cat.png", "/moved", "/page", "/huge.png", "/gone.png"]
     content = [{"type": "image_url", "image_url": {"url": images.url + u}} for u in urls]
     content.append({"type": "text", "text": "?"})
@@ -460,31 +492,15 @@ async def test_image_urls_are_fetched_with_caps(pipe, fake, images, monkeypatch,
     assert len(events.of("notification")) == 1
 
 
-async def test_image_urls_on_private_addresses_are_refused_by_default(pipe, fake, images, monkeypatch, mod):
-    monkeypatch.delenv("ENABLE_LOCAL_WEB_FETCH", raising=False)
-    monkeypatch.delenv("ENABLE_RAG_LOCAL_WEB_FETCH", raising=False)
-    with pytest.raises(mod.AttachmentError, match="private"):
-        await mod.fetch_image(images.url + "/cat.png")
-    with pytest.raises(mod.AttachmentError, match="private"):
-        await mod.fetch_image(f"http://localhost:{images.server.server_address[1]}/cat.png")
-
-
-async def test_attached_files_go_inline_or_through_the_files_api(pipe, fake, mod, monkeypatch):
+async def test_attached_files_go_inline_or_through_the_files_api(pipe, fake, tmp_path):
     store = {
         "f-pdf": (b"%PDF-1.7 " + b"x" * 3000, "application/pdf", "report.pdf"),
         "f-txt": (b"plain notes", "text/markdown", "notes.md"),
         "f-vid": (b"\0\0\0\x18ftypmp42" + b"v" * 5000, "video/mp4", "clip.mp4"),
         "f-zip": (b"PK", "application/zip", "x.zip"),
     }
-
-    async def read(file_id, user):
-        assert user["id"] == "u1"
-        if file_id == "f-gone":
-            raise mod.AttachmentError("it no longer exists")
-        return store[file_id]
-
-    monkeypatch.setattr(mod, "read_host_file", read)
-    monkeypatch.setattr(mod, "INLINE_BUDGET", 4000)
+    pipe.host = FakeHost(tmp_path, store, owner="u1")  # "f-gone" has no record
+    pipe.inline_budget = 4000
     fake.processing_polls = 1
     files = [
         {"type": "file", "id": "f-pdf", "name": "report.pdf", "file": {"meta": {"content_type": "application/pdf"}}},
@@ -513,12 +529,9 @@ async def test_attached_files_go_inline_or_through_the_files_api(pipe, fake, mod
     assert len(fake.files) == 1 and pick(_parts(fake)[2], "fileData", "file_data") == file_data
 
 
-async def test_a_failed_upload_closes_its_status(pipe, fake, mod, monkeypatch):
-    async def read(file_id, user):
-        return b"\0\0\0\x18ftypmp42" + b"v" * 5000, "video/mp4", "clip.mp4"
-
-    monkeypatch.setattr(mod, "read_host_file", read)
-    monkeypatch.setattr(mod, "INLINE_BUDGET", 4000)
+async def test_a_failed_upload_closes_its_status(pipe, fake, mod, tmp_path):
+    pipe.host = FakeHost(tmp_path, {"f-vid": (b"\0\0\0\x18ftypmp42" + b"v" * 5000, "video/mp4", "clip.mp4")})
+    pipe.inline_budget = 4000
     fake.upload_error = g.error(400, "Upload refused")
     files = [{"type": "file", "id": "f-vid", "name": "clip.mp4", "file": {"meta": {"content_type": "video/mp4"}}}]
     with pytest.raises(mod.GeminiError, match="Upload refused"):
@@ -527,38 +540,6 @@ async def test_a_failed_upload_closes_its_status(pipe, fake, mod, monkeypatch):
     assert statuses[0]["description"].startswith("Uploading clip.mp4") and statuses[0]["done"] is False
     assert statuses[-1] == {"description": "Uploading clip.mp4 failed", "done": True, "hidden": False}
     assert fake.generate_requests() == []
-
-
-async def test_host_files_are_read_only_for_their_owner(mod, monkeypatch, tmp_path):
-    stored = tmp_path / "doc.pdf"
-    stored.write_bytes(b"%PDF-1.4")
-
-    class Record:
-        user_id, path, filename, meta = "owner", str(stored), "doc.pdf", {"content_type": "application/pdf"}
-
-    class Files:
-        @staticmethod
-        async def get_file_by_id(file_id):
-            return Record() if file_id == "f1" else None
-
-    class Storage:
-        @staticmethod
-        def get_file(p):
-            return p
-
-    files_mod, storage_mod = type(sys)("open_webui.models.files"), type(sys)("open_webui.storage.provider")
-    files_mod.Files, storage_mod.Storage = Files, Storage
-    monkeypatch.setitem(sys.modules, "open_webui.models.files", files_mod)
-    monkeypatch.setitem(sys.modules, "open_webui.storage.provider", storage_mod)
-    assert await mod.read_host_file("f1", {"id": "owner"}) == (b"%PDF-1.4", "application/pdf", "doc.pdf")
-    assert (await mod.read_host_file("f1", {"id": "boss", "role": "admin"}))[0] == b"%PDF-1.4"
-    with pytest.raises(mod.AttachmentError, match="another user"):
-        await mod.read_host_file("f1", {"id": "someone"})
-    with pytest.raises(mod.AttachmentError, match="no longer exists"):
-        await mod.read_host_file("f2", {"id": "owner"})
-    stored.unlink()  # the record outlived its bytes: the chat goes on without the file
-    with pytest.raises(mod.AttachmentError, match=r"cannot be read \(FileNotFoundError\)"):
-        await mod.read_host_file("f1", {"id": "owner"})
 
 
 # --- thinking --------------------------------------------------------------------------------
@@ -698,8 +679,23 @@ async def test_retries_honour_the_servers_retry_delay_with_a_status(pipe, fake):
     assert statuses[0].startswith("Gemini answered 429 RESOURCE_EXHAUSTED; retrying in 0.1 s (1 of 2)")
     assert statuses[1].startswith("Gemini answered 503 UNAVAILABLE; retrying in 0.0 s (2 of 2)")
     assert events.of("status")[-1]["done"] is True
-    gaps = [b.at - a.at for a, b in zip(fake.generate_requests(), fake.generate_requests()[1:], strict=False)]
-    assert gaps[0] >= 0.05
+    assert pipe.sleep == [0.05, 0.01]  # the waits Google asked for, not the backoff
+    assert len(fake.generate_requests()) == 3
+
+
+@pytest.mark.parametrize(("status", "tries"), [(408, 2), (502, 2), (504, 2), (501, 1), (505, 1), (409, 1)])
+async def test_the_packs_retry_policy_decides_what_is_retried(pipe, fake, mod, status, tries):
+    pipe.valves = pipe.valves.model_copy(update={"MAX_RETRIES": 1})
+    fake.script(g.error(status, "nope"), g.reply("second try"))
+    if tries == 2:
+        result, _ = await run(pipe, body(stream=False))
+        assert content_of(result) == "second try"
+        assert len(pipe.sleep) == 1 and 0.5 <= pipe.sleep[0] <= 1.0  # no RetryInfo: the backoff
+    else:
+        with pytest.raises(mod.GeminiError):
+            await run(pipe, body(stream=False))
+        assert pipe.sleep == []
+    assert len(fake.generate_requests()) == tries
 
 
 async def test_retries_give_up_after_max_retries_with_a_clear_message(pipe, fake, mod):
@@ -720,24 +716,6 @@ async def test_a_failed_retry_closes_its_status(pipe, fake, mod, stream):
     assert statuses[-1] == {"description": "Gemini request failed after 1 retry", "done": True, "hidden": False}
 
 
-async def test_a_chat_stopped_during_a_retry_wait_closes_its_status(mod):
-    class Busy(Exception):
-        __module__ = "google.genai.errors"
-        code, status, message, details = 503, "UNAVAILABLE", "busy", {}
-
-    async def op():
-        raise Busy()
-
-    async def sleep(_):
-        raise asyncio.CancelledError
-
-    events = Events()
-    with pytest.raises(asyncio.CancelledError):
-        await mod.with_retries(op, max_retries=3, emitter=mod.Emitter(events), sleep=sleep)
-    assert [s["done"] for s in events.of("status")] == [False, True]
-    assert events.of("status")[-1]["description"] == "Gemini request stopped"
-
-
 async def test_client_errors_are_not_retried(pipe, fake, mod):
     fake.script(g.error(400, "Invalid JSON payload"))
     with pytest.raises(mod.GeminiError, match=r"rejected the request \(400 INVALID_ARGUMENT: Invalid JSON"):
@@ -751,30 +729,6 @@ async def test_long_server_delays_fail_at_once(pipe, fake, mod):
     fake.script(g.error(429, "quota", retry_delay="3600s"))
     with pytest.raises(mod.GeminiError, match="asks to wait 3600 s"):
         await run(pipe, body())
-
-
-async def test_backoff_without_retry_info_grows(mod):
-    waits: list[float] = []
-    calls = 0
-
-    class Flaky(Exception):
-        __module__ = "google.genai.errors"
-        code, status, message, details = 503, "UNAVAILABLE", "busy", {}
-
-    async def op():
-        nonlocal calls
-        calls += 1
-        if calls < 4:
-            raise Flaky()
-        return "ok"
-
-    async def sleep(s):
-        waits.append(s)
-
-    events = Events()
-    result = await mod.with_retries(op, max_retries=3, emitter=mod.Emitter(events), sleep=sleep)
-    assert result == "ok" and len(waits) == 3
-    assert 1 <= waits[0] <= 1.25 and 2 <= waits[1] <= 2.5 and 4 <= waits[2] <= 5
 
 
 async def test_a_rejected_key_is_named_and_redacted(pipe, fake, mod):
@@ -974,16 +928,6 @@ async def test_grounding_keeps_function_tools_while_answering_tool_results(pipe,
     assert [list(t) for t in sent(fake)["tools"]] == [["functionDeclarations"]]
 
 
-def test_call_id_codec(mod):
-    call_id = mod.encode_call_id("abc", b"\x01\x02")
-    assert call_id.startswith("call_") and mod.decode_call_id(call_id) == ("abc", b"\x01\x02")
-    assert mod.decode_call_id(mod.encode_call_id(None, None)) == (None, None)
-    for junk in ("call_x~g!!!", "call_x~g" + base64.urlsafe_b64encode(b"[1]").decode(), None, 5):
-        assert mod.decode_call_id(junk) == (None, None)
-    assert mod.gemini_tool_name("a" * 80) != mod.gemini_tool_name("a" * 81)
-    assert len(mod.gemini_tool_name("x" * 200)) == 64 and mod.gemini_tool_name("9lives") == "_9lives"
-
-
 # --- tasks -----------------------------------------------------------------------------------
 
 
@@ -1147,25 +1091,3 @@ def test_hypothesis_generated_bodies_never_crash(mod):
             loop.close()
         assert counts["ok"] + counts["error"] >= 1000
         assert counts["ok"] > 50 and counts["error"] > 50, (counts, kinds)
-
-
-def test_upload_plan_moves_the_largest_first(mod):
-    blobs = [mod.Blob({"inline_data": {"mime_type": "x", "data": b"a" * n}}, str(n)) for n in (5, 50, 20)]
-    assert [b.name for b in mod.upload_plan(blobs, budget=30)] == ["50"]
-    assert [b.name for b in mod.upload_plan(blobs, budget=10)] == ["50", "20"]
-    assert mod.upload_plan(blobs, budget=100) == []
-
-
-def test_parse_data_uri(mod):
-    assert mod.parse_data_uri("data:text/plain,hello%20there") == ("text/plain", b"hello there")
-    assert mod.parse_data_uri("data:;base64," + base64.b64encode(JPEG_HEAD).decode())[0] == "image/jpeg"
-    urlsafe = base64.urlsafe_b64encode(b"\xfb\xff" * 10).decode().rstrip("=")
-    assert mod.parse_data_uri(f"data:application/octet-stream;base64,{urlsafe}")[1] == b"\xfb\xff" * 10
-    for bad in ("data:image/png;base64,", "nodata", "data:image/png;base64,***"):
-        with pytest.raises(mod.AttachmentError):
-            mod.parse_data_uri(bad)
-    with pytest.raises(mod.AttachmentError, match="not an image"):
-        mod.to_gemini_image("application/pdf", b"%PDF")
-    mime, data = mod.to_gemini_image("image/gif", GIF)
-    assert mime == "image/png" and data.startswith(b"\x89PNG")
-    assert io.BytesIO(data).read(4) == b"\x89PNG"

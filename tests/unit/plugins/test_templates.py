@@ -1,5 +1,7 @@
 """The templates, built and loaded like Open WebUI loads them, with recorded events."""
 
+import logging
+
 import pytest
 
 from tests.helpers import load_built
@@ -126,3 +128,23 @@ def test_pipeline_yields_text_and_wire_events_like_the_pipelines_server_expects(
     }
     assert chunks[-1]["event"]["data"]["done"] is True
     assert "".join(c for c in chunks if isinstance(c, str)) == "echo: hello "
+
+
+async def test_event_logs_the_events_its_prefixes_select(caplog):
+    handler = load_built("template_event").Event()
+    payload = {
+        "event": "user.created",
+        "subject": {"type": "user", "id": "u1"},
+        "actor": {"id": "a1", "email": "ann@example.test", "type": "user"},
+        "data": {"role": "user"},
+    }
+    with caplog.at_level(logging.INFO, logger="openwebui_pack.template_event"):
+        await handler.event(payload, __event_name__="user.created", __id__="template_event")
+        handler.valves.PREFIXES = "auth., chat."
+        await handler.event(payload, __event_name__="user.created", __id__="template_event")
+        await handler.event({"event": "auth.signup"}, __id__="template_event")
+    assert caplog.messages == [
+        "template_event saw user.created subject=user:u1 actor=a1",
+        "template_event saw auth.signup",
+    ]
+    assert "ann@example.test" not in caplog.text

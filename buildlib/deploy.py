@@ -1,0 +1,417 @@
+"""`python3 build.py deploy`: install the built pack into a running Open WebUI through its REST API.
+
+Every change is read-before-write, so a second run changes nothing: the toggle endpoints flip
+state, and the valves update endpoint replaces the whole stored set.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from buildlib import MANIFEST, PLUGINS, BuildError
+from buildlib.kinds import FUNCTION, TEMPLATES, TOOL, Kind, kind
+
+PUBLIC_READ = {"principal_type": "user", "principal_id": "*", "permission": "read"}
+# The create endpoints hide the loader's exception behind this text (Open WebUI 0.12.4,
+# open_webui/constants.py, ERROR_MESSAGES.DEFAULT).
+HIDDEN_CREATE_ERROR = "[ERROR: Error creating"
+# Open WebUI 0.12.4 (open_webui/utils/plugin.py, replace_imports) applies these to the content
+# before it is stored.
+OPEN_WEBUI_IMPORT_REWRITES = (
+    ("from utils", "from open_webui.utils"),
+    ("from apps", "from open_webui.apps"),
+    ("from main", "from open_webui.main"),
+    ("from config", "from open_webui.config"),
+)
+DRY_RUN_WORDS = {
+    "created": "would create",
+    "updated": "would update",
+    "activated": "would activate",
+    "made global": "would make global",
+    "made shared": "would share",
+    "valves updated": "would update valves",
+}
+UNCHANGED_WORDS = ("unchanged", "active", "global", "shared")
+
+
+class ApiError(Exception):
+    def __init__(self, method: str, path: str, status: int, detail: str) -> None:
+        super().__init__(f"{method} {path} -> HTTP {status}: {detail}")
+        self.status = status
+        self.detail = detail
+
+
+def error_detail(raw: bytes) -> str:
+    """The `detail` of a FastAPI error body (validation errors listed), else the text."""
+    text = raw.decode("utf-8", "replace").strip()
+    try:
+        body = json.loads(text)
+    except ValueError:
+        return text[:2000] or "(empty body)"
+    detail = body.get("detail", body) if isinstance(body, dict) else body
+    if isinstance(detail, list):
+        return "; ".join(
+            f"{'.'.join(str(p) for p in d.get('loc', []))}: {d.get('msg')}" if isinstance(d, dict) else str(d)
+            for d in detail
+        )
+    return detail if isinstance(detail, str) else json.dumps(detail)
+
+
+class OpenWebUIApi:
+    """Minimal JSON client (urllib: the build stays stdlib-only). The token is only ever a header."""
+
+    def __init__(self, url: str, token: str, timeout: float = 60.0) -> None:
+        self.url = url.rstrip("/")
+        self._token = token
+        self.timeout = timeout
+        self.calls = 0
+
+    def call(self, method: str, path: str, body: object = None):  # -> the decoded JSON
+        import urllib.error
+        import urllib.request
+
+        data = None if body is None else json.dumps(body).encode("utf-8")
+        headers = {"Authorization": f"Bearer {self._token}", "Accept": "application/json"}
+        if data is not None:
+            headers["Content-Type"] = "application/json"
+        request = urllib.request.Request(self.url + path, data=data, method=method, headers=headers)
+        self.calls += 1
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                raw = response.read()
+        except urllib.error.HTTPError as exc:
+            raise ApiError(method, path, exc.code, error_detail(exc.read())) from None
+        except (urllib.error.URLError, OSError) as exc:
+            reason = getattr(exc, "reason", exc)
+            raise BuildError(f"cannot reach Open WebUI at {self.url}: {reason}") from None
+        if not raw.strip():
+            return None
+        try:
+            return json.loads(raw)
+        except ValueError:
+            raise BuildError(f"{method} {path}: the answer is not JSON; is {self.url} an Open WebUI?") from None
+
+
+@dataclass
+class DeployTarget:
+    id: str
+    kind: str
+    title: str
+    description: str
+    make_global: bool
+    text: str
+    dist: str
+    valves: dict | None = None
+
+    @property
+    def kind_row(self) -> Kind:
+        return kind(self.kind)
+
+    @property
+    def api(self) -> str:
+        return self.kind_row.api
+
+    def form(self, content: str | None = None) -> dict:
+        return {
+            "id": self.id,
+            "name": self.title,
+            "content": self.text if content is None else content,
+            "meta": {"description": self.description},
+        }
+
+
+@dataclass
+class DeployOptions:
+    url: str
+    token: str | None
+    only: list[str] | None = None
+    valves: Path | None = None
+    share_tools: bool = False
+    dry_run: bool = False
+    timeout: float = 60.0
+
+
+def open_webui_stored(text: str) -> str:
+    """The content Open WebUI stores for `text`: it rewrites some imports before saving."""
+    for old, new in OPEN_WEBUI_IMPORT_REWRITES:
+        text = text.replace(old, new)
+    return text
+
+
+def is_template(entry: dict) -> bool:
+    return str(entry.get("source", "")).startswith(f"{PLUGINS}/{TEMPLATES}/")
+
+
+def select_targets(root: Path, only: list[str] | None) -> tuple[list[DeployTarget], list[str]]:
+    """What to deploy (default: the pack without templates) and notes on what is skipped."""
+    path = root / MANIFEST
+    if not path.is_file():
+        raise BuildError(f"no {MANIFEST} in {root}; run `python3 build.py` first")
+    entries = json.loads(path.read_text(encoding="utf-8"))["plugins"]
+    if only:
+        known = {e["id"] for e in entries}
+        unknown = [i for i in only if i not in known]
+        if unknown:
+            listed = ", ".join(sorted(known))
+            raise BuildError(f"--only: no plugin {', '.join(unknown)} in {MANIFEST} (known: {listed})")
+        chosen = [e for i in dict.fromkeys(only) for e in entries if e["id"] == i]
+    else:
+        chosen = [e for e in entries if not is_template(e)]
+    targets, notes = [], []
+    for entry in chosen:
+        row = kind(entry["kind"])
+        if not row.deployable:
+            notes.append(f"{entry['id']} ({entry['kind']}): skipped; {row.elsewhere.format(dist=entry['dist'])}")
+            continue
+        dist = root / entry["dist"]
+        if not dist.is_file():
+            raise BuildError(f"{entry['dist']} is missing; run `python3 build.py`")
+        text = dist.read_text(encoding="utf-8")
+        if hashlib.sha256(text.encode("utf-8")).hexdigest() != entry["sha256"]:
+            raise BuildError(f"{entry['dist']} does not match {MANIFEST}; run `python3 build.py`")
+        targets.append(
+            DeployTarget(
+                id=entry["id"],
+                kind=entry["kind"],
+                title=entry["title"],
+                description=entry["description"],
+                make_global=bool(entry.get("global")) and row.can_be_global,
+                text=text,
+                dist=entry["dist"],
+            )
+        )
+    return targets, notes
+
+
+def valve_names(target: DeployTarget) -> list[str] | None:
+    """Field names of the plugin class's Valves (None: it has no Valves), read from the built text.
+
+    Only fields written in `class Valves` itself are seen, not ones it inherits.
+    """
+    cls = target.kind_row.cls
+    for node in ast.parse(target.text).body:
+        if isinstance(node, ast.ClassDef) and node.name == cls:
+            for inner in node.body:
+                if isinstance(inner, ast.ClassDef) and inner.name == "Valves":
+                    return [
+                        n.target.id
+                        for n in inner.body
+                        if isinstance(n, ast.AnnAssign) and isinstance(n.target, ast.Name)
+                    ]
+    return None
+
+
+def load_valves(path: Path, root: Path, targets: list[DeployTarget]) -> None:
+    """Attach the valves file's entries to the targets; typos in ids or valve names are errors."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise BuildError(f"--valves {path}: {exc}") from None
+    if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
+        raise BuildError(f"--valves {path}: expected {{plugin_id: {{valve: value}}}}")
+    known = {e["id"] for e in json.loads((root / MANIFEST).read_text(encoding="utf-8"))["plugins"]}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise BuildError(f"--valves {path}: no plugin {', '.join(unknown)} in {MANIFEST}")
+    for target in targets:
+        if target.id not in data:
+            continue
+        names = valve_names(target)
+        wrong = sorted(set(data[target.id]) - set(names or []))
+        if wrong:
+            have = ", ".join(names) if names else "none"
+            raise BuildError(f"--valves {path}: {target.id} has no valve {', '.join(wrong)} (its valves: {have})")
+        target.valves = data[target.id]
+
+
+def create_plugin(api: OpenWebUIApi, target: DeployTarget) -> dict:
+    """Create; when the server hides why, learn it through the update endpoint, which does not."""
+    try:
+        return api.call("POST", f"/api/v1/{target.api}/create", target.form())
+    except ApiError as exc:
+        if exc.status != 400 or HIDDEN_CREATE_ERROR not in exc.detail:
+            raise
+    # create a harmless placeholder under the same id, update it with our text, then delete it
+    placeholder = target.form(f'"""\ntitle: {target.title}\n"""\n\n' + target.kind_row.placeholder)
+    try:
+        api.call("POST", f"/api/v1/{target.api}/create", placeholder)
+    except ApiError as exc:
+        raise BuildError(f"Open WebUI refused to create it ({exc.detail}); its log says why") from None
+    try:
+        return api.call("POST", f"/api/v1/{target.api}/id/{target.id}/update", target.form())
+    except ApiError as exc:
+        api.call("DELETE", f"/api/v1/{target.api}/id/{target.id}/delete")
+        raise BuildError(f"Open WebUI cannot load {target.dist}: {exc.detail}") from None
+
+
+def content_differs(stored: dict, target: DeployTarget) -> bool:
+    return (
+        stored.get("content") != open_webui_stored(target.text)
+        or stored.get("name") != target.title
+        or (stored.get("meta") or {}).get("description") != target.description
+    )
+
+
+def merged_valves(stored: dict | None, ours: dict) -> dict:
+    # a null in the file means "back to the default": the server drops None values anyway
+    merged = {**(stored or {}), **ours}
+    return {k: v for k, v in merged.items() if v is not None}
+
+
+def deploy_content(api: OpenWebUIApi, target: DeployTarget, stored: dict | None, dry_run: bool) -> tuple[str, dict]:
+    if stored is None:
+        return "created", ({} if dry_run else create_plugin(api, target))
+    if content_differs(stored, target):
+        if dry_run:
+            return "updated", stored
+        return "updated", api.call("POST", f"/api/v1/{target.api}/id/{target.id}/update", target.form())
+    return "unchanged", stored
+
+
+def deploy_valves(api: OpenWebUIApi, target: DeployTarget, stored: dict | None, dry_run: bool) -> str | None:
+    if target.valves is None:
+        return None
+    merged = merged_valves(stored, target.valves)
+    if merged == (stored or {}):
+        return None
+    if not dry_run:
+        try:
+            api.call("POST", f"/api/v1/{target.api}/id/{target.id}/valves/update", merged)
+        except ApiError as exc:
+            spec = api.call("GET", f"/api/v1/{target.api}/id/{target.id}/valves/spec") or {}
+            props = spec.get("properties", {}) if isinstance(spec, dict) else {}
+            types_ = ", ".join(f"{k}: {props.get(k, {}).get('type', '?')}" for k in sorted(target.valves))
+            # values are never shown: valves hold API keys
+            raise BuildError(f"the server rejected the valves ({exc.detail}); expected types: {types_}") from None
+    return "valves updated"
+
+
+def _toggle(api: OpenWebUIApi, target: DeployTarget, current: dict, flag: str, path: str, dry_run: bool) -> dict:
+    if dry_run:
+        return current
+    current = api.call("POST", f"/api/v1/functions/id/{target.id}/{path}")
+    if not current.get(flag):
+        what = "activate it" if flag == "is_active" else "make it global"
+        raise BuildError(f"toggling did not {what} (changed concurrently?); run deploy again")
+    return current
+
+
+def deploy_function(api: OpenWebUIApi, target: DeployTarget, stored: dict | None, dry_run: bool) -> list[str]:
+    state, current = deploy_content(api, target, stored, dry_run)
+    words = [state]
+    changed_valves = deploy_valves(api, target, (stored or {}).get("valves"), dry_run)
+    if current.get("is_active"):
+        words.append("active")
+    else:
+        current = _toggle(api, target, current, "is_active", "toggle", dry_run)
+        words.append("activated")
+    if target.make_global:
+        if current.get("is_global"):
+            words.append("global")
+        else:
+            current = _toggle(api, target, current, "is_global", "toggle/global", dry_run)
+            words.append("made global")
+    if changed_valves:
+        words.append(changed_valves)
+    return words
+
+
+def deploy_tool(api: OpenWebUIApi, target: DeployTarget, share: bool, dry_run: bool) -> list[str]:
+    try:
+        stored = api.call("GET", f"/api/v1/tools/id/{target.id}")
+    except ApiError as exc:
+        if exc.status != 404:
+            raise
+        stored = None
+    state, current = deploy_content(api, target, stored, dry_run)
+    words = [state]
+    valves = None
+    if target.valves is not None and stored is not None:
+        valves = api.call("GET", f"/api/v1/tools/id/{target.id}/valves")
+    changed_valves = deploy_valves(api, target, valves, dry_run)
+    if share:
+        grants = [
+            {k: g.get(k) for k in ("principal_type", "principal_id", "permission")}
+            for g in (current.get("access_grants") or [])
+        ]
+        if PUBLIC_READ in grants:
+            words.append("shared")
+        else:
+            if not dry_run:
+                grants.append(PUBLIC_READ)
+                api.call("POST", f"/api/v1/tools/id/{target.id}/access/update", {"access_grants": grants})
+            words.append("made shared")
+    if changed_valves:
+        words.append(changed_valves)
+    return words
+
+
+def check_admin(api: OpenWebUIApi) -> None:
+    try:
+        me = api.call("GET", "/api/v1/auths/")
+    except ApiError as exc:
+        raise BuildError(f"the token was refused ({exc}); pass an admin's token") from None
+    role = me.get("role") if isinstance(me, dict) else None
+    if role != "admin":
+        raise BuildError(f"the token belongs to a user with role {role!r}; deploying needs an admin")
+
+
+def deploy_one(
+    api: OpenWebUIApi, target: DeployTarget, functions: dict[str, dict], options: DeployOptions
+) -> list[str]:
+    host = target.kind_row.host
+    if host == TOOL:
+        return deploy_tool(api, target, options.share_tools, options.dry_run)
+    if host == FUNCTION:
+        return deploy_function(api, target, functions.get(target.id), options.dry_run)
+    raise BuildError(f"{target.kind} plugins cannot be deployed into Open WebUI")
+
+
+def deploy(root: Path, options: DeployOptions) -> int:
+    """Deploy the selected plugins, one line per plugin; 1 when any of them failed."""
+    if not options.token:
+        raise BuildError("no token: pass --token or set OPENWEBUI_TOKEN (an admin's API key or JWT)")
+    started = time.perf_counter()
+    targets, notes = select_targets(root, options.only)
+    if options.valves is not None:
+        load_valves(options.valves, root, targets)
+    api = OpenWebUIApi(options.url, options.token, timeout=options.timeout)
+    check_admin(api)
+    exported = api.call("GET", "/api/v1/functions/export?include_valves=true") or []
+    functions = {f["id"]: f for f in exported if isinstance(f, dict)}
+    if options.dry_run:
+        print(f"dry run against {api.url}: nothing is changed")
+    for note in notes:
+        print(note)
+    failed, changed = 0, 0
+    for target in targets:
+        try:
+            words = deploy_one(api, target, functions, options)
+        except (ApiError, BuildError) as exc:
+            failed += 1
+            print(f"{target.id} ({target.kind}): FAILED: {exc}", flush=True)
+            continue
+        if any(w not in UNCHANGED_WORDS for w in words):
+            changed += 1
+        shown = [DRY_RUN_WORDS.get(w, w) for w in words] if options.dry_run else words
+        print(f"{target.id} ({target.kind}): {', '.join(shown)}", flush=True)
+    if not options.dry_run and targets:
+        try:
+            models = api.call("GET", "/api/models")
+            listed = len(models.get("data", [])) if isinstance(models, dict) else 0
+            print(f"refreshed /api/models: {listed} models listed")
+        except ApiError as exc:
+            failed += 1
+            print(f"refreshing /api/models FAILED: {exc}")
+    took = time.perf_counter() - started
+    ok = len(targets) - failed
+    print(
+        f"{'checked' if options.dry_run else 'deployed'} {ok} of {len(targets)} plugins in {took:.2f} s; "
+        f"{changed} {'would change' if options.dry_run else 'changed'}, {failed} failed"
+    )
+    return 1 if failed else 0

@@ -1,0 +1,305 @@
+"""Attachments a chat sends to a model: data URIs, image links, uploaded files, and their size.
+
+Everything here is independent of the model server and of Open WebUI's internals: the host's
+file store is reached through the `host` object a plugin passes in (see shared/host.py).
+
+Image links are downloaded with a size cap and a timeout, and only from public addresses unless
+the server allows local fetching (the same switch as Open WebUI's own URL fetching): a link in a
+chat must not become a way to read the server's private network.
+"""
+
+import asyncio
+import base64
+import binascii
+import importlib
+import io
+import ipaddress
+import mimetypes
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import unquote_to_bytes, urljoin, urlsplit
+
+MiB = 1024 * 1024
+HOST_FILE_MAX_BYTES = 200 * MiB
+IMAGE_URL_MAX_BYTES = 15 * MiB
+IMAGE_URL_TIMEOUT = 20.0
+IMAGE_URL_MAX_REDIRECTS = 3
+
+
+class AttachmentError(ValueError):
+    """An image or file that cannot be sent; the request goes on without it."""
+
+
+class PrivateAddressError(OSError):
+    """A link whose host resolves only to private, loopback or link-local addresses."""
+
+
+# --- bytes and data URIs -------------------------------------------------------------------------
+
+
+# (offset, signatures, MIME type): the bytes that open each file type models read.
+_SIGNATURES: tuple[tuple[int, tuple[bytes, ...], str], ...] = (
+    (0, (b"\x89PNG\r\n\x1a\n",), "image/png"),
+    (0, (b"\xff\xd8\xff",), "image/jpeg"),
+    (0, (b"GIF87a", b"GIF89a"), "image/gif"),
+    (4, (b"ftypheic", b"ftypheix", b"ftyphevc"), "image/heic"),
+    (4, (b"ftypmif1", b"ftypmsf1", b"ftypheif"), "image/heif"),
+    (0, (b"BM",), "image/bmp"),
+    (0, (b"%PDF-",), "application/pdf"),
+)
+
+
+def sniff_mime(data: bytes) -> str | None:
+    """The MIME type the first bytes show, for the image and document types models read."""
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "image/webp"
+    for offset, signatures, mime in _SIGNATURES:
+        if any(data.startswith(signature, offset) for signature in signatures):
+            return mime
+    return None
+
+
+def parse_data_uri(uri: str) -> tuple[str, bytes]:
+    """(MIME type, bytes) of a data: URI; the bytes decide the type when they are recognisable."""
+    header, sep, payload = uri.partition(",")
+    if not sep or not header.lower().startswith("data:"):
+        raise AttachmentError("it is not a valid data URI")
+    params = header[5:].split(";")
+    declared = params[0].strip().lower()
+    if any(p.strip().lower() == "base64" for p in params[1:]):
+        compact = re.sub(r"\s+", "", payload)
+        try:
+            data = base64.b64decode(compact + "=" * (-len(compact) % 4), validate=True)
+        except (binascii.Error, ValueError):
+            try:
+                data = base64.urlsafe_b64decode(compact + "=" * (-len(compact) % 4))
+            except (binascii.Error, ValueError):
+                raise AttachmentError("its base64 data is corrupt") from None
+    else:
+        data = unquote_to_bytes(payload)
+    if not data:
+        raise AttachmentError("it is empty")
+    return sniff_mime(data) or declared or "application/octet-stream", data
+
+
+def convert_image(mime: str, data: bytes, accepted: frozenset[str], reader: str) -> tuple[str, bytes]:
+    """The image as `reader` (the model's name, for the message) reads it: kept when its type is
+    `accepted`, else converted to PNG with Pillow (when the server has it)."""
+    if mime in accepted:
+        return mime, data
+    if not mime.startswith("image/"):
+        raise AttachmentError(f"it is not an image ({mime})")
+    try:
+        image_module = importlib.import_module("PIL.Image")
+        with image_module.open(io.BytesIO(data)) as image:
+            out = io.BytesIO()
+            image.convert("RGBA").save(out, format="PNG")
+    except Exception:
+        raise AttachmentError(f"{reader} cannot read {mime} images and it could not be converted") from None
+    return "image/png", out.getvalue()
+
+
+# --- image links ---------------------------------------------------------------------------------
+
+
+def local_fetch_allowed() -> bool:
+    # Same switch as Open WebUI's own URL fetching (Open WebUI 0.12.4, open_webui/config.py,
+    # ENABLE_LOCAL_WEB_FETCH; older servers call it ENABLE_RAG_LOCAL_WEB_FETCH).
+    value = os.environ.get("ENABLE_LOCAL_WEB_FETCH", os.environ.get("ENABLE_RAG_LOCAL_WEB_FETCH", "false"))
+    return value.strip().lower() == "true"
+
+
+def _public_ip(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host.split("%", 1)[0]).is_global
+    except ValueError:
+        return False
+
+
+def _check_url(url: str, allow_private: bool) -> None:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise AttachmentError("only http(s) image links can be fetched")
+    if any(c in url for c in "\\\t\r\n"):
+        raise AttachmentError("the link contains characters that are not allowed")
+    host = parts.hostname
+    literal = True
+    try:
+        ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        literal = False
+    if literal and not allow_private and not _public_ip(host):
+        raise AttachmentError("the link points to a private network address")
+
+
+_resolver_classes: dict[int, type] = {}  # one resolver class per aiohttp module (built on first use)
+
+
+def _public_resolver(aiohttp: Any) -> Any:
+    """A resolver that drops private addresses, so DNS cannot steer the fetch inside the network."""
+    cls = _resolver_classes.get(id(aiohttp))
+    if cls is None:
+
+        class PublicResolver(aiohttp.ThreadedResolver):
+            async def resolve(self, host: str, port: int = 0, family: int = 0) -> list[dict[str, Any]]:
+                found = await super().resolve(host, port, family)
+                public = [entry for entry in found if _public_ip(entry["host"])]
+                if not public:
+                    raise PrivateAddressError(f"{host} resolves only to private network addresses")
+                return public
+
+        cls = _resolver_classes[id(aiohttp)] = PublicResolver
+    return cls()
+
+
+async def _read_image(response: Any, max_bytes: int) -> tuple[str, bytes]:
+    if response.status != 200:
+        raise AttachmentError(f"the server answered HTTP {response.status}")
+    if (response.content_length or 0) > max_bytes:
+        raise AttachmentError(f"it is larger than {max_bytes // MiB} MB")
+    data = bytearray()
+    async for block in response.content.iter_chunked(64 * 1024):
+        data.extend(block)
+        if len(data) > max_bytes:
+            raise AttachmentError(f"it is larger than {max_bytes // MiB} MB")
+    header = (response.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+    mime = sniff_mime(bytes(data[:64])) or header
+    if not mime.startswith("image/"):
+        raise AttachmentError(f"the link is not an image ({mime or 'unknown type'})")
+    return mime, bytes(data)
+
+
+async def fetch_image(
+    url: str,
+    *,
+    max_bytes: int = IMAGE_URL_MAX_BYTES,
+    timeout: float = IMAGE_URL_TIMEOUT,
+    max_redirects: int = IMAGE_URL_MAX_REDIRECTS,
+) -> tuple[str, bytes]:
+    """Download an image link (size cap, timeout, public addresses only unless the host allows local)."""
+    import aiohttp
+
+    allow_private = local_fetch_allowed()
+    _check_url(url, allow_private)
+    connector = aiohttp.TCPConnector(resolver=None if allow_private else _public_resolver(aiohttp))
+    client_timeout = aiohttp.ClientTimeout(total=timeout)
+    try:
+        async with aiohttp.ClientSession(connector=connector, timeout=client_timeout) as session:
+            for _ in range(max_redirects + 1):
+                async with session.get(url, allow_redirects=False) as response:
+                    if response.status in (301, 302, 303, 307, 308) and response.headers.get("Location"):
+                        url = urljoin(url, response.headers["Location"])
+                        _check_url(url, allow_private)
+                        continue
+                    return await _read_image(response, max_bytes)
+            raise AttachmentError("the link redirects too many times")
+    except AttachmentError:
+        raise
+    except TimeoutError:
+        raise AttachmentError(f"it did not download within {timeout:.0f} s") from None
+    except (aiohttp.ClientError, OSError) as exc:
+        if isinstance(getattr(exc, "os_error", None), PrivateAddressError) or isinstance(exc, PrivateAddressError):
+            raise AttachmentError("the link points to a private network address") from None
+        raise AttachmentError(f"it could not be downloaded ({type(exc).__name__})") from None
+
+
+# --- files uploaded to the host ------------------------------------------------------------------
+
+
+async def read_host_file(
+    host: Any, file_id: str, user: dict[str, Any] | None, *, max_bytes: int = HOST_FILE_MAX_BYTES
+) -> tuple[bytes, str, str]:
+    """The bytes, MIME type and name of a file uploaded to Open WebUI, if this user may read it.
+
+    `host` has `file_record(file_id)` and `local_file_path(stored_path)` (shared/host.py)."""
+    record = await host.file_record(file_id)
+    user = user or {}
+    if record is None:
+        raise AttachmentError("it no longer exists")
+    if record.user_id != user.get("id") and user.get("role") != "admin":
+        raise AttachmentError("it belongs to another user")
+    if not record.path:
+        raise AttachmentError("it has no stored content")
+    try:
+        local = Path(await host.local_file_path(record.path))
+        size = await asyncio.to_thread(lambda: local.stat().st_size)
+        if size > max_bytes:
+            raise AttachmentError(f"it is larger than {max_bytes // MiB} MB")
+        data = await asyncio.to_thread(local.read_bytes)
+    except OSError as exc:  # gone from storage: the chat goes on without it (not a model failure)
+        raise AttachmentError(f"its stored content cannot be read ({type(exc).__name__})") from None
+    meta = record.meta or {}
+    mime = meta.get("content_type") or mimetypes.guess_type(record.filename)[0] or "application/octet-stream"
+    return data, mime, record.filename
+
+
+AttachmentKind = Literal["pdf", "audio", "video", "text"]
+
+
+def attachment_kind(mime: str) -> AttachmentKind | None:
+    """The kind of document a model reads natively, or None."""
+    mime = mime.lower()
+    if mime == "application/pdf":
+        return "pdf"
+    if mime.startswith("audio/"):
+        return "audio"
+    if mime.startswith("video/"):
+        return "video"
+    if mime.startswith("text/") or mime in ("application/json", "application/xml", "application/x-yaml"):
+        return "text"
+    return None
+
+
+@dataclass
+class FileAttachment:
+    file_id: str
+    name: str
+    mime: str
+
+
+def file_refs(files: Any) -> list[FileAttachment]:
+    """The `__files__` entries a model reads natively: PDF, audio, video and text documents."""
+    refs: list[FileAttachment] = []
+    for entry in files if isinstance(files, list) else []:
+        if not isinstance(entry, dict) or entry.get("type", "file") != "file":
+            continue
+        inner = entry.get("file") if isinstance(entry.get("file"), dict) else {}
+        meta = inner.get("meta") if isinstance(inner.get("meta"), dict) else {}
+        file_id = entry.get("id") or inner.get("id")
+        name = entry.get("name") or inner.get("filename") or meta.get("name") or "file"
+        if not isinstance(file_id, str) or not file_id or not isinstance(name, str):
+            continue
+        mime = meta.get("content_type") or entry.get("content_type") or mimetypes.guess_type(name)[0] or ""
+        if isinstance(mime, str) and attachment_kind(mime):
+            refs.append(FileAttachment(file_id, name, mime))
+    return refs
+
+
+# --- inline or uploaded --------------------------------------------------------------------------
+
+
+@dataclass
+class Blob:
+    """An inline_data part, kept so a large one can be moved to a files API."""
+
+    part: dict[str, Any]
+    name: str
+
+    @property
+    def size(self) -> int:
+        return len(self.part["inline_data"]["data"])
+
+
+def upload_plan(blobs: list[Blob], budget: int) -> list[Blob]:
+    """The largest inline blobs to move to a files API until the rest fits in `budget` bytes."""
+    total = sum(b.size for b in blobs)
+    chosen: list[Blob] = []
+    for blob in sorted(blobs, key=lambda b: b.size, reverse=True):
+        if total <= budget:
+            break
+        chosen.append(blob)
+        total -= blob.size
+    return chosen

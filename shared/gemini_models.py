@@ -1,0 +1,149 @@
+"""What each Gemini model accepts, as data: its thinking setting, and how model ids are picked.
+
+Gemini configures thinking in one of two forms: Gemini 2.5 takes a token budget
+(`thinking_budget`), Gemini 3 and later take a level (`thinking_level`). Pro models have a
+narrower range of both. Google also serves version-less aliases (`gemini-flash-latest`,
+`gemini-pro-latest`) that move from one generation to the next; they get a budget, which
+2.5 and 3 both accept, and only when the model list says the model thinks.
+"""
+
+import re
+from dataclasses import dataclass
+from fnmatch import fnmatchcase
+from typing import Any, Literal
+
+ThinkingForm = Literal["level", "budget", "alias"]
+
+# The first version of each thinking form, newest first; a version below the last takes none.
+THINKING_FORM_SINCE: tuple[tuple[tuple[int, int], ThinkingForm], ...] = (
+    ((3, 0), "level"),
+    ((2, 5), "budget"),
+)
+# Forms whose function calls carry thought signatures that Gemini validates on the next turn
+# (an alias may stand for a Gemini 3 model).
+SIGNED_FORMS = frozenset({"level", "alias"})
+
+LEVELS = ("MINIMAL", "LOW", "MEDIUM", "HIGH")
+
+
+@dataclass(frozen=True)
+class Tier:
+    """The thinking range of a model family: the level sent for each level asked for, and the
+    smallest budget above "the model decides" (-1); 0 means thinking can be switched off."""
+
+    levels: dict[str, str]
+    min_budget: int = 0
+
+
+DEFAULT_TIER = Tier({level: level for level in LEVELS})
+# Tiers by a word of the model id (gemini-2.5-pro, gemini-3-pro-preview, gemini-pro-latest).
+TIERS: dict[str, Tier] = {
+    # Pro models think at LOW or HIGH only, and cannot switch thinking off (128 is their least).
+    "pro": Tier({"MINIMAL": "LOW", "LOW": "LOW", "MEDIUM": "HIGH", "HIGH": "HIGH"}, min_budget=128),
+}
+
+EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh")
+# A chat's OpenAI reasoning_effort in each form.
+EFFORT_BUDGET = {"none": 0, "minimal": 512, "low": 1024, "medium": 8192, "high": 24576, "xhigh": 32768}
+EFFORT_LEVEL = {
+    "none": "MINIMAL",  # Gemini 3 cannot switch thinking off; MINIMAL is the least there is
+    "minimal": "MINIMAL",
+    "low": "LOW",
+    "medium": "MEDIUM",
+    "high": "HIGH",
+    "xhigh": "HIGH",
+}
+
+_VERSION = re.compile(r"gemini-(\d+)(?:\.(\d+))?")
+MODEL_ID = re.compile(r"[A-Za-z0-9][\w.-]*(?:/[\w.-]+)?", re.ASCII)  # gemini-2.5-flash, tunedModels/x-1
+DEFAULT_DENYLIST = "*-tts*, *-image*, *-live*, *native-audio*, *embedding*"
+# Entries pipes() lists when there is no real model to offer.
+PLACEHOLDER_IDS = frozenset({"setup", "error", "none"})
+
+
+def sub_model_id(model: str) -> str:
+    # Open WebUI names sub-models "<function id>.<entry id>" whatever id the admin chose;
+    # Gemini ids contain dots themselves, so split once.
+    return model.split(".", 1)[1] if "." in model else model
+
+
+def parse_globs(text: str) -> list[str]:
+    return [g.strip().lower() for g in text.split(",") if g.strip()]
+
+
+def is_glob(pattern: str) -> bool:
+    return any(c in pattern for c in "*?[")
+
+
+def model_allowed(model_id: str, allow: list[str], deny: list[str]) -> bool:
+    mid = model_id.lower()
+    if allow and not any(fnmatchcase(mid, g) for g in allow):
+        return False
+    return not any(fnmatchcase(mid, g) for g in deny)
+
+
+def model_version(model_id: str) -> tuple[int, int] | None:
+    """(major, minor) of a versioned Gemini id (gemini-2.5-flash -> (2, 5)); None for aliases."""
+    match = _VERSION.search(model_id.lower())
+    return (int(match.group(1)), int(match.group(2) or 0)) if match else None
+
+
+def model_tier(model_id: str) -> Tier:
+    words = re.split(r"[-_./]", model_id.lower())
+    return next((tier for word, tier in TIERS.items() if word in words), DEFAULT_TIER)
+
+
+def thinking_family(model_id: str, thinking: bool | None) -> ThinkingForm | None:
+    """How a model's thinking is configured (None: it is not). `thinking` is what the model list
+    says about the model, which decides for version-less aliases."""
+    version = model_version(model_id)
+    if version is None:
+        return "alias" if thinking else None
+    return next((form for since, form in THINKING_FORM_SINCE if version >= since), None)
+
+
+def thinking_level(model_id: str, level: str) -> str:
+    level = level.upper()
+    return model_tier(model_id).levels.get(level, level)
+
+
+def thinking_budget(model_id: str, budget: int) -> int:
+    return max(budget, model_tier(model_id).min_budget) if budget >= 0 else budget
+
+
+def thinking_config(
+    model_id: str,
+    thinking: bool | None,
+    *,
+    include_thoughts: bool,
+    budget: int,
+    level: str,
+    effort: str | None,
+    task: bool,
+) -> dict[str, Any] | None:
+    """The ThinkingConfig fields (as a dict) for one call; None when the model takes none."""
+    family = thinking_family(model_id, thinking)
+    if family is None:
+        return None
+    config: dict[str, Any] = {}
+    if task:
+        # Title/tag/follow-up calls: as little thinking as the model allows.
+        if family == "level":
+            config["thinking_level"] = thinking_level(model_id, "MINIMAL")
+        else:
+            config["thinking_budget"] = thinking_budget(model_id, 0)
+        return config
+    if include_thoughts:
+        config["include_thoughts"] = True
+    if family == "level":
+        chosen = EFFORT_LEVEL[effort] if effort else (level if level != "default" else None)
+        if chosen:
+            config["thinking_level"] = thinking_level(model_id, chosen)
+    else:
+        chosen_budget = EFFORT_BUDGET[effort] if effort else budget
+        if family == "alias" and chosen_budget == -1 and level != "default":
+            # An alias may stand for a Gemini 3 model: THINKING_LEVEL counts, as its budget.
+            chosen_budget = EFFORT_BUDGET[level]
+        if chosen_budget != -1:
+            config["thinking_budget"] = thinking_budget(model_id, chosen_budget)
+    return config or None

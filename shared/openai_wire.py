@@ -1,0 +1,137 @@
+"""The OpenAI chat-completions wire: answers, streams and error bodies, whoever serves them.
+
+Open WebUI's own chat path, the Pipelines server and any OpenAI-compatible endpoint all speak
+this format, so the parsing lives here, apart from any host: a plugin hands in the decoded body
+or the stream's lines and gets text back, or a `ModelCallError` that says whether another try
+may help.
+"""
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+from shared.retry import retryable_status
+from shared.text import content_text
+
+
+class ModelCallError(Exception):
+    """One call to a model failed. `retryable`: worth another try (see shared/retry.py for the
+    statuses; a dropped connection is retryable too, which its caller says)."""
+
+    def __init__(
+        self,
+        model: str,
+        reason: str,
+        *,
+        status: int | None = None,
+        retryable: bool | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(f"{model}: {reason}")
+        self.model = model
+        self.reason = reason
+        self.status = status
+        self.retryable = retryable_status(status) if retryable is None else retryable
+        self.retry_after = retry_after
+
+
+class ModelUnavailable(ModelCallError):
+    """The model cannot be used at all (unknown, no access, credentials refused): a setup problem."""
+
+    def __init__(self, model: str, reason: str, *, status: int | None = None) -> None:
+        super().__init__(model, reason, status=status, retryable=False)
+
+
+def error_text(payload: Any) -> str:
+    """The human part of an OpenAI / Open WebUI error body."""
+    if isinstance(payload, dict):
+        inner = payload.get("error", payload)
+        if isinstance(inner, dict):
+            for key in ("message", "detail", "content"):
+                value = inner.get(key)
+                if isinstance(value, str) and value:
+                    return value
+                if isinstance(value, dict):
+                    return error_text(value)
+        elif isinstance(inner, str) and inner:
+            return inner
+        detail = payload.get("detail")
+        if isinstance(detail, str) and detail:
+            return detail
+    if isinstance(payload, str) and payload.strip():
+        return payload.strip()[:300]
+    return "no details given"
+
+
+def error_from_status(model: str, status: int, body: Any, retry_after: float | None = None) -> ModelCallError:
+    """The exception for an HTTP error answer; 401/403/404 mean the setup is wrong."""
+    reason = f"HTTP {status}: {error_text(body)}"
+    if status == 404:
+        return ModelUnavailable(model, f"the model was not found ({reason})", status=status)
+    if status in (401, 403):
+        # Upstream messages for a bad key may quote part of it; keep only the status.
+        return ModelUnavailable(model, f"the endpoint refused the credentials (HTTP {status})", status=status)
+    return ModelCallError(model, reason, status=status, retry_after=retry_after)
+
+
+def completion_text(model: str, payload: Any) -> str:
+    """`choices[0].message.content` of a chat.completion, or the error it carries."""
+    if not isinstance(payload, dict):
+        raise ModelCallError(model, f"unexpected answer of type {type(payload).__name__}")
+    choices = payload.get("choices")
+    if not choices and payload.get("error"):
+        raise ModelCallError(model, error_text(payload))
+    try:
+        content = choices[0]["message"].get("content")
+    except (TypeError, KeyError, IndexError, AttributeError):
+        raise ModelCallError(model, "the answer has no message") from None
+    return content_text(content, separator="")
+
+
+_SSE_DONE = object()
+
+
+def _sse_json(line: str) -> object:
+    line = line.strip()
+    if not line.startswith("data:"):
+        return None
+    data = line[5:].strip()
+    if data == "[DONE]":
+        return _SSE_DONE
+    try:
+        return json.loads(data)
+    except ValueError:
+        return None
+
+
+async def sse_data(lines: AsyncIterator[str | bytes]) -> AsyncIterator[dict[str, Any]]:
+    """JSON objects from `data:` lines, up to `data: [DONE]`; the pieces may split or join lines anywhere."""
+    buffer = ""
+    async for piece in lines:
+        buffer += piece.decode("utf-8", "replace") if isinstance(piece, bytes | bytearray) else str(piece)
+        *complete, buffer = buffer.split("\n")
+        for line in complete:
+            item = _sse_json(line)
+            if item is _SSE_DONE:
+                return
+            if isinstance(item, dict):
+                yield item
+    item = _sse_json(buffer)
+    if isinstance(item, dict):
+        yield item
+
+
+async def stream_text(model: str, lines: AsyncIterator[str | bytes]) -> AsyncIterator[str]:
+    """The content deltas of an OpenAI SSE stream; an error line raises."""
+    async for item in sse_data(lines):
+        choices = item.get("choices")
+        if not choices:
+            if item.get("error"):
+                error = item["error"]
+                code = error.get("code") if isinstance(error, dict) else None
+                raise ModelCallError(model, error_text(item), status=code if isinstance(code, int) else None)
+            continue  # usage chunks, {"event": ...} lines of nested pipes, selected_model_id
+        delta = choices[0].get("delta") if isinstance(choices[0], dict) else None
+        text = content_text(delta.get("content"), separator="") if isinstance(delta, dict) else ""
+        if text:
+            yield text

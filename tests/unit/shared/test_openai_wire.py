@@ -1,0 +1,106 @@
+"""shared/openai_wire.py: answers, streams and error bodies of the OpenAI chat-completions wire."""
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from shared.openai_wire import (
+    ModelCallError,
+    ModelUnavailable,
+    completion_text,
+    error_from_status,
+    error_text,
+    sse_data,
+    stream_text,
+)
+
+
+async def from_pieces(*pieces: str | bytes) -> AsyncIterator[str | bytes]:
+    for piece in pieces:
+        yield piece
+
+
+async def test_sse_parsing_survives_split_lines_bytes_and_noise() -> None:
+    lines = from_pieces(
+        b'data: {"choices":[{"delta":{"role":"assistant","content":""}}]}\n\ndata: {"choi',
+        'ces":[{"delta":{"content":"Hi"}}]}\n\n',
+        'data: {"event": {"type": "status", "data": {}}}\n\n: keep-alive\n\n',
+        'data: {"choices":[{"delta":{"content":" there"}}]}\n\ndata: [DONE]\n\n',
+        'data: {"choices":[{"delta":{"content":"after done"}}]}\n\n',
+    )
+    assert [t async for t in stream_text("m", lines)] == ["Hi", " there"]
+
+
+async def test_sse_last_line_without_a_newline_and_bad_json() -> None:
+    items = [item async for item in sse_data(from_pieces("data: {broken\n", 'data: {"x": 1}'))]
+    assert items == [{"x": 1}]
+
+
+async def test_content_parts_in_a_delta_are_joined() -> None:
+    chunk = 'data: {"choices":[{"delta":{"content":[{"type":"text","text":"a"},{"type":"text","text":"b"}]}}]}\n'
+    assert [t async for t in stream_text("m", from_pieces(chunk))] == ["ab"]
+
+
+async def test_an_error_line_raises_with_its_message_and_code() -> None:
+    with pytest.raises(ModelCallError, match="boom") as raised:
+        [t async for t in stream_text("m", from_pieces('data: {"error": {"detail": "boom"}}\n\n'))]
+    assert raised.value.status is None and not raised.value.retryable
+    line = 'data: {"error": {"message": "slow down", "code": 429}}\n'
+    with pytest.raises(ModelCallError) as raised:
+        [t async for t in stream_text("m", from_pieces(line))]
+    assert raised.value.reason == "slow down" and raised.value.status == 429 and raised.value.retryable
+
+
+@pytest.mark.parametrize(
+    ("payload", "text"),
+    [
+        ({"error": {"message": "bad key", "type": "invalid_request_error"}}, "bad key"),
+        ({"detail": "Open WebUI: Server Connection Error"}, "Open WebUI: Server Connection Error"),
+        ({"error": {"detail": {"message": "nested"}}}, "nested"),
+        ({"error": "plain"}, "plain"),
+        ("  upstream text  ", "upstream text"),
+        ({}, "no details given"),
+        (None, "no details given"),
+    ],
+)
+def test_error_text(payload, text) -> None:
+    assert error_text(payload) == text
+
+
+def test_error_from_status_tells_setup_problems_from_passing_ones() -> None:
+    missing = error_from_status("m", 404, {"error": {"message": "The model `m` does not exist."}})
+    assert isinstance(missing, ModelUnavailable) and not missing.retryable
+    assert missing.reason == "the model was not found (HTTP 404: The model `m` does not exist.)"
+    refused = error_from_status("m", 401, {"error": {"message": "Incorrect API key sk-abc"}})
+    assert isinstance(refused, ModelUnavailable)
+    assert refused.reason == "the endpoint refused the credentials (HTTP 401)"  # the key is not quoted
+    busy = error_from_status("m", 429, {"error": {"message": "later"}}, retry_after=2.0)
+    assert type(busy) is ModelCallError and busy.retryable and busy.retry_after == 2.0
+    assert str(busy) == "m: HTTP 429: later"
+
+
+@pytest.mark.parametrize(
+    ("status", "retryable"),
+    [(408, True), (429, True), (500, True), (502, True), (503, True), (400, False), (501, False), (505, False)],
+)
+def test_retryable_follows_the_packs_one_retry_policy(status, retryable) -> None:
+    assert error_from_status("m", status, {}).retryable is retryable
+    assert ModelCallError("m", "x", status=status).retryable is retryable
+
+
+def test_a_caller_may_say_retryable_itself() -> None:
+    assert ModelCallError("m", "connection reset", retryable=True).retryable
+    assert not ModelCallError("m", "x").retryable
+
+
+def test_completion_text() -> None:
+    assert completion_text("m", {"choices": [{"message": {"role": "assistant", "content": "hi"}}]}) == "hi"
+    parts = {"choices": [{"message": {"content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]}}]}
+    assert completion_text("m", parts) == "ab"
+    assert completion_text("m", {"choices": [{"message": {"content": None}}]}) == ""
+    with pytest.raises(ModelCallError, match="quota exceeded"):
+        completion_text("m", {"error": {"message": "quota exceeded"}})
+    with pytest.raises(ModelCallError, match="the answer has no message"):
+        completion_text("m", {"choices": []})
+    with pytest.raises(ModelCallError, match="unexpected answer of type str"):
+        completion_text("m", "text")
