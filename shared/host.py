@@ -4,8 +4,10 @@ Every Open WebUI internal a plugin uses is imported here, lazily (inside the ser
 plugin file must load without Open WebUI installed), and this module alone decides what a
 missing or changed internal means. Upgrading Open WebUI is an audit of this file.
 
-A plugin keeps an `OpenWebUIHost()` as an attribute (`self.host`); tests give it a fake with the
-same methods instead of patching module globals. Host functions may be synchronous or
+The seam is one class per area, so a plugin carries only the part it uses (the build inlines the
+classes a plugin reaches): `ChatHost` (users, models access, the chat path), `MemoryHost` (users,
+memories) and `FileHost` (uploaded files). A plugin keeps one as an attribute (`self.host`); tests
+give it a fake with the same methods instead of patching module globals. Host functions may be synchronous or
 asynchronous (Open WebUI made its database layer async in 0.9): `_settle` accepts both.
 """
 
@@ -65,17 +67,17 @@ def _refused(exc: Exception) -> Exception:
     return as_refusal(exc) or exc
 
 
-class OpenWebUIHost:
-    """Open WebUI's users, models, chat path, memories and files, as the pack uses them."""
-
-    # --- users -------------------------------------------------------------------------------------
+class UsersHost:
+    """Open WebUI's user records."""
 
     async def get_user(self, user_id: str) -> Any | None:
         from open_webui.models.users import Users
 
         return await _settle(Users.get_user_by_id(user_id))
 
-    # --- models and the chat path ------------------------------------------------------------------
+
+class ChatHost(UsersHost):
+    """Models, model access and Open WebUI's own chat path, as the chatting user."""
 
     def models(self, request: Any) -> dict[str, Any] | None:
         """The server's model registry (id -> model info), or None outside a server request."""
@@ -115,7 +117,9 @@ class OpenWebUIHost:
                 raise ModelNotFound(form.get("model", "")) from None
             raise _refused(exc) from exc
 
-    # --- memories ------------------------------------------------------------------------------------
+
+class MemoryHost(UsersHost):
+    """One server's memories, written the way Settings → Personalization writes them."""
 
     async def check_memories_permission(self, user: Any) -> None:
         """Raises HostRefusal(404) when memories are off, HostRefusal(403) without the permission."""
@@ -159,7 +163,9 @@ class OpenWebUIHost:
             _HOST_LOG.debug("no vector to remove for memory %s: %s", memory_id, type(exc).__name__)
         return bool(deleted)
 
-    # --- files -----------------------------------------------------------------------------------------
+
+class FileHost:
+    """Files uploaded to Open WebUI, and the storage that holds their bytes."""
 
     async def file_record(self, file_id: str) -> Any | None:
         """Open WebUI's record of an uploaded file (`user_id`, `path`, `filename`, `meta`), or None."""

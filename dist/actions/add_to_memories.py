@@ -263,7 +263,7 @@ class Emitter:
 # --- end inlined: shared/events.py ---
 
 
-# --- begin inlined: shared/host.py (sha256:140fcb10155b20de) ---
+# --- begin inlined: shared/host.py (sha256:c4f7cf211bff1d8d) ---
 _HOST_LOG = logging.getLogger("openwebui_pack.host")
 
 
@@ -274,10 +274,6 @@ class HostRefusal(Exception):
         super().__init__(detail or f"HTTP {status_code}")
         self.status_code = status_code
         self.detail = detail
-
-
-class ModelNotFound(Exception):
-    """Open WebUI has no model with this id, or the user may not use it."""
 
 
 async def _settle(value: Any) -> Any:
@@ -304,68 +300,21 @@ def as_refusal(exc: BaseException) -> HostRefusal | None:
     return None
 
 
-def _is_model_not_found(exc: BaseException) -> bool:
-    # Open WebUI 0.12.4 (open_webui/utils/chat.py and utils/models.py check_model_access) raises a
-    # bare Exception with this text for an unknown model and for one the user may not use; nothing
-    # else tells it apart from other failures.
-    return type(exc) is Exception and str(exc) == "Model not found"
-
-
 def _refused(exc: Exception) -> Exception:
     return as_refusal(exc) or exc
 
 
-class OpenWebUIHost:
-    """Open WebUI's users, models, chat path, memories and files, as the pack uses them."""
-
-    # --- users -------------------------------------------------------------------------------------
+class UsersHost:
+    """Open WebUI's user records."""
 
     async def get_user(self, user_id: str) -> Any | None:
         from open_webui.models.users import Users
 
         return await _settle(Users.get_user_by_id(user_id))
 
-    # --- models and the chat path ------------------------------------------------------------------
 
-    def models(self, request: Any) -> dict[str, Any] | None:
-        """The server's model registry (id -> model info), or None outside a server request."""
-        state = getattr(getattr(request, "app", None), "state", None)
-        registry = getattr(state, "MODELS", None)
-        return registry if isinstance(registry, dict) else None
-
-    async def may_use_model(self, user: Any, model_info: dict[str, Any]) -> bool:
-        """Whether a plain user may use the model; True when the server cannot tell (the chat call
-        itself still enforces access, so this early check is a courtesy that gives a clear message)."""
-        if getattr(user, "role", None) != "user":
-            return True
-        try:
-            from open_webui.env import BYPASS_MODEL_ACCESS_CONTROL
-            from open_webui.utils.models import check_model_access
-        except ImportError:
-            _HOST_LOG.info("this Open WebUI has no check_model_access; model access is checked by the chat call")
-            return True
-        if BYPASS_MODEL_ACCESS_CONTROL:
-            return True
-        try:
-            await _settle(check_model_access(user, model_info))
-        except Exception as exc:
-            if _is_model_not_found(exc) or as_refusal(exc) is not None:
-                return False
-            raise
-        return True
-
-    async def chat_completion(self, request: Any, form: dict[str, Any], user: Any) -> Any:
-        """Open WebUI's own generate_chat_completion, as the chatting user (access rules apply)."""
-        from open_webui.utils.chat import generate_chat_completion
-
-        try:
-            return await generate_chat_completion(request, form, user)
-        except Exception as exc:
-            if _is_model_not_found(exc):
-                raise ModelNotFound(form.get("model", "")) from None
-            raise _refused(exc) from exc
-
-    # --- memories ------------------------------------------------------------------------------------
+class MemoryHost(UsersHost):
+    """One server's memories, written the way Settings → Personalization writes them."""
 
     async def check_memories_permission(self, user: Any) -> None:
         """Raises HostRefusal(404) when memories are off, HostRefusal(403) without the permission."""
@@ -408,20 +357,6 @@ class OpenWebUIHost:
             # normally there is no vector yet: the failure came before the upsert
             _HOST_LOG.debug("no vector to remove for memory %s: %s", memory_id, type(exc).__name__)
         return bool(deleted)
-
-    # --- files -----------------------------------------------------------------------------------------
-
-    async def file_record(self, file_id: str) -> Any | None:
-        """Open WebUI's record of an uploaded file (`user_id`, `path`, `filename`, `meta`), or None."""
-        from open_webui.models.files import Files
-
-        return await _settle(Files.get_file_by_id(file_id))
-
-    async def local_file_path(self, stored_path: str) -> str:
-        """A local path holding the stored file's bytes (the storage provider may download it)."""
-        from open_webui.storage.provider import Storage
-
-        return await asyncio.to_thread(Storage.get_file, stored_path)
 # --- end inlined: shared/host.py ---
 
 
@@ -515,7 +450,7 @@ def _hidden(token: re.Match[str], kind: str | None, details: DetailsTypes, reaso
 
 
 # from shared.events import Emitter  (inlined above)
-# from shared.host import OpenWebUIHost, as_refusal  (inlined above)
+# from shared.host import MemoryHost, as_refusal  (inlined above)
 # from shared.text import content_text, strip_blocks  (inlined above)
 
 _LOG = logging.getLogger("openwebui_pack.add_to_memories")
@@ -611,7 +546,7 @@ def _refusal(exc: Exception) -> MemoriesUnavailable | None:
 class _HostMemories:
     """One user's memories through Open WebUI (shared/host.py); the user is the signed-in one."""
 
-    def __init__(self, host: OpenWebUIHost, request: Any, user: Any) -> None:
+    def __init__(self, host: MemoryHost, request: Any, user: Any) -> None:
         self._host = host
         self._request = request
         self._user = user
@@ -817,7 +752,7 @@ class Action:
 
     def __init__(self) -> None:
         self.valves = self.Valves()
-        self.host = OpenWebUIHost()
+        self.host = MemoryHost()
 
     async def action(
         self,

@@ -1914,23 +1914,7 @@ async def stream_reply(
 # --- end inlined: shared/gemini_reply.py ---
 
 
-# --- begin inlined: shared/host.py (sha256:140fcb10155b20de) ---
-_HOST_LOG = logging.getLogger("openwebui_pack.host")
-
-
-class HostRefusal(Exception):
-    """Open WebUI refused the operation with an HTTP status (403 forbidden, 404 off or unknown)."""
-
-    def __init__(self, status_code: int, detail: str = "") -> None:
-        super().__init__(detail or f"HTTP {status_code}")
-        self.status_code = status_code
-        self.detail = detail
-
-
-class ModelNotFound(Exception):
-    """Open WebUI has no model with this id, or the user may not use it."""
-
-
+# --- begin inlined: shared/host.py (sha256:c4f7cf211bff1d8d) ---
 async def _settle(value: Any) -> Any:
     """The value of a host call, whether the host function was synchronous or asynchronous."""
     if inspect.isawaitable(value):
@@ -1938,129 +1922,8 @@ async def _settle(value: Any) -> Any:
     return value
 
 
-def _http_exception_type() -> type[BaseException]:
-    # Open WebUI's routers raise FastAPI's HTTPException, a subclass of Starlette's.
-    from starlette.exceptions import HTTPException
-
-    return HTTPException
-
-
-def as_refusal(exc: BaseException) -> HostRefusal | None:
-    """A host HTTP error as a `HostRefusal`; None for anything else."""
-    if isinstance(exc, HostRefusal):
-        return exc
-    if isinstance(exc, _http_exception_type()):
-        detail = getattr(exc, "detail", "")
-        return HostRefusal(int(getattr(exc, "status_code", 500)), detail if isinstance(detail, str) else str(detail))
-    return None
-
-
-def _is_model_not_found(exc: BaseException) -> bool:
-    # Open WebUI 0.12.4 (open_webui/utils/chat.py and utils/models.py check_model_access) raises a
-    # bare Exception with this text for an unknown model and for one the user may not use; nothing
-    # else tells it apart from other failures.
-    return type(exc) is Exception and str(exc) == "Model not found"
-
-
-def _refused(exc: Exception) -> Exception:
-    return as_refusal(exc) or exc
-
-
-class OpenWebUIHost:
-    """Open WebUI's users, models, chat path, memories and files, as the pack uses them."""
-
-    # --- users -------------------------------------------------------------------------------------
-
-    async def get_user(self, user_id: str) -> Any | None:
-        from open_webui.models.users import Users
-
-        return await _settle(Users.get_user_by_id(user_id))
-
-    # --- models and the chat path ------------------------------------------------------------------
-
-    def models(self, request: Any) -> dict[str, Any] | None:
-        """The server's model registry (id -> model info), or None outside a server request."""
-        state = getattr(getattr(request, "app", None), "state", None)
-        registry = getattr(state, "MODELS", None)
-        return registry if isinstance(registry, dict) else None
-
-    async def may_use_model(self, user: Any, model_info: dict[str, Any]) -> bool:
-        """Whether a plain user may use the model; True when the server cannot tell (the chat call
-        itself still enforces access, so this early check is a courtesy that gives a clear message)."""
-        if getattr(user, "role", None) != "user":
-            return True
-        try:
-            from open_webui.env import BYPASS_MODEL_ACCESS_CONTROL
-            from open_webui.utils.models import check_model_access
-        except ImportError:
-            _HOST_LOG.info("this Open WebUI has no check_model_access; model access is checked by the chat call")
-            return True
-        if BYPASS_MODEL_ACCESS_CONTROL:
-            return True
-        try:
-            await _settle(check_model_access(user, model_info))
-        except Exception as exc:
-            if _is_model_not_found(exc) or as_refusal(exc) is not None:
-                return False
-            raise
-        return True
-
-    async def chat_completion(self, request: Any, form: dict[str, Any], user: Any) -> Any:
-        """Open WebUI's own generate_chat_completion, as the chatting user (access rules apply)."""
-        from open_webui.utils.chat import generate_chat_completion
-
-        try:
-            return await generate_chat_completion(request, form, user)
-        except Exception as exc:
-            if _is_model_not_found(exc):
-                raise ModelNotFound(form.get("model", "")) from None
-            raise _refused(exc) from exc
-
-    # --- memories ------------------------------------------------------------------------------------
-
-    async def check_memories_permission(self, user: Any) -> None:
-        """Raises HostRefusal(404) when memories are off, HostRefusal(403) without the permission."""
-        from open_webui.routers.memories import check_memories_permission
-
-        try:
-            await _settle(check_memories_permission(user))
-        except Exception as exc:
-            raise _refused(exc) from exc
-
-    async def memories(self, user_id: str) -> list[Any]:
-        """The user's stored memories (objects with `id` and `content`)."""
-        from open_webui.models.memories import Memories
-
-        rows = await _settle(Memories.get_memories_by_user_id(user_id))
-        if rows is None:
-            # the table method returns None when the query itself failed
-            raise RuntimeError("reading memories failed")
-        return list(rows)
-
-    async def add_memory(self, request: Any, user: Any, content: str) -> str:
-        """Adds a memory the way Settings → Personalization does (stored and embedded); its id."""
-        from open_webui.routers.memories import AddMemoryForm, add_memory
-
-        try:
-            memory = await _settle(add_memory(request=request, form_data=AddMemoryForm(content=content), user=user))
-        except Exception as exc:
-            raise _refused(exc) from exc
-        return memory.id
-
-    async def delete_memory(self, memory_id: str, user_id: str) -> bool:
-        """Deletes one of the user's memories and its vector, if one was written."""
-        from open_webui.models.memories import Memories
-        from open_webui.retrieval.vector.async_client import ASYNC_VECTOR_DB_CLIENT
-
-        deleted = await _settle(Memories.delete_memory_by_id_and_user_id(memory_id, user_id))
-        try:
-            await ASYNC_VECTOR_DB_CLIENT.delete(collection_name=f"user-memory-{user_id}", ids=[memory_id])
-        except Exception as exc:
-            # normally there is no vector yet: the failure came before the upsert
-            _HOST_LOG.debug("no vector to remove for memory %s: %s", memory_id, type(exc).__name__)
-        return bool(deleted)
-
-    # --- files -----------------------------------------------------------------------------------------
+class FileHost:
+    """Files uploaded to Open WebUI, and the storage that holds their bytes."""
 
     async def file_record(self, file_id: str) -> Any | None:
         """Open WebUI's record of an uploaded file (`user_id`, `path`, `filename`, `meta`), or None."""
@@ -2119,7 +1982,7 @@ def resolve_switch(user_value: Any, admin_value: bool) -> bool:
 # from shared.gemini import ( INLINE_BUDGET, Fetched, GeminiError, GeminiRequest, ModelInfo, RequestOptions, build_request, describe_error, image_links, list_models, make_client, normalise_base_url, requested_model, upload_file, with_gemini_retries, )  (inlined above)
 # from shared.gemini_models import DEFAULT_DENYLIST, is_glob, model_allowed, parse_globs  (inlined above)
 # from shared.gemini_reply import Reply, close_stream, completion, emit_sources, read_response, stream_reply  (inlined above)
-# from shared.host import OpenWebUIHost  (inlined above)
+# from shared.host import FileHost  (inlined above)
 # from shared.secrets import redact  (inlined above)
 # from shared.valves import Switch, as_switch, resolve_switch  (inlined above)
 
@@ -2245,7 +2108,7 @@ class Pipe:
     def __init__(self) -> None:
         self.valves = self.Valves()
         # Open WebUI's file store, the clock and the sleep between retries: tests replace them.
-        self.host: Any = OpenWebUIHost()
+        self.host: Any = FileHost()
         self.clock: Callable[[], float] = time.monotonic
         self.sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep
         self.inline_budget = INLINE_BUDGET

@@ -262,7 +262,7 @@ class Emitter:
 # --- end inlined: shared/events.py ---
 
 
-# --- begin inlined: shared/host.py (sha256:140fcb10155b20de) ---
+# --- begin inlined: shared/host.py (sha256:c4f7cf211bff1d8d) ---
 _HOST_LOG = logging.getLogger("openwebui_pack.host")
 
 
@@ -314,17 +314,17 @@ def _refused(exc: Exception) -> Exception:
     return as_refusal(exc) or exc
 
 
-class OpenWebUIHost:
-    """Open WebUI's users, models, chat path, memories and files, as the pack uses them."""
-
-    # --- users -------------------------------------------------------------------------------------
+class UsersHost:
+    """Open WebUI's user records."""
 
     async def get_user(self, user_id: str) -> Any | None:
         from open_webui.models.users import Users
 
         return await _settle(Users.get_user_by_id(user_id))
 
-    # --- models and the chat path ------------------------------------------------------------------
+
+class ChatHost(UsersHost):
+    """Models, model access and Open WebUI's own chat path, as the chatting user."""
 
     def models(self, request: Any) -> dict[str, Any] | None:
         """The server's model registry (id -> model info), or None outside a server request."""
@@ -363,64 +363,6 @@ class OpenWebUIHost:
             if _is_model_not_found(exc):
                 raise ModelNotFound(form.get("model", "")) from None
             raise _refused(exc) from exc
-
-    # --- memories ------------------------------------------------------------------------------------
-
-    async def check_memories_permission(self, user: Any) -> None:
-        """Raises HostRefusal(404) when memories are off, HostRefusal(403) without the permission."""
-        from open_webui.routers.memories import check_memories_permission
-
-        try:
-            await _settle(check_memories_permission(user))
-        except Exception as exc:
-            raise _refused(exc) from exc
-
-    async def memories(self, user_id: str) -> list[Any]:
-        """The user's stored memories (objects with `id` and `content`)."""
-        from open_webui.models.memories import Memories
-
-        rows = await _settle(Memories.get_memories_by_user_id(user_id))
-        if rows is None:
-            # the table method returns None when the query itself failed
-            raise RuntimeError("reading memories failed")
-        return list(rows)
-
-    async def add_memory(self, request: Any, user: Any, content: str) -> str:
-        """Adds a memory the way Settings → Personalization does (stored and embedded); its id."""
-        from open_webui.routers.memories import AddMemoryForm, add_memory
-
-        try:
-            memory = await _settle(add_memory(request=request, form_data=AddMemoryForm(content=content), user=user))
-        except Exception as exc:
-            raise _refused(exc) from exc
-        return memory.id
-
-    async def delete_memory(self, memory_id: str, user_id: str) -> bool:
-        """Deletes one of the user's memories and its vector, if one was written."""
-        from open_webui.models.memories import Memories
-        from open_webui.retrieval.vector.async_client import ASYNC_VECTOR_DB_CLIENT
-
-        deleted = await _settle(Memories.delete_memory_by_id_and_user_id(memory_id, user_id))
-        try:
-            await ASYNC_VECTOR_DB_CLIENT.delete(collection_name=f"user-memory-{user_id}", ids=[memory_id])
-        except Exception as exc:
-            # normally there is no vector yet: the failure came before the upsert
-            _HOST_LOG.debug("no vector to remove for memory %s: %s", memory_id, type(exc).__name__)
-        return bool(deleted)
-
-    # --- files -----------------------------------------------------------------------------------------
-
-    async def file_record(self, file_id: str) -> Any | None:
-        """Open WebUI's record of an uploaded file (`user_id`, `path`, `filename`, `meta`), or None."""
-        from open_webui.models.files import Files
-
-        return await _settle(Files.get_file_by_id(file_id))
-
-    async def local_file_path(self, stored_path: str) -> str:
-        """A local path holding the stored file's bytes (the storage provider may download it)."""
-        from open_webui.storage.provider import Storage
-
-        return await asyncio.to_thread(Storage.get_file, stored_path)
 # --- end inlined: shared/host.py ---
 
 
@@ -1298,7 +1240,7 @@ async def run_task(conversation: Any, client: ModelClient, settings: MoaSettings
 
 
 # from shared.events import Emitter  (inlined above)
-# from shared.host import HostRefusal, ModelNotFound, OpenWebUIHost  (inlined above)
+# from shared.host import ChatHost, HostRefusal, ModelNotFound  (inlined above)
 # from shared.moa import ( ChatMessage, MoaError, MoaSettings, MoaValves, check_settings, run_mixture, run_task, sampling_params, unavailable_message, )  (inlined above)
 # from shared.openai_wire import ModelCallError, ModelUnavailable, completion_text, error_from_status, stream_text  (inlined above)
 # from shared.retry import parse_retry_after  (inlined above)
@@ -1335,9 +1277,7 @@ def response_error(model: str, response: Any) -> ModelCallError:
 class OpenWebUIClient:
     """Calls models through Open WebUI's generate_chat_completion as the chatting user."""
 
-    def __init__(
-        self, host: OpenWebUIHost, request: Any, user: Any, params: dict[str, Any], callers: list[str]
-    ) -> None:
+    def __init__(self, host: ChatHost, request: Any, user: Any, params: dict[str, Any], callers: list[str]) -> None:
         self.host = host
         self.request = request
         self.user = user
@@ -1417,9 +1357,7 @@ def is_mixture(model_id: str, info: dict[str, Any], mixture_ids: list[str]) -> b
     return isinstance(base, str) and base.split(".", 1)[0] in mixture_ids
 
 
-async def check_models(
-    model_ids: list[str], request: Any, user: Any, host: OpenWebUIHost, mixture_ids: list[str]
-) -> None:
+async def check_models(model_ids: list[str], request: Any, user: Any, host: ChatHost, mixture_ids: list[str]) -> None:
     """Fail before any model call (and before streaming) on an unknown, forbidden or recursive model."""
     registry = host.models(request)
     if registry is None:
@@ -1444,7 +1382,7 @@ async def check_models(
             raise MoaError(unavailable_message(model_id, "you do not have access to it"))
 
 
-async def load_user(host: OpenWebUIHost, user: dict[str, Any]) -> Any:
+async def load_user(host: ChatHost, user: dict[str, Any]) -> Any:
     found = await host.get_user(user["id"])
     if found is None:
         raise MoaError("Mixture of Agents could not load your user account; sign in again.")
@@ -1473,7 +1411,7 @@ class Pipe:
 
     def __init__(self) -> None:
         self.valves = self.Valves()
-        self.host = OpenWebUIHost()
+        self.host = ChatHost()
 
     async def pipe(
         self,

@@ -20,7 +20,7 @@ from typing import Any, Literal, Protocol
 from pydantic import BaseModel, Field
 
 from shared.events import Emitter
-from shared.host import OpenWebUIHost, as_refusal
+from shared.host import MemoryHost, as_refusal
 from shared.text import content_text, strip_blocks
 
 _LOG = logging.getLogger("openwebui_pack.add_to_memories")
@@ -116,7 +116,7 @@ def _refusal(exc: Exception) -> MemoriesUnavailable | None:
 class _HostMemories:
     """One user's memories through Open WebUI (shared/host.py); the user is the signed-in one."""
 
-    def __init__(self, host: OpenWebUIHost, request: Any, user: Any) -> None:
+    def __init__(self, host: MemoryHost, request: Any, user: Any) -> None:
         self._host = host
         self._request = request
         self._user = user
@@ -322,7 +322,7 @@ class Action:
 
     def __init__(self) -> None:
         self.valves = self.Valves()
-        self.host = OpenWebUIHost()
+        self.host = MemoryHost()
 
     async def action(
         self,

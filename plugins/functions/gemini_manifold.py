@@ -54,7 +54,7 @@ from shared.gemini import (
 )
 from shared.gemini_models import DEFAULT_DENYLIST, is_glob, model_allowed, parse_globs
 from shared.gemini_reply import Reply, close_stream, completion, emit_sources, read_response, stream_reply
-from shared.host import OpenWebUIHost
+from shared.host import FileHost
 from shared.secrets import redact
 from shared.valves import Switch, as_switch, resolve_switch
 
@@ -180,7 +180,7 @@ class Pipe:
     def __init__(self) -> None:
         self.valves = self.Valves()
         # Open WebUI's file store, the clock and the sleep between retries: tests replace them.
-        self.host: Any = OpenWebUIHost()
+        self.host: Any = FileHost()
         self.clock: Callable[[], float] = time.monotonic
         self.sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep
         self.inline_budget = INLINE_BUDGET

@@ -13,7 +13,7 @@ from contextlib import aclosing
 from typing import Any
 
 from shared.events import Emitter
-from shared.host import HostRefusal, ModelNotFound, OpenWebUIHost
+from shared.host import ChatHost, HostRefusal, ModelNotFound
 from shared.moa import (
     ChatMessage,
     MoaError,
@@ -60,9 +60,7 @@ def response_error(model: str, response: Any) -> ModelCallError:
 class OpenWebUIClient:
     """Calls models through Open WebUI's generate_chat_completion as the chatting user."""
 
-    def __init__(
-        self, host: OpenWebUIHost, request: Any, user: Any, params: dict[str, Any], callers: list[str]
-    ) -> None:
+    def __init__(self, host: ChatHost, request: Any, user: Any, params: dict[str, Any], callers: list[str]) -> None:
         self.host = host
         self.request = request
         self.user = user
@@ -142,9 +140,7 @@ def is_mixture(model_id: str, info: dict[str, Any], mixture_ids: list[str]) -> b
     return isinstance(base, str) and base.split(".", 1)[0] in mixture_ids
 
 
-async def check_models(
-    model_ids: list[str], request: Any, user: Any, host: OpenWebUIHost, mixture_ids: list[str]
-) -> None:
+async def check_models(model_ids: list[str], request: Any, user: Any, host: ChatHost, mixture_ids: list[str]) -> None:
     """Fail before any model call (and before streaming) on an unknown, forbidden or recursive model."""
     registry = host.models(request)
     if registry is None:
@@ -169,7 +165,7 @@ async def check_models(
             raise MoaError(unavailable_message(model_id, "you do not have access to it"))
 
 
-async def load_user(host: OpenWebUIHost, user: dict[str, Any]) -> Any:
+async def load_user(host: ChatHost, user: dict[str, Any]) -> Any:
     found = await host.get_user(user["id"])
     if found is None:
         raise MoaError("Mixture of Agents could not load your user account; sign in again.")
@@ -198,7 +194,7 @@ class Pipe:
 
     def __init__(self) -> None:
         self.valves = self.Valves()
-        self.host = OpenWebUIHost()
+        self.host = ChatHost()
 
     async def pipe(
         self,

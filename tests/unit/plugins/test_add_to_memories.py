@@ -44,7 +44,7 @@ class Browser:
 
 
 class FakeHost:
-    """Open WebUI's memories for one user, behind the methods of shared.host.OpenWebUIHost.
+    """Open WebUI's memories for one user, behind the methods of shared.host.MemoryHost.
 
     Behaves like 0.12.4's add_memory: the row goes in before the embedding, so a failed embedding
     leaves a row behind. Refusals are the built file's HostRefusal, as the real host raises them.
@@ -528,7 +528,7 @@ async def test_a_failing_user_lookup_writes_nothing():
 
 
 def test_the_action_talks_to_open_webui_through_the_host_seam():
-    assert isinstance(mod.Action().host, mod.OpenWebUIHost)
+    assert isinstance(mod.Action().host, mod.MemoryHost)
 
 
 async def test_no_user_no_write():

@@ -1,6 +1,6 @@
 """The Mixture-of-Agents pipe for Open WebUI, built and loaded like Open WebUI loads it.
 
-The pipe's `host` is a fake with OpenWebUIHost's methods (shared/host.py): a model registry, the
+The pipe's `host` is a fake with ChatHost's methods (shared/host.py): a model registry, the
 access check, and a chat call that behaves like Open WebUI 0.12.4's open_webui/utils/chat.py and
 routers/openai.py (its three return shapes, "Model not found", HTTP errors) and proxies to the
 loopback fake OpenAI server.
@@ -51,7 +51,7 @@ def fresh(fake):
 
 
 class FakeOpenWebUI:
-    """OpenWebUIHost as the pipe uses it, in front of the fake OpenAI server.
+    """ChatHost as the pipe uses it, in front of the fake OpenAI server.
 
     `early_check=False` is a server whose access check cannot tell (may_use_model says yes):
     the chat call still refuses, as Open WebUI's does.
@@ -185,7 +185,7 @@ def owui(fake):
 
 
 def test_the_pipe_keeps_an_open_webui_host() -> None:
-    assert isinstance(pipe_mod.Pipe().host, pipe_mod.OpenWebUIHost)
+    assert isinstance(pipe_mod.Pipe().host, pipe_mod.ChatHost)
 
 
 async def test_pipe_streams_the_aggregated_answer_with_statuses(fake, owui) -> None:

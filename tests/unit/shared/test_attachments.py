@@ -80,7 +80,7 @@ async def test_image_urls_on_local_addresses_when_the_server_allows_them(images,
 
 
 class Host:
-    """The two file methods of shared/host.py's OpenWebUIHost, over one record."""
+    """The two file methods of shared/host.py's FileHost, over one record."""
 
     def __init__(self, record: object) -> None:
         self.record = record

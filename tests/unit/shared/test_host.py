@@ -6,7 +6,7 @@ import types
 import pytest
 from fastapi import HTTPException
 
-from shared.host import HostRefusal, ModelNotFound, OpenWebUIHost, _settle, as_refusal
+from shared.host import ChatHost, HostRefusal, ModelNotFound, _settle, as_refusal
 
 
 async def test_sync_and_async_host_functions_are_both_accepted():
@@ -37,7 +37,7 @@ def chat_module(monkeypatch):
 
 
 async def test_model_not_found_and_refusals_from_the_chat_path(chat_module):
-    host = OpenWebUIHost()
+    host = ChatHost()
 
     async def unknown(request, form, user):
         raise Exception("Model not found")  # what Open WebUI 0.12.4 raises
@@ -63,7 +63,7 @@ async def test_model_not_found_and_refusals_from_the_chat_path(chat_module):
 
 
 def test_model_registry_outside_a_request_is_none():
-    host = OpenWebUIHost()
+    host = ChatHost()
     assert host.models(None) is None
     request = types.SimpleNamespace(app=types.SimpleNamespace(state=types.SimpleNamespace(MODELS={"a": {}})))
     assert host.models(request) == {"a": {}}
@@ -80,6 +80,6 @@ async def test_model_access_refusal_is_a_plain_no(monkeypatch):
     models.check_model_access = check_model_access
     monkeypatch.setitem(sys.modules, "open_webui.env", env)
     monkeypatch.setitem(sys.modules, "open_webui.utils.models", models)
-    host = OpenWebUIHost()
+    host = ChatHost()
     assert await host.may_use_model(types.SimpleNamespace(role="user"), {"id": "m"}) is False
     assert await host.may_use_model(types.SimpleNamespace(role="admin"), {"id": "m"}) is True
