@@ -5,6 +5,7 @@
     python3 build.py --check         exit 1 if the committed output differs from a rebuild
     python3 build.py new KIND NAME   start a plugin from a template
     python3 build.py deploy --url URL [--token T] [--only ID ...] [--valves F.json] [--dry-run]
+                     [--share-tools] [--share-models] [--share-models-with GROUP[,GROUP]]
 
 Standard library only: it must run on a bare Python 3.11. The work is done by buildlib/.
 """
@@ -48,6 +49,18 @@ def parser() -> argparse.ArgumentParser:
     )
     ship.add_argument("--valves", type=Path, default=None, help="JSON file {plugin_id: {valve: value}}")
     ship.add_argument("--share-tools", action="store_true", help="give all users read access to the tools")
+    ship.add_argument(
+        "--share-models",
+        action="store_true",
+        help="let all users see and chat with the pipes' models (each model listed now: run again for new ones)",
+    )
+    ship.add_argument(
+        "--share-models-with",
+        action="append",
+        default=None,
+        metavar="GROUP[,GROUP]",
+        help="let these groups (names or ids) see and chat with the pipes' models; may be repeated",
+    )
     ship.add_argument("--dry-run", action="store_true", help="show what would change; change nothing")
     ship.add_argument("--timeout", type=float, default=60.0, help=argparse.SUPPRESS)
     return top
@@ -62,7 +75,15 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "deploy":
             token = args.token or os.environ.get("OPENWEBUI_TOKEN")
             options = DeployOptions(
-                args.url, token, args.only, args.valves, args.share_tools, args.dry_run, args.timeout
+                url=args.url,
+                token=token,
+                only=args.only,
+                valves=args.valves,
+                share_tools=args.share_tools,
+                dry_run=args.dry_run,
+                timeout=args.timeout,
+                share_models=args.share_models,
+                share_models_with=args.share_models_with,
             )
             return deploy(root, options)
         if args.check:

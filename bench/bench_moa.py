@@ -21,14 +21,23 @@ the same behaviour in virtual time; this is what it costs on a real clock):
 - a model that cannot be used stops the layer at once, however slow the other agents are;
 - a retry waits what the server's Retry-After asked for.
 Target for each: at most 20 ms later than asked.
+
+Last, a failing agent: one of three agents answers HTTP 503 with a Retry-After of 1 s to every
+call (two retries, so it fails for good after ~2.9 s). The mixture no longer asks it again in
+the second layer; the figure before that change comes from the core as it was at BEFORE_COMMIT
+(read with `git show`, skipped when the history is not there). Target: after <= the failing
+layer + the other layer + the aggregator + 50 ms.
 """
 
 import argparse
 import asyncio
 import concurrent.futures
+import logging
 import statistics
+import subprocess
 import sys
 import time
+import types
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -44,6 +53,7 @@ from shared.openai_wire import ModelCallError, ModelUnavailable
 from tests.fakes.openai_server import FakeOpenAI
 from tests.helpers import load_built
 
+ROOT = Path(__file__).resolve().parent.parent
 AGENTS = ("agent-1", "agent-2", "agent-3")
 AGGREGATOR = "aggregator"
 REPLY = "A synthesized answer streamed in small pieces to the user."
@@ -238,12 +248,76 @@ async def cuts() -> list[tuple[str, float, float]]:
     ]
 
 
+# --- a failing agent: asked in every layer (before) or in the first only (now) ----------------------
+
+BEFORE_COMMIT = "4ceba6aa03d068b6be7a9386a0141683ab1ebb3d"  # the core before "not asked again"
+FAIL_LATENCY, FAIL_RETRY_AFTER = 0.3, 1.0
+
+
+def core_before() -> Any | None:
+    """shared/moa.py as it was at BEFORE_COMMIT, as a module; None without that history."""
+    try:
+        source = subprocess.run(
+            ["git", "-C", str(ROOT), "show", f"{BEFORE_COMMIT}:shared/moa.py"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    module = types.ModuleType("moa_before")
+    sys.modules["moa_before"] = module  # dataclasses look their module up
+    exec(compile(source, "moa_before.py", "exec"), module.__dict__)
+    return module
+
+
+class AlwaysBusy(WaitingModels):
+    """Every model answers after FAIL_LATENCY; `c` answers 503 with a Retry-After to every call."""
+
+    def __init__(self) -> None:
+        super().__init__({m: FAIL_LATENCY for m in ("a", "b", "c", "agg")}, {})
+
+    async def complete(self, model: str, messages: list) -> str:
+        if model == "c":
+            await asyncio.sleep(FAIL_LATENCY)
+            raise ModelCallError("c", "HTTP 503: busy", status=503, retry_after=FAIL_RETRY_AFTER)
+        return await super().complete(model, messages)
+
+
+async def failing_agent_run(core: Any) -> tuple[float, str]:
+    """(seconds, last status) of a 2-layer run with the always-busy agent, on `core`."""
+    statuses: list[str] = []
+
+    async def record(event: dict) -> None:
+        statuses.append(event["data"]["description"])
+
+    settings = core.MoaSettings(
+        models=("a", "b", "c"), aggregator_model="agg", num_layers=2, max_retries=2, retry_base_delay=0.01
+    )
+    started = time.monotonic()
+    async for _ in core.run_mixture(CONVERSATION, AlwaysBusy(), settings, Emitter(record)):
+        pass
+    return time.monotonic() - started, statuses[-1]
+
+
+def failing_agent() -> list[tuple[str, float, str]]:
+    import shared.moa as now
+
+    rows = []
+    before = core_before()
+    if before is not None:
+        rows.append(("before (asked in every layer)", *asyncio.run(failing_agent_run(before))))
+    rows.append(("now (not asked again)", *asyncio.run(failing_agent_run(now))))
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--latency", type=float, default=0.2)
     parser.add_argument("--nagle", action="store_true", help="leave Nagle's algorithm on in the fake server")
     args = parser.parse_args()
+    logging.getLogger("openwebui_pack.moa").setLevel(logging.ERROR)  # the dropped agents' warnings are expected
 
     pipeline_module = load_built("mixture_of_agents", kind="pipeline")
     pipe_module = load_built("mixture_of_agents", kind="pipe")
@@ -292,6 +366,17 @@ def main() -> None:
         ok = asked <= took <= asked + 0.02
         failed |= not ok
         print(f"  {name:32} {asked * 1000:9.1f} {took * 1000:9.1f}   {'ok' if ok else 'MISSED'} (target: <= +20 ms)")
+    print()
+    failing_layer = 3 * FAIL_LATENCY + 2 * FAIL_RETRY_AFTER
+    target = failing_layer + 2 * FAIL_LATENCY + 0.05
+    print(f"  failing agent (503, Retry-After {FAIL_RETRY_AFTER:g} s, 2 retries), 2 layers x 3 agents:")
+    for name, took, status in failing_agent():
+        line = f"  {name:32} {took * 1000:9.1f} ms   final status: {status}"
+        if name.startswith("now"):
+            ok = took <= target
+            failed |= not ok
+            line += f"   {'ok' if ok else 'MISSED'} (target: <= {target * 1000:.0f} ms)"
+        print(line)
     sys.exit(1 if failed else 0)
 
 

@@ -1,7 +1,8 @@
 """`python3 build.py deploy`: install the built pack into a running Open WebUI through its REST API.
 
 Every change is read-before-write, so a second run changes nothing: the toggle endpoints flip
-state, and the valves update endpoint replaces the whole stored set.
+state, the valves update endpoint replaces the whole stored set, and the access endpoints replace
+all grants (sharing adds to the grants it read).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ DRY_RUN_WORDS = {
     "valves updated": "would update valves",
 }
 UNCHANGED_WORDS = ("unchanged", "active", "global", "shared")
+PIPE_KIND = "pipe"  # the kind whose functions serve models
 
 
 class ApiError(Exception):
@@ -134,6 +136,8 @@ class DeployOptions:
     share_tools: bool = False
     dry_run: bool = False
     timeout: float = 60.0
+    share_models: bool = False  # pipe models readable by all users
+    share_models_with: list[str] | None = None  # ... or by these groups (names or ids)
 
 
 def open_webui_stored(text: str) -> str:
@@ -188,26 +192,83 @@ def select_targets(root: Path, only: list[str] | None) -> tuple[list[DeployTarge
     return targets, notes
 
 
-def valve_names(target: DeployTarget) -> list[str] | None:
-    """Field names of the plugin class's Valves (None: it has no Valves), read from the built text.
+@dataclass(frozen=True)
+class ValveFields:
+    """The field names of a plugin's Valves, read from its built text (inherited fields included)."""
 
-    Only fields written in `class Valves` itself are seen, not ones it inherits.
+    names: tuple[str, ...]
+    # base classes the built file does not define (other than pydantic's BaseModel): the class
+    # may have more fields than `names`
+    unresolved: tuple[str, ...] = ()
+
+
+# Bases that end the walk: they add no valve fields.
+VALVE_ROOTS = {"BaseModel", "object"}
+
+
+def _own_fields(cls: ast.ClassDef) -> list[str]:
+    """Fields written in the class body; `_private` attributes and ClassVars are not valves."""
+    return [
+        n.target.id
+        for n in cls.body
+        if isinstance(n, ast.AnnAssign)
+        and isinstance(n.target, ast.Name)
+        and not n.target.id.startswith("_")
+        and not ast.unparse(n.annotation).split("[")[0].endswith("ClassVar")
+    ]
+
+
+def _class_fields(cls: ast.ClassDef, classes: dict[str, ast.ClassDef], seen: frozenset[str]) -> ValveFields:
+    """`cls`'s fields and its bases', bases resolved among the file's top-level classes.
+
+    Pydantic lists inherited fields first, the last base's first; a redefined field keeps its place.
     """
-    cls = target.kind_row.cls
-    for node in ast.parse(target.text).body:
-        if isinstance(node, ast.ClassDef) and node.name == cls:
-            for inner in node.body:
-                if isinstance(inner, ast.ClassDef) and inner.name == "Valves":
-                    return [
-                        n.target.id
-                        for n in inner.body
-                        if isinstance(n, ast.AnnAssign) and isinstance(n.target, ast.Name)
-                    ]
+    names: list[str] = []
+    unresolved: list[str] = []
+    for base in reversed(cls.bases):
+        base_name = ast.unparse(base)
+        last = base_name.rsplit(".", 1)[-1]
+        if isinstance(base, ast.Name) and base.id in classes and base.id not in seen:
+            found = _class_fields(classes[base.id], classes, seen | {base.id})
+            names += found.names
+            unresolved += found.unresolved
+        elif last not in VALVE_ROOTS:
+            unresolved.append(base_name)
+    names += _own_fields(cls)
+    return ValveFields(tuple(dict.fromkeys(names)), tuple(dict.fromkeys(unresolved)))
+
+
+def valve_names(target: DeployTarget) -> ValveFields | None:
+    """The plugin class's Valves fields (None: it has no Valves), read from the built text.
+
+    The built file is self-contained, so a base class such as a shared `MoaValves` is defined in it
+    and its fields are found without importing anything.
+    """
+    tree = ast.parse(target.text)
+    classes = {n.name: n for n in tree.body if isinstance(n, ast.ClassDef)}
+    plugin = classes.get(target.kind_row.cls)
+    for inner in plugin.body if plugin else ():
+        if isinstance(inner, ast.ClassDef) and inner.name == "Valves":
+            return _class_fields(inner, classes, frozenset())
+        # `Valves = SomeValves`
+        if (
+            isinstance(inner, ast.Assign)
+            and any(isinstance(t, ast.Name) and t.id == "Valves" for t in inner.targets)
+            and isinstance(inner.value, ast.Name)
+        ):
+            cls = classes.get(inner.value.id)
+            if cls is None:
+                return ValveFields((), (inner.value.id,))
+            return _class_fields(cls, classes, frozenset({cls.name}))
     return None
 
 
-def load_valves(path: Path, root: Path, targets: list[DeployTarget]) -> None:
-    """Attach the valves file's entries to the targets; typos in ids or valve names are errors."""
+def load_valves(path: Path, root: Path, targets: list[DeployTarget]) -> list[str]:
+    """Attach the valves file's entries to the targets; typos in ids or valve names are errors.
+
+    Returns notes to print: valve names that could not be checked because the Valves class inherits
+    from a class the built file does not define (the server still checks the values).
+    """
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
@@ -218,15 +279,23 @@ def load_valves(path: Path, root: Path, targets: list[DeployTarget]) -> None:
     unknown = sorted(set(data) - known)
     if unknown:
         raise BuildError(f"--valves {path}: no plugin {', '.join(unknown)} in {MANIFEST}")
+    notes = []
     for target in targets:
         if target.id not in data:
             continue
-        names = valve_names(target)
-        wrong = sorted(set(data[target.id]) - set(names or []))
-        if wrong:
+        fields = valve_names(target)
+        names = fields.names if fields else ()
+        wrong = sorted(set(data[target.id]) - set(names))
+        if wrong and fields and fields.unresolved:
+            notes.append(
+                f"{target.id}: cannot check the valve name(s) {', '.join(wrong)}: its Valves inherits from "
+                f"{', '.join(fields.unresolved)}, which {target.dist} does not define; Open WebUI checks the values"
+            )
+        elif wrong:
             have = ", ".join(names) if names else "none"
             raise BuildError(f"--valves {path}: {target.id} has no valve {', '.join(wrong)} (its valves: {have})")
         target.valves = data[target.id]
+    return notes
 
 
 def create_plugin(api: OpenWebUIApi, target: DeployTarget) -> dict:
@@ -351,6 +420,111 @@ def deploy_tool(api: OpenWebUIApi, target: DeployTarget, share: bool, dry_run: b
     return words
 
 
+GRANT_KEYS = ("principal_type", "principal_id", "permission")
+
+
+def grant_key(grant: dict) -> tuple:
+    return tuple(grant.get(k) for k in GRANT_KEYS)
+
+
+def group_grants(api: OpenWebUIApi, wanted: list[str]) -> list[dict]:
+    """Read grants for the named groups (a group's id works too); an unknown or ambiguous name is an error."""
+    groups = [g for g in api.call("GET", "/api/v1/groups/") or [] if isinstance(g, dict)]
+    ids = []
+    for name in wanted:
+        found = [g for g in groups if g.get("id") == name] or [g for g in groups if g.get("name") == name]
+        if not found:
+            have = ", ".join(sorted(str(g.get("name")) for g in groups)) or "none"
+            raise BuildError(f"--share-models-with: no group named {name!r} (groups: {have})")
+        if len(found) > 1:
+            raise BuildError(
+                f"--share-models-with: {len(found)} groups are named {name!r}; "
+                f"pass the id of the one you mean: {', '.join(str(g.get('id')) for g in found)}"
+            )
+        ids.append(found[0]["id"])
+    return [{"principal_type": "group", "principal_id": i, "permission": "read"} for i in dict.fromkeys(ids)]
+
+
+@dataclass
+class ModelSharing:
+    """Read grants on the models of the deployed pipes (--share-models, --share-models-with).
+
+    Open WebUI 0.12.4 shows a model to a non-admin only when a workspace model entry with that id
+    exists and grants them read access (open_webui/utils/models.py, get_filtered_models and
+    check_model_access); a function's models have no entry until someone creates one. The access
+    endpoint (POST /api/v1/models/model/access/update) creates a minimal entry when none exists,
+    as the admin's access dialog does. A manifold's sub-models (`<function id>.<model>`) are
+    separate models: each one listed at deploy time is shared.
+    """
+
+    grants: list[dict]
+    audience: str
+    entries: dict[str, dict] | None = None  # workspace model entries by id, with their grants
+    listed: list[dict] | None = None  # the models Open WebUI serves (admin view, no access filter)
+
+    @classmethod
+    def from_options(cls, api: OpenWebUIApi, options: DeployOptions) -> ModelSharing | None:
+        groups = [g.strip() for value in options.share_models_with or () for g in value.split(",") if g.strip()]
+        if not options.share_models and not groups:
+            return None
+        grants, audience = [], []
+        if options.share_models:
+            grants.append(PUBLIC_READ)
+            audience.append("all users")
+        if groups:
+            grants += group_grants(api, groups)
+            audience.append(f"group{'s' if len(groups) > 1 else ''} {', '.join(groups)}")
+        return cls(grants, " and ".join(audience))
+
+    def models_of(self, api: OpenWebUIApi, target: DeployTarget, changed: bool) -> list[dict]:
+        """The models `target` serves: its own id, or `<id>.<sub>` for a manifold's sub-models."""
+
+        def mine(listed: list[dict]) -> list[dict]:
+            return [
+                m
+                for m in listed
+                if m.get("pipe") and (m.get("id") == target.id or str(m.get("id")).startswith(f"{target.id}."))
+            ]
+
+        # the list is re-read when this function changed or is not in it yet (a just-created one)
+        if self.listed is None or changed or not mine(self.listed):
+            body = api.call("GET", "/api/models/base")
+            self.listed = [m for m in (body or {}).get("data", []) if isinstance(m, dict)]
+        if self.entries is None:
+            self.entries = {e["id"]: e for e in api.call("GET", "/api/v1/models/base") or [] if isinstance(e, dict)}
+        return mine(self.listed)
+
+    def share(self, api: OpenWebUIApi, target: DeployTarget, changed: bool, dry_run: bool) -> tuple[str, str | None]:
+        """("shared" | "made shared", the line to print under the plugin's line or None)."""
+        models = self.models_of(api, target, changed)
+        if not models:
+            if dry_run:
+                return "made shared", f"  its models would be readable by {self.audience} once it is installed"
+            raise BuildError("Open WebUI lists no model for it, so none could be shared; its log says why")
+        made = []
+        for model in models:
+            entry = (self.entries or {}).get(model["id"])
+            current = [{k: g.get(k) for k in ("id", *GRANT_KEYS)} for g in (entry or {}).get("access_grants") or []]
+            have = {grant_key(g) for g in current}
+            missing = [g for g in self.grants if grant_key(g) not in have]
+            if not missing:
+                continue
+            made.append(model["id"])
+            if dry_run:
+                continue
+            form = {
+                "id": model["id"],
+                "name": (entry or {}).get("name") or model.get("name") or model["id"],
+                "access_grants": current + missing,
+            }
+            stored = api.call("POST", "/api/v1/models/model/access/update", form)
+            if isinstance(stored, dict) and self.entries is not None:
+                self.entries[model["id"]] = stored
+        if not made:
+            return "shared", None
+        return "made shared", f"  {'would be ' if dry_run else ''}readable by {self.audience}: {', '.join(made)}"
+
+
 def check_admin(api: OpenWebUIApi) -> None:
     try:
         me = api.call("GET", "/api/v1/auths/")
@@ -372,6 +546,24 @@ def deploy_one(
     raise BuildError(f"{target.kind} plugins cannot be deployed into Open WebUI")
 
 
+def deploy_target(
+    api: OpenWebUIApi,
+    target: DeployTarget,
+    functions: dict[str, dict],
+    options: DeployOptions,
+    sharing: ModelSharing | None,
+) -> tuple[list[str], list[str]]:
+    """The plugin's state words and the lines to print under its line."""
+    words = deploy_one(api, target, functions, options)
+    details = []
+    if sharing is not None and target.kind == PIPE_KIND:
+        changed = any(w not in UNCHANGED_WORDS for w in words)
+        word, detail = sharing.share(api, target, changed, options.dry_run)
+        words.append(word)
+        details += [detail] if detail else []
+    return words, details
+
+
 def deploy(root: Path, options: DeployOptions) -> int:
     """Deploy the selected plugins, one line per plugin; 1 when any of them failed."""
     if not options.token:
@@ -379,9 +571,10 @@ def deploy(root: Path, options: DeployOptions) -> int:
     started = time.perf_counter()
     targets, notes = select_targets(root, options.only)
     if options.valves is not None:
-        load_valves(options.valves, root, targets)
+        notes += load_valves(options.valves, root, targets)
     api = OpenWebUIApi(options.url, options.token, timeout=options.timeout)
     check_admin(api)
+    sharing = ModelSharing.from_options(api, options)
     exported = api.call("GET", "/api/v1/functions/export?include_valves=true") or []
     functions = {f["id"]: f for f in exported if isinstance(f, dict)}
     if options.dry_run:
@@ -391,7 +584,7 @@ def deploy(root: Path, options: DeployOptions) -> int:
     failed, changed = 0, 0
     for target in targets:
         try:
-            words = deploy_one(api, target, functions, options)
+            words, details = deploy_target(api, target, functions, options, sharing)
         except (ApiError, BuildError) as exc:
             failed += 1
             print(f"{target.id} ({target.kind}): FAILED: {exc}", flush=True)
@@ -399,7 +592,9 @@ def deploy(root: Path, options: DeployOptions) -> int:
         if any(w not in UNCHANGED_WORDS for w in words):
             changed += 1
         shown = [DRY_RUN_WORDS.get(w, w) for w in words] if options.dry_run else words
-        print(f"{target.id} ({target.kind}): {', '.join(shown)}", flush=True)
+        print("\n".join([f"{target.id} ({target.kind}): {', '.join(shown)}", *details]), flush=True)
+    if sharing is not None and any(t.kind == PIPE_KIND for t in targets):
+        print("models a pipe lists later (a manifold's new models) stay private until a deploy shares them")
     if not options.dry_run and targets:
         try:
             models = api.call("GET", "/api/models")

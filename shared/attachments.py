@@ -14,6 +14,7 @@ import binascii
 import importlib
 import io
 import ipaddress
+import logging
 import mimetypes
 import os
 import re
@@ -21,6 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import unquote_to_bytes, urljoin, urlsplit
+
+_ATTACH_LOG = logging.getLogger("openwebui_pack.attachments")
 
 MiB = 1024 * 1024
 HOST_FILE_MAX_BYTES = 200 * MiB
@@ -203,7 +206,8 @@ async def fetch_image(
     except (aiohttp.ClientError, OSError) as exc:
         if isinstance(getattr(exc, "os_error", None), PrivateAddressError) or isinstance(exc, PrivateAddressError):
             raise AttachmentError("the link points to a private network address") from None
-        raise AttachmentError(f"it could not be downloaded ({type(exc).__name__})") from None
+        _ATTACH_LOG.info("image link download failed: %s: %s", type(exc).__name__, exc)
+        raise AttachmentError("it could not be downloaded") from None
 
 
 # --- files uploaded to the host ------------------------------------------------------------------
@@ -230,7 +234,8 @@ async def read_host_file(
             raise AttachmentError(f"it is larger than {max_bytes // MiB} MB")
         data = await asyncio.to_thread(local.read_bytes)
     except OSError as exc:  # gone from storage: the chat goes on without it (not a model failure)
-        raise AttachmentError(f"its stored content cannot be read ({type(exc).__name__})") from None
+        _ATTACH_LOG.warning("stored file %s cannot be read: %s: %s", file_id, type(exc).__name__, exc)
+        raise AttachmentError("its stored content cannot be read") from None
     meta = record.meta or {}
     mime = meta.get("content_type") or mimetypes.guess_type(record.filename)[0] or "application/octet-stream"
     return data, mime, record.filename
@@ -276,6 +281,27 @@ def file_refs(files: Any) -> list[FileAttachment]:
         if isinstance(mime, str) and attachment_kind(mime):
             refs.append(FileAttachment(file_id, name, mime))
     return refs
+
+
+def context_file_ids(metadata: Any) -> frozenset[str]:
+    """The files whose text Open WebUI already put into the chat as document context.
+
+    Open WebUI 0.12.4 extracts an attached file's text, adds it to the messages (its RAG
+    template, open_webui/utils/middleware.py, chat_completion_files_handler) and lists it in
+    `__metadata__["sources"]`: each source's `source` is the file item, and its `metadata`
+    entries carry `file_id`."""
+    sources = metadata.get("sources") if isinstance(metadata, dict) else None
+    ids: set[str] = set()
+    for source in sources if isinstance(sources, list) else []:
+        if not isinstance(source, dict):
+            continue
+        item = source.get("source")
+        if isinstance(item, dict) and isinstance(item.get("id"), str):
+            ids.add(item["id"])
+        for meta in source.get("metadata") or []:
+            if isinstance(meta, dict) and isinstance(meta.get("file_id"), str):
+                ids.add(meta["file_id"])
+    return frozenset(ids)
 
 
 # --- inline or uploaded --------------------------------------------------------------------------

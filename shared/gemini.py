@@ -39,6 +39,7 @@ from shared.gemini_models import (
     MODEL_ID,
     PLACEHOLDER_IDS,
     SIGNED_FORMS,
+    combines_search_and_functions,
     sub_model_id,
     thinking_config,
     thinking_family,
@@ -68,7 +69,13 @@ Result = TypeVar("Result")
 
 
 class GeminiError(RuntimeError):
-    """A failure with a message a user can act on. It never carries the API key."""
+    """A failure with a sentence a user can act on (`str(error)`) and the detail an administrator
+    needs (`detail`: the valve, Google's answer, the exception). It never carries the API key."""
+
+    def __init__(self, message: str, detail: str = "", *, connection: bool = False) -> None:
+        super().__init__(message)
+        self.detail = detail
+        self.connection = connection
 
 
 # --- request fields ------------------------------------------------------------------------------
@@ -82,8 +89,10 @@ def requested_model(body: Any) -> str:
     model_id = sub_model_id(model) if isinstance(model, str) else ""
     if not model_id or model_id in PLACEHOLDER_IDS:
         raise GeminiError(
-            "This entry is not a model: the Gemini model list could not be loaded. Check the Gemini "
-            "Manifold valves (GOOGLE_API_KEY, GOOGLE_API_BASE_URL, MODEL_ALLOWLIST)."
+            "This entry is not a model: the Gemini model list could not be loaded. Pick another "
+            "model, or ask your administrator to set up Gemini.",
+            "check the Gemini Manifold valves GOOGLE_API_KEY, GOOGLE_API_BASE_URL and MODEL_ALLOWLIST; "
+            "the server log has the model list error",
         )
     if not MODEL_ID.fullmatch(model_id) or ".." in model_id:
         # The SDK puts the id in the URL path and refuses "?", "&" and ".." with a bare ValueError.
@@ -96,7 +105,10 @@ def normalise_base_url(value: str) -> str | None:
     if not value:
         return None
     if urlsplit(value).scheme not in ("http", "https"):
-        raise GeminiError("GOOGLE_API_BASE_URL must start with http:// or https://.")
+        raise GeminiError(
+            "Gemini is not set up correctly: its API address is not valid.",
+            "GOOGLE_API_BASE_URL must start with http:// or https://",
+        )
     return value
 
 
@@ -183,6 +195,15 @@ def tool_specs(body: dict, tools: Any, metadata: Any) -> Any:
     return [{"type": "function", "function": t.get("spec")} for t in tools.values() if isinstance(t, dict)]
 
 
+def builtin_tool_names(tools: Any) -> frozenset[str]:
+    """The names of Open WebUI's own builtin tools among `__tools__` (time, ask_user, memory...):
+    Open WebUI 0.12.4 adds them to every chat with native function calling (open_webui/utils/tools.py,
+    get_builtin_tools, entries of type "builtin"), so they do not mean the user turned tools on."""
+    if not isinstance(tools, dict):
+        return frozenset()
+    return frozenset(name for name, t in tools.items() if isinstance(t, dict) and t.get("type") == "builtin")
+
+
 def function_declarations(tools: Any) -> tuple[list[dict[str, Any]], dict[str, str]]:
     """OpenAI tool specs -> Gemini function declarations, and Gemini name -> original name."""
     declarations: list[dict[str, Any]] = []
@@ -249,6 +270,7 @@ class Converted:
     contents: list[dict[str, Any]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     blobs: list[Blob] = field(default_factory=list)
+    images: int = 0  # image parts seen, to name them ("image 2") whether or not they could be read
 
 
 def _image_url(item: Any) -> Any:
@@ -279,7 +301,8 @@ def _blob_part(out: Converted, mime: str, data: bytes, name: str) -> dict[str, A
 
 
 def _image_part(out: Converted, url: Any, images: Mapping[str, ImageResult]) -> dict[str, Any]:
-    label = f"image {len(out.blobs) + 1}"
+    out.images += 1
+    label = f"image {out.images}"
     try:
         if not isinstance(url, str) or not url:
             raise AttachmentError("it has no URL")
@@ -349,9 +372,18 @@ def _call_args(arguments: Any) -> dict[str, Any]:
     return args if isinstance(args, dict) else {"value": args}
 
 
-def _tool_call_parts(tool_calls: Any, names: dict[str, str], calls: dict[str, tuple[str, str | None]]) -> list:
+def _tool_call_parts(
+    tool_calls: Any,
+    names: dict[str, str],
+    calls: dict[str, tuple[str, str | None]],
+    server_parts: Mapping[str, list[dict[str, Any]]],
+) -> list:
     by_original = {original: gname for gname, original in names.items()}
     parts: list[dict[str, Any]] = []
+    first = tool_calls[0] if isinstance(tool_calls, list) and tool_calls else None
+    if isinstance(first, dict) and isinstance(first.get("id"), str):
+        # The Google Search steps Gemini took before these calls go back with them.
+        parts.extend(dict(part) for part in server_parts.get(first["id"], ()))
     for call in tool_calls if isinstance(tool_calls, list) else []:
         if not isinstance(call, dict):
             continue
@@ -414,6 +446,7 @@ def convert_messages(
     names: dict[str, str],
     images: Mapping[str, ImageResult],
     needs_signatures: bool,
+    server_parts: Mapping[str, list[dict[str, Any]]] | None = None,
 ) -> Converted:
     """OpenAI chat messages -> Gemini system instruction and contents (user/model turns)."""
     if not isinstance(messages, list):
@@ -436,7 +469,7 @@ def convert_messages(
             # Thinking shown in Open WebUI (this model's or another's) is not sent back as text.
             text = strip_reasoning(content_text(content))
             parts: list[dict[str, Any]] = [{"text": text}] if text else []
-            parts.extend(_tool_call_parts(message.get("tool_calls"), names, calls))
+            parts.extend(_tool_call_parts(message.get("tool_calls"), names, calls, server_parts or {}))
             _append(out.contents, "model", parts)
         elif role == "tool":
             _tool_result(out, message, calls)
@@ -486,14 +519,19 @@ class RequestOptions:
     thinking_budget: int = -1
     thinking_level: str = "default"
     inline_budget: int = INLINE_BUDGET  # raw bytes sent inline; the largest attachments above it are uploaded
+    # The installed SDK can ask for Gemini 3's search steps (ToolConfig.include_server_side_tool_invocations).
+    sdk_server_side_tools: bool = True
 
 
 @dataclass
 class Fetched:
-    """The attachments of a chat, downloaded or read before the request is built."""
+    """What the request needs from outside the body, gathered before it is built: the chat's
+    attachments (downloaded or read), and the Google Search steps of earlier replies that ended in
+    tool calls (by the first call's id), which Gemini 3 wants back with the tool results."""
 
     images: dict[str, ImageResult] = field(default_factory=dict)
     files: list[tuple[FileAttachment, FileResult]] = field(default_factory=list)
+    server_parts: Mapping[str, list[dict[str, Any]]] = field(default_factory=dict)
 
 
 @dataclass
@@ -507,20 +545,49 @@ class GeminiRequest:
     uploads: list[Blob]  # inline parts to move to the Files API before sending
     warnings: list[str]
     include_thoughts: bool
+    notes: list[str] = field(default_factory=list)  # status lines about how the request was shaped
+    grounded: bool = False  # Google Search is among the tools
 
 
-def _tools(grounding: bool, declarations: list[dict[str, Any]], contents: list[dict[str, Any]]) -> list[dict]:
-    tools: list[dict[str, Any]] = []
-    if grounding:
-        # Search and function calling do not mix in one plain generateContent request, so search
-        # wins, except while a tool loop is answering (its results need the declarations).
-        current = contents[-1]["parts"] if contents else []
-        if not any("function_response" in p for p in current):
-            tools.append({"google_search": {}})
-            declarations = []
-    if declarations:
-        tools.append({"function_declarations": declarations})
-    return tools
+GROUNDING_OFF_NOTE = "Search grounding is off for this reply because tools are on"
+
+
+@dataclass
+class ToolPlan:
+    tools: list[dict[str, Any]] = field(default_factory=list)
+    tool_config: dict[str, Any] | None = None
+    note: str | None = None
+
+    @property
+    def grounded(self) -> bool:
+        return any("google_search" in tool for tool in self.tools)
+
+
+def plan_tools(
+    grounding: bool,
+    declarations: list[dict[str, Any]],
+    contents: list[dict[str, Any]],
+    *,
+    model_id: str,
+    user_tools: bool,
+    sdk_server_side_tools: bool = True,
+) -> ToolPlan:
+    """Which tools a request offers. Gemini 3 takes Google Search and function declarations
+    together (the search steps then come back in the reply, to be sent again with the tool
+    results). Earlier models take one or the other: the chat's own tools win, and the status line
+    says grounding is off; Open WebUI's builtin tools alone do not turn it off."""
+    functions = [{"function_declarations": declarations}] if declarations else []
+    if not grounding:
+        return ToolPlan(functions)
+    if combines_search_and_functions(model_id) and (sdk_server_side_tools or not declarations):
+        config = {"include_server_side_tool_invocations": True} if declarations else None
+        return ToolPlan([{"google_search": {}}, *functions], config)
+    current = contents[-1]["parts"] if contents else []
+    if any("function_response" in p for p in current):
+        return ToolPlan(functions)  # a tool loop is answering: its results need the declarations
+    if user_tools:
+        return ToolPlan(functions, note=GROUNDING_OFF_NOTE)
+    return ToolPlan([{"google_search": {}}])
 
 
 def build_request(
@@ -544,6 +611,7 @@ def build_request(
         names=names,
         images=fetched.images,
         needs_signatures=thinking_family(model_id, thinking) in SIGNED_FORMS,
+        server_parts=fetched.server_parts,
     )
     if not task:
         attach_files(converted, fetched.files)
@@ -563,9 +631,20 @@ def build_request(
     )
     if thinking_cfg:
         config["thinking_config"] = thinking_cfg
-    offered = [] if task else _tools(options.grounding, declarations, converted.contents)
-    if offered:
-        config["tools"] = offered
+    builtin = builtin_tool_names(tools)
+    plan = (
+        ToolPlan()
+        if task
+        else plan_tools(
+            options.grounding, declarations, converted.contents, model_id=model_id,
+            user_tools=any(original not in builtin for original in names.values()),
+            sdk_server_side_tools=options.sdk_server_side_tools,
+        )
+    )  # fmt: skip
+    if plan.tools:
+        config["tools"] = plan.tools
+    if plan.tool_config:
+        config["tool_config"] = plan.tool_config
     # Tools run in Open WebUI, never inside the SDK.
     config["automatic_function_calling"] = {"disable": True}
     return GeminiRequest(
@@ -576,6 +655,8 @@ def build_request(
         uploads=upload_plan(converted.blobs, options.inline_budget),
         warnings=converted.warnings,
         include_thoughts=options.include_thoughts and not task,
+        notes=[plan.note] if plan.note else [],
+        grounded=plan.grounded,
     )
 
 
@@ -618,43 +699,78 @@ def _connection_error(exc: BaseException) -> bool:
     return any(cls is not None and isinstance(exc, cls) for cls in types)
 
 
+@dataclass(frozen=True)
+class ErrorText:
+    """A failure in words: the sentence for everyone, the administrator's detail, and whether the
+    connection itself failed (a reply cut off that way says so)."""
+
+    sentence: str
+    detail: str = ""
+    connection: bool = False
+
+
+def _one_line(text: str) -> str:
+    # Google's own messages can span lines (quota errors list their limits as bullets).
+    return " ".join(text.split())
+
+
+def explain_error(exc: BaseException, *, retries: int = 0, timeout: float | None = None) -> ErrorText:
+    """What a user reads about a failure, and what an administrator reads in addition."""
+    text = _error_text(exc, retries=retries, timeout=timeout)
+    return ErrorText(_one_line(text.sentence), _one_line(text.detail), text.connection)
+
+
 def describe_error(exc: BaseException, *, retries: int = 0, timeout: float | None = None) -> str:
-    """One line a user can act on. Google's own messages can span lines (quota errors list their
-    limits as bullets); the whitespace is collapsed so a notice stays on its line."""
-    return " ".join(_error_text(exc, retries=retries, timeout=timeout).split())
+    """The whole story of a failure on one line, for the server log."""
+    text = explain_error(exc, retries=retries, timeout=timeout)
+    return f"{text.sentence} ({text.detail})" if text.detail else text.sentence
 
 
-def _api_error_text(exc: BaseException, status: int, retries: int) -> str:
+def _api_error_text(exc: BaseException, status: int, retries: int) -> ErrorText:
     name = getattr(exc, "status", None) or ""
     message = str(getattr(exc, "message", None) or "").strip()
-    head = f"{status} {name}".strip() + (f": {message}" if message else "")
+    code = f"{status} {name}".strip()
+    head = code + (f": {message}" if message else "")
     after = f" after {retries} {'retry' if retries == 1 else 'retries'}" if retries else ""
     if status == 400 and ("API key" in message or "API_KEY" in str(getattr(exc, "details", ""))):
-        return f"Gemini rejected the API key ({head}). Check GOOGLE_API_KEY."
+        return ErrorText(
+            "Gemini rejected the API key. If you entered your own key in this function's user valves, "
+            "check it; otherwise tell your administrator.",
+            f"{head}; check GOOGLE_API_KEY in the function's Valves (or the user's own key)",
+        )
     if status in (401, 403):
-        return f"Gemini refused access ({head}). Check that the API key is valid and may use this model."
+        return ErrorText(
+            "Gemini refused access to this model with the current API key.",
+            f"{head}; check that the key is valid and may use this model",
+        )
     if status == 404:
-        return f"Gemini does not know this model ({head}). Pick another model or refresh the model list."
+        return ErrorText("Gemini does not know this model. Pick another model from the list.", head)
     if status == 429:
-        return f"Gemini's rate limit or quota was reached{after} ({head}). Wait a little and try again."
+        return ErrorText(f"Gemini's rate limit or quota was reached{after}. Wait a little and try again.", head)
     if status >= 500:
-        return f"Gemini had a server error{after} ({head}). Try again shortly."
-    return f"Gemini rejected the request ({head})."
+        return ErrorText(f"Gemini had a server error{after}. Try again shortly.", head)
+    # Google's message says what was wrong with the request (too large, unsupported file, ...).
+    said = f": {message.rstrip('.')}." if message else "."
+    return ErrorText(f"Gemini rejected the request{said}", code)
 
 
-def _error_text(exc: BaseException, *, retries: int, timeout: float | None) -> str:
+def _error_text(exc: BaseException, *, retries: int, timeout: float | None) -> ErrorText:
     status = api_status(exc)
     if status is not None:
         return _api_error_text(exc, status, retries)
     if isinstance(exc, GeminiError):
-        return str(exc)
-    if isinstance(exc, TimeoutError):
-        limit = f" within REQUEST_TIMEOUT ({timeout:g} s)" if timeout else " in time"
-        return f"Gemini did not answer{limit}."
+        return ErrorText(str(exc), exc.detail, exc.connection)
     name = type(exc).__name__
+    if isinstance(exc, TimeoutError):
+        sentence = f"Gemini did not answer within {timeout:g} s." if timeout else "Gemini did not answer in time."
+        return ErrorText(sentence, f"{name}; the limit is the REQUEST_TIMEOUT valve")
     if _connection_error(exc):
-        return f"The connection to Gemini failed ({name}). Check GOOGLE_API_BASE_URL and the network."
-    return f"Gemini request failed ({name}: {exc})."
+        return ErrorText(
+            "Gemini could not be reached.",
+            f"{name}: {exc}; check GOOGLE_API_BASE_URL and the network",
+            connection=True,
+        )
+    return ErrorText("The Gemini request failed unexpectedly.", f"{name}: {exc}")
 
 
 def _retry_plan(exc: BaseException) -> RetryPlan:
@@ -699,11 +815,12 @@ async def with_gemini_retries(
         if retries:
             tries = f"{retries} {'retry' if retries == 1 else 'retries'}"
             await emitter.status(f"Gemini request failed after {tries}", done=True)
-        message = describe_error(exc, retries=retries, timeout=timeout)
+        text = explain_error(exc, retries=retries, timeout=timeout)
+        sentence = text.sentence
         wait = server_retry_delay(exc)
         if retryable_status(api_status(exc)) and retries < max_retries and wait and wait > MAX_SERVER_RETRY_DELAY:
-            message += f" Gemini asks to wait {wait:.0f} s before retrying."
-        raise GeminiError(message) from None
+            sentence += f" Gemini asks to wait {wait:.0f} s before retrying."
+        raise GeminiError(sentence, text.detail, connection=text.connection) from None
     except BaseException:  # a chat stopped while waiting must not keep a spinning status either
         if retries:
             await emitter.status("Gemini request stopped", done=True)
@@ -733,6 +850,13 @@ async def load_genai() -> tuple[Any, Any]:
         _genai_modules["types"] = importlib.import_module("google.genai.types")
         _genai_modules["genai"] = genai
     return _genai_modules["genai"], _genai_modules["types"]
+
+
+async def sdk_takes_server_side_tools() -> bool:
+    """Whether the installed google-genai knows ToolConfig.include_server_side_tool_invocations
+    (older versions refuse the field; the pipe then treats Gemini 3 like earlier models)."""
+    _, types = await load_genai()
+    return "include_server_side_tool_invocations" in getattr(types.ToolConfig, "model_fields", {})
 
 
 async def make_client(key: str, base_url: str | None, timeout_ms: int) -> Any:

@@ -19,6 +19,10 @@ THINKING_FORM_SINCE: tuple[tuple[tuple[int, int], ThinkingForm], ...] = (
     ((3, 0), "level"),
     ((2, 5), "budget"),
 )
+# The first version that takes Google Search and function declarations in one request (with
+# tool_config.include_server_side_tool_invocations, so the search steps come back in the reply);
+# earlier models take one or the other, and aliases are not assumed to.
+SEARCH_WITH_FUNCTIONS_SINCE = (3, 0)
 # Forms whose function calls carry thought signatures that Gemini validates on the next turn
 # (an alias may stand for a Gemini 3 model).
 SIGNED_FORMS = frozenset({"level", "alias"})
@@ -100,6 +104,12 @@ def thinking_family(model_id: str, thinking: bool | None) -> ThinkingForm | None
     if version is None:
         return "alias" if thinking else None
     return next((form for since, form in THINKING_FORM_SINCE if version >= since), None)
+
+
+def combines_search_and_functions(model_id: str) -> bool:
+    """Whether the model takes Google Search grounding and the chat's tools in one request."""
+    version = model_version(model_id)
+    return version is not None and version >= SEARCH_WITH_FUNCTIONS_SINCE
 
 
 def thinking_level(model_id: str, level: str) -> str:

@@ -9,17 +9,22 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from shared.events import Emitter, citation
-from shared.gemini import describe_error, encode_call_id, enum_name
+from shared.gemini import encode_call_id, enum_name, explain_error
+from shared.messages import for_reader
 from shared.secrets import redact
 
 _REPLY_LOG = logging.getLogger("openwebui_pack.gemini_manifold")
 
 NOTICE_LIMIT = 300  # characters of the error in the one-line notice that ends a cut-off reply
+CUT_OFF_CONNECTION = "The reply was cut off: the connection to Gemini dropped."
+# Google Search sources link through this redirect host, which says nothing about the site.
+REDIRECT_HOSTS = ("vertexaisearch.cloud.google.com",)
 OPENAI_FINISH = {
     "STOP": "stop",
     "MAX_TOKENS": "length",
@@ -50,6 +55,17 @@ FINISH_NOTES = {
 }
 
 
+@dataclass(frozen=True)
+class Support:
+    """A stretch of the answer and the sources behind it. `start`/`end` are UTF-8 byte offsets
+    into the answer text (the Gemini API's Segment indices are measured in bytes)."""
+
+    start: int | None
+    end: int | None
+    text: str | None
+    uris: tuple[str, ...]
+
+
 @dataclass
 class Reply:
     """Everything one answer produced; fed chunk by chunk (stream) or once (non-stream)."""
@@ -61,8 +77,10 @@ class Reply:
     finish_note: str | None = None
     blocked: str | None = None
     usage: Any = None
-    sources: dict[str, dict[str, Any]] = field(default_factory=dict)
+    sources: dict[str, dict[str, Any]] = field(default_factory=dict)  # uri -> title, domain, snippets
     queries: list[str] = field(default_factory=list)
+    supports: list[Support] = field(default_factory=list)
+    server_parts: list[dict[str, Any]] = field(default_factory=list)  # Google Search steps (Gemini 3)
 
 
 def _safety_note(candidate: Any) -> str:
@@ -72,6 +90,31 @@ def _safety_note(candidate: Any) -> str:
         if getattr(rating, "blocked", False) or probability in ("HIGH", "MEDIUM"):
             hits.append(enum_name(getattr(rating, "category", "")).removeprefix("HARM_CATEGORY_").lower())
     return f" ({', '.join(hits)})" if hits else ""
+
+
+def _looks_like_domain(text: str) -> bool:
+    return "." in text and " " not in text and "/" not in text
+
+
+def _site(uri: str, title: str, domain: str) -> str:
+    """The site's domain: Gemini's own, a title that is a domain (the Gemini API's usual title),
+    or the link's host unless it is Google's redirect."""
+    if domain:
+        return domain.removeprefix("www.")
+    if _looks_like_domain(title):
+        return title.removeprefix("www.")
+    host = (urlsplit(uri).hostname or "").removeprefix("www.")
+    return "" if any(host.endswith(h) for h in REDIRECT_HOSTS) else host
+
+
+def source_name(uri: str, title: str | None, domain: str | None) -> tuple[str, str]:
+    """(name shown for a source, its domain): the page title, with the site's domain when the
+    title does not already say it ("Lisbon - Wikipedia (wikipedia.org)")."""
+    title, site = (title or "").strip(), _site(uri, (title or "").strip(), (domain or "").strip())
+    name = title or site or uri
+    if site and site.lower() not in name.lower():
+        name = f"{name} ({site})"
+    return name, site
 
 
 def _grounding(metadata: Any, reply: Reply) -> None:
@@ -86,15 +129,84 @@ def _grounding(metadata: Any, reply: Reply) -> None:
         uri = getattr(web, "uri", None) if web is not None else None
         keys.append(uri)
         if uri and uri not in reply.sources:
-            title = getattr(web, "title", None) or getattr(web, "domain", None) or uri
-            reply.sources[uri] = {"title": title, "snippets": []}
+            name, site = source_name(uri, getattr(web, "title", None), getattr(web, "domain", None))
+            reply.sources[uri] = {"title": name, "domain": site, "snippets": []}
     for support in getattr(metadata, "grounding_supports", None) or []:
-        text = getattr(getattr(support, "segment", None), "text", None)
-        for index in getattr(support, "grounding_chunk_indices", None) or []:
-            if text and 0 <= index < len(keys) and keys[index]:
-                snippets = reply.sources[keys[index]]["snippets"]
-                if text not in snippets:
-                    snippets.append(text)
+        segment = getattr(support, "segment", None)
+        text = getattr(segment, "text", None)
+        uris = tuple(
+            keys[index]
+            for index in getattr(support, "grounding_chunk_indices", None) or []
+            if isinstance(index, int) and 0 <= index < len(keys) and keys[index]
+        )
+        for uri in uris:
+            snippets = reply.sources[uri]["snippets"]
+            if text and text not in snippets:
+                snippets.append(text)
+        found = Support(getattr(segment, "start_index", None), getattr(segment, "end_index", None), text, uris)  # type: ignore[arg-type]
+        if uris and found not in reply.supports:
+            reply.supports.append(found)
+
+
+def shown_source_ids(sources: Any) -> list[str]:
+    """The ids of the sources a message already shows, in the order Open WebUI numbers them:
+    one per distinct `metadata[i].source` (else `source.id`), first come first
+    (Open WebUI 0.12.4, frontend ContentRenderer.svelte getSourceIds and Citations.svelte)."""
+    ids: list[str] = []
+    for source in sources if isinstance(sources, list) else []:
+        if not isinstance(source, dict):
+            continue
+        inner = source.get("source") if isinstance(source.get("source"), dict) else {}
+        metadata = source.get("metadata") if isinstance(source.get("metadata"), list) else []
+        for index, _ in enumerate(source.get("document") or []):
+            meta = metadata[index] if index < len(metadata) and isinstance(metadata[index], dict) else {}
+            sid = meta.get("source") or inner.get("id") or "N/A"
+            if isinstance(sid, str) and sid not in ids:
+                ids.append(sid)
+    return ids
+
+
+def _segment_end(data: bytes, text: str, support: Support) -> int | None:
+    """Where a support's segment ends in the answer, as a byte offset on a character boundary.
+    The offsets are trusted when the bytes they span are the segment's text; else the text is
+    looked up (a proxy or an older model may count characters)."""
+    start, end = support.start or 0, support.end
+    if end is not None and 0 <= start < end <= len(data):
+        spanned = data[start:end].decode("utf-8", "ignore")
+        if not support.text or spanned.strip() == support.text.strip():
+            while end < len(data) and data[end] & 0xC0 == 0x80:
+                end += 1
+            return end
+    if support.text:
+        at = text.find(support.text)
+        if at >= 0:
+            return len(text[: at + len(support.text)].encode())
+    return None
+
+
+def cite(text: str, reply: Reply, shown: list[str] | None = None) -> str:
+    """The answer with Open WebUI's citation marks ("[1]", "[1][3]") after each grounded stretch.
+    The numbers follow the order Open WebUI lists the message's sources: those it already shows
+    (`shown`), then this reply's, one per distinct URL."""
+    if not reply.supports or not reply.sources:
+        return text
+    order = list(shown or [])
+    order += [uri for uri in reply.sources if uri not in order]
+    numbers = {uri: order.index(uri) + 1 for uri in reply.sources}
+    data = text.encode()
+    marks: dict[int, list[int]] = {}
+    for support in reply.supports:
+        end = _segment_end(data, text, support)
+        if end is None:
+            continue
+        at = marks.setdefault(end, [])
+        at.extend(n for n in (numbers[u] for u in support.uris if u in numbers) if n not in at)
+    pieces, last = [], 0
+    for end in sorted(marks):
+        pieces += [data[last:end], "".join(f"[{n}]" for n in sorted(marks[end])).encode()]
+        last = end
+    pieces.append(data[last:])
+    return b"".join(pieces).decode("utf-8", "replace")
 
 
 Delta = tuple[Literal["text", "thought", "tool_call"], Any]
@@ -134,6 +246,14 @@ def _finish(candidate: Any, reply: Reply) -> None:
             reply.finish_note = f"Gemini stopped ({reason}): {note}."
 
 
+def _wire_part(part: Any) -> dict[str, Any]:
+    """A part of the reply as the SDK takes it back in the next request's history."""
+    dump = getattr(part, "model_dump", None)
+    if callable(dump):
+        return dump(exclude_none=True)
+    return {k: v for k, v in vars(part).items() if v is not None}
+
+
 def read_response(response: Any, reply: Reply, *, include_thoughts: bool, names: dict[str, str]) -> list[Delta]:
     """One GenerateContentResponse (a stream chunk or the whole answer) -> new deltas."""
     deltas: list[Delta] = []
@@ -146,20 +266,20 @@ def read_response(response: Any, reply: Reply, *, include_thoughts: bool, names:
     candidate = candidates[0]
     content = getattr(candidate, "content", None)
     for part in (getattr(content, "parts", None) or []) if content is not None else []:
+        text = getattr(part, "text", None)  # the common case first: a stream is mostly text parts
+        if text:
+            if not getattr(part, "thought", None):
+                reply.text.append(text)
+                deltas.append(("text", text))
+            elif include_thoughts:
+                reply.thoughts.append(text)
+                deltas.append(("thought", text))
+            continue
         call = getattr(part, "function_call", None)
         if call is not None and getattr(call, "name", None):
             deltas.append(("tool_call", _tool_call(part, call, reply, names)))
-            continue
-        text = getattr(part, "text", None)
-        if not text:
-            continue
-        if getattr(part, "thought", None):
-            if include_thoughts:
-                reply.thoughts.append(text)
-                deltas.append(("thought", text))
-        else:
-            reply.text.append(text)
-            deltas.append(("text", text))
+        elif getattr(part, "tool_call", None) is not None or getattr(part, "tool_response", None) is not None:
+            reply.server_parts.append(_wire_part(part))
     _grounding(getattr(candidate, "grounding_metadata", None), reply)
     _finish(candidate, reply)
     return deltas
@@ -210,8 +330,11 @@ def chunk(model: str, delta: dict[str, Any], finish: str | None = None) -> dict[
     }
 
 
-def completion(model: str, reply: Reply) -> dict[str, Any]:
-    message: dict[str, Any] = {"role": "assistant", "content": "".join(reply.text) + closing_text(reply)}
+def completion(model: str, reply: Reply, shown: list[str] | None = None) -> dict[str, Any]:
+    message: dict[str, Any] = {
+        "role": "assistant",
+        "content": cite("".join(reply.text), reply, shown) + closing_text(reply),
+    }
     if reply.thoughts:
         message["reasoning_content"] = "".join(reply.thoughts)
     if reply.tool_calls:
@@ -238,7 +361,10 @@ async def emit_sources(emitter: Emitter, reply: Reply) -> None:
         return
     for uri, source in reply.sources.items():
         documents = source["snippets"] or [source["title"]]
-        await emitter.emit(citation(documents, name=source["title"], url=uri))
+        # `external` makes Open WebUI 0.12.4 list the source by its name instead of its URL
+        # (frontend Citations.svelte); the redirect URL stays the link.
+        meta = {"source": uri, "name": source["title"], "url": uri, "external": True, "domain": source["domain"]}
+        await emitter.emit(citation(documents, name=source["title"], url=uri, metadata=[meta] * len(documents)))
     await emitter.status("Searched {{count}} sites", done=True, action="web_search", urls=list(reply.sources))
 
 
@@ -254,43 +380,82 @@ async def close_stream(stream: Any) -> None:
 _DELTA_FIELDS = {"text": "content", "thought": "reasoning_content"}
 
 
+def replace_message(text: str) -> dict[str, Any]:
+    """A stream item that replaces the reply's text as a whole, once the citation marks are known.
+
+    Open WebUI 0.12.4 reads Responses API events inside a Chat Completions stream: an
+    `response.output_item.done` without `output_index` replaces the last output item, the message
+    being streamed (open_webui/utils/response.py handle_responses_streaming_event, and the frontend's
+    applyResponseStreamEvent), and the output items are what it stores and shows."""
+    return {
+        "type": "response.output_item.done",
+        "item": {
+            "type": "message",
+            "id": "msg_" + uuid.uuid4().hex,
+            "status": "completed",
+            "role": "assistant",
+            "content": [{"type": "output_text", "text": text}],
+        },
+    }
+
+
+@dataclass
+class StreamOptions:
+    include_thoughts: bool
+    names: dict[str, str]
+    secrets: tuple[str, ...]
+    timeout: float
+    admin: bool = False
+    shown: list[str] | None = None  # sources the message already shows (for citation numbers)
+    can_replace: bool = False  # Open WebUI builds the message from the stream (a chat, not an API call)
+    on_done: Callable[[Reply], None] | None = None
+
+
 async def stream_reply(
-    stream: Any,
-    first: Any,
-    *,
-    model: str,
-    include_thoughts: bool,
-    names: dict[str, str],
-    emitter: Emitter,
-    secrets: tuple[str, ...],
-    timeout: float,
+    stream: Any, first: Any, *, model: str, emitter: Emitter, options: StreamOptions
 ) -> AsyncIterator[dict[str, Any]]:
     """OpenAI chunks from a Gemini stream. A failure after text was sent keeps that text and ends
-    with a one-line notice plus an error toast: an exception would make Open WebUI drop it all."""
+    with a one-line notice plus an error toast: an exception would make Open WebUI drop it all.
+
+    Google Search's supports arrive with the last chunks, after most of the text was sent; in a
+    chat the text is then replaced once with the citation marks in it (`replace_message`)."""
     reply = Reply()
-    failure: str | None = None
+    failure = None
     try:
-        response = first
+        response, include_thoughts, names = first, options.include_thoughts, options.names
         while response is not None:
-            for kind, value in read_response(response, reply, include_thoughts=include_thoughts, names=names):
+            deltas = read_response(response, reply, include_thoughts=include_thoughts, names=names)
+            for kind, value in deltas:
                 field_name = _DELTA_FIELDS.get(kind)
                 yield chunk(model, {field_name: value} if field_name else {"tool_calls": [value]})
             response = await anext(stream, None)
     except Exception as exc:
-        failure = redact(describe_error(exc, timeout=timeout), secrets, NOTICE_LIMIT)
-        _REPLY_LOG.warning("Gemini stream cut off: %s", failure)
+        failure = explain_error(exc, timeout=options.timeout)
+        _REPLY_LOG.warning(
+            "Gemini stream cut off: %s (%s)", failure.sentence, redact(failure.detail, options.secrets, 2000)
+        )
     finally:
         await close_stream(stream)
     if failure is not None:
-        yield chunk(model, {"content": f"\n\n⚠️ The reply was cut off: {failure}"})
-        await emitter.notify(f"Gemini stopped mid-reply: {failure}", "error")
+        notice = CUT_OFF_CONNECTION if failure.connection else f"The reply was cut off: {failure.sentence}"
+        yield chunk(model, {"content": "\n\n⚠️ " + redact(notice, options.secrets, NOTICE_LIMIT)})
+        said = "the connection dropped." if failure.connection else failure.sentence
+        toast = for_reader(f"Gemini stopped mid-reply: {said}", failure.detail, admin=options.admin)
+        await emitter.notify(redact(toast, options.secrets, NOTICE_LIMIT * 3), "error")
     else:
         tail = closing_text(reply)
         if tail:
             yield chunk(model, {"content": tail})
+        text = "".join(reply.text)
+        if options.can_replace and text and not reply.tool_calls:
+            cited = cite(text, reply, options.shown)
+            if cited != text:
+                yield replace_message(cited + tail)
     last = chunk(model, {}, finish_reason(reply) if failure is None else "stop")
     usage = openai_usage(reply.usage)
     if usage:
         last["usage"] = usage
     yield last
+    if options.on_done is not None:
+        options.on_done(reply)
     await emit_sources(emitter, reply)

@@ -7,6 +7,7 @@ may help.
 """
 
 import json
+import re
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -16,7 +17,12 @@ from shared.text import content_text
 
 class ModelCallError(Exception):
     """One call to a model failed. `retryable`: worth another try (see shared/retry.py for the
-    statuses; a dropped connection is retryable too, which its caller says)."""
+    statuses; a dropped connection is retryable too, which its caller says).
+
+    `reason` is a phrase any user may read ("HTTP 429: slow down", "cannot reach the model
+    server"); `detail` is what only the server log and an administrator need (the exception, the
+    upstream's own text when it reads like a program's internals).
+    """
 
     def __init__(
         self,
@@ -26,6 +32,7 @@ class ModelCallError(Exception):
         status: int | None = None,
         retryable: bool | None = None,
         retry_after: float | None = None,
+        detail: str = "",
     ) -> None:
         super().__init__(f"{model}: {reason}")
         self.model = model
@@ -33,13 +40,47 @@ class ModelCallError(Exception):
         self.status = status
         self.retryable = retryable_status(status) if retryable is None else retryable
         self.retry_after = retry_after
+        self.detail = detail
 
 
 class ModelUnavailable(ModelCallError):
-    """The model cannot be used at all (unknown, no access, credentials refused): a setup problem."""
+    """The model cannot be used at all (unknown, no access, credentials refused): a setup problem.
 
-    def __init__(self, model: str, reason: str, *, status: int | None = None) -> None:
-        super().__init__(model, reason, status=status, retryable=False)
+    `access`: the user may simply lack access to the model, which an administrator can grant.
+    """
+
+    def __init__(
+        self, model: str, reason: str, *, status: int | None = None, access: bool = False, detail: str = ""
+    ) -> None:
+        super().__init__(model, reason, status=status, retryable=False, detail=detail)
+        self.access = access
+
+
+# What marks a text as a program's internals rather than a sentence: exception class names
+# (TimeoutError, ClientPayloadError, ReadTimeout, StopIteration ...), tracebacks, reprs.
+_INTERNALS = re.compile(
+    r"\b[A-Z][A-Za-z0-9]*[a-z](?:Error|Exception|Exc|Timeout|Interrupt|Iteration|Exit|Warning|Group)\b"
+    r"|\bIncompleteRead\b|Traceback \(most recent call last\)|\bFile \"|<class '|\bobject at 0x"
+    r"|(?i:\A\s*<(?:!doctype|html|head|body)\b)"  # an HTML error page
+)
+
+
+def reads_as_internals(text: str) -> bool:
+    """Whether `text` names exception classes or quotes a traceback (not for a user's eyes)."""
+    return bool(_INTERNALS.search(text))
+
+
+def with_upstream_text(prefix: str, text: str) -> tuple[str, str]:
+    """(reason, detail) for an upstream's error text: quoted after `prefix` when it reads as a sentence."""
+    if not text or reads_as_internals(text):
+        return prefix, text
+    return (f"{prefix}: {text}" if prefix else text), ""
+
+
+def _reported(text: str) -> tuple[str, str]:
+    """(reason, detail) for an error the model's answer carries."""
+    reason, detail = with_upstream_text("", text)
+    return reason or "the model reported an error", detail
 
 
 def error_text(payload: Any) -> str:
@@ -65,22 +106,25 @@ def error_text(payload: Any) -> str:
 
 def error_from_status(model: str, status: int, body: Any, retry_after: float | None = None) -> ModelCallError:
     """The exception for an HTTP error answer; 401/403/404 mean the setup is wrong."""
-    reason = f"HTTP {status}: {error_text(body)}"
+    reason, detail = with_upstream_text(f"HTTP {status}", error_text(body))
     if status == 404:
-        return ModelUnavailable(model, f"the model was not found ({reason})", status=status)
+        return ModelUnavailable(model, f"the model was not found ({reason})", status=status, detail=detail)
     if status in (401, 403):
         # Upstream messages for a bad key may quote part of it; keep only the status.
         return ModelUnavailable(model, f"the endpoint refused the credentials (HTTP {status})", status=status)
-    return ModelCallError(model, reason, status=status, retry_after=retry_after)
+    return ModelCallError(model, reason, status=status, retry_after=retry_after, detail=detail)
 
 
 def completion_text(model: str, payload: Any) -> str:
     """`choices[0].message.content` of a chat.completion, or the error it carries."""
     if not isinstance(payload, dict):
-        raise ModelCallError(model, f"unexpected answer of type {type(payload).__name__}")
+        raise ModelCallError(
+            model, "the answer could not be read", detail=f"a {type(payload).__name__} instead of a chat completion"
+        )
     choices = payload.get("choices")
     if not choices and payload.get("error"):
-        raise ModelCallError(model, error_text(payload))
+        reason, detail = _reported(error_text(payload))
+        raise ModelCallError(model, reason, detail=detail)
     try:
         content = choices[0]["message"].get("content")
     except (TypeError, KeyError, IndexError, AttributeError):
@@ -129,7 +173,8 @@ async def stream_text(model: str, lines: AsyncIterator[str | bytes]) -> AsyncIte
             if item.get("error"):
                 error = item["error"]
                 code = error.get("code") if isinstance(error, dict) else None
-                raise ModelCallError(model, error_text(item), status=code if isinstance(code, int) else None)
+                reason, detail = _reported(error_text(item))
+                raise ModelCallError(model, reason, status=code if isinstance(code, int) else None, detail=detail)
             continue  # usage chunks, {"event": ...} lines of nested pipes, selected_model_id
         delta = choices[0].get("delta") if isinstance(choices[0], dict) else None
         text = content_text(delta.get("content"), separator="") if isinstance(delta, dict) else ""

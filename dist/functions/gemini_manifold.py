@@ -14,7 +14,7 @@ import asyncio
 import base64
 import binascii
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from fnmatch import fnmatchcase
 import hashlib
 import hmac
@@ -38,7 +38,9 @@ import uuid
 from pydantic import BaseModel, Field, field_validator
 
 
-# --- begin inlined: shared/attachments.py (sha256:66ae3087bfa275d2) ---
+# --- begin inlined: shared/attachments.py (sha256:513347174e2dddf4) ---
+_ATTACH_LOG = logging.getLogger("openwebui_pack.attachments")
+
 MiB = 1024 * 1024
 HOST_FILE_MAX_BYTES = 200 * MiB
 IMAGE_URL_MAX_BYTES = 15 * MiB
@@ -214,7 +216,8 @@ async def fetch_image(
     except (aiohttp.ClientError, OSError) as exc:
         if isinstance(getattr(exc, "os_error", None), PrivateAddressError) or isinstance(exc, PrivateAddressError):
             raise AttachmentError("the link points to a private network address") from None
-        raise AttachmentError(f"it could not be downloaded ({type(exc).__name__})") from None
+        _ATTACH_LOG.info("image link download failed: %s: %s", type(exc).__name__, exc)
+        raise AttachmentError("it could not be downloaded") from None
 
 
 async def read_host_file(
@@ -238,7 +241,8 @@ async def read_host_file(
             raise AttachmentError(f"it is larger than {max_bytes // MiB} MB")
         data = await asyncio.to_thread(local.read_bytes)
     except OSError as exc:  # gone from storage: the chat goes on without it (not a model failure)
-        raise AttachmentError(f"its stored content cannot be read ({type(exc).__name__})") from None
+        _ATTACH_LOG.warning("stored file %s cannot be read: %s: %s", file_id, type(exc).__name__, exc)
+        raise AttachmentError("its stored content cannot be read") from None
     meta = record.meta or {}
     mime = meta.get("content_type") or mimetypes.guess_type(record.filename)[0] or "application/octet-stream"
     return data, mime, record.filename
@@ -284,6 +288,27 @@ def file_refs(files: Any) -> list[FileAttachment]:
         if isinstance(mime, str) and attachment_kind(mime):
             refs.append(FileAttachment(file_id, name, mime))
     return refs
+
+
+def context_file_ids(metadata: Any) -> frozenset[str]:
+    """The files whose text Open WebUI already put into the chat as document context.
+
+    Open WebUI 0.12.4 extracts an attached file's text, adds it to the messages (its RAG
+    template, open_webui/utils/middleware.py, chat_completion_files_handler) and lists it in
+    `__metadata__["sources"]`: each source's `source` is the file item, and its `metadata`
+    entries carry `file_id`."""
+    sources = metadata.get("sources") if isinstance(metadata, dict) else None
+    ids: set[str] = set()
+    for source in sources if isinstance(sources, list) else []:
+        if not isinstance(source, dict):
+            continue
+        item = source.get("source")
+        if isinstance(item, dict) and isinstance(item.get("id"), str):
+            ids.add(item["id"])
+        for meta in source.get("metadata") or []:
+            if isinstance(meta, dict) and isinstance(meta.get("file_id"), str):
+                ids.add(meta["file_id"])
+    return frozenset(ids)
 
 
 @dataclass
@@ -577,7 +602,7 @@ class Emitter:
 # --- end inlined: shared/events.py ---
 
 
-# --- begin inlined: shared/gemini_models.py (sha256:e84f298b26aab71b) ---
+# --- begin inlined: shared/gemini_models.py (sha256:b2ce86747f2389f5) ---
 ThinkingForm = Literal["level", "budget", "alias"]
 
 # The first version of each thinking form, newest first; a version below the last takes none.
@@ -585,6 +610,10 @@ THINKING_FORM_SINCE: tuple[tuple[tuple[int, int], ThinkingForm], ...] = (
     ((3, 0), "level"),
     ((2, 5), "budget"),
 )
+# The first version that takes Google Search and function declarations in one request (with
+# tool_config.include_server_side_tool_invocations, so the search steps come back in the reply);
+# earlier models take one or the other, and aliases are not assumed to.
+SEARCH_WITH_FUNCTIONS_SINCE = (3, 0)
 # Forms whose function calls carry thought signatures that Gemini validates on the next turn
 # (an alias may stand for a Gemini 3 model).
 SIGNED_FORMS = frozenset({"level", "alias"})
@@ -666,6 +695,12 @@ def thinking_family(model_id: str, thinking: bool | None) -> ThinkingForm | None
     if version is None:
         return "alias" if thinking else None
     return next((form for since, form in THINKING_FORM_SINCE if version >= since), None)
+
+
+def combines_search_and_functions(model_id: str) -> bool:
+    """Whether the model takes Google Search grounding and the chat's tools in one request."""
+    version = model_version(model_id)
+    return version is not None and version >= SEARCH_WITH_FUNCTIONS_SINCE
 
 
 def thinking_level(model_id: str, level: str) -> str:
@@ -904,7 +939,7 @@ def strip_reasoning(text: str) -> str:
 # --- end inlined: shared/text.py ---
 
 
-# --- begin inlined: shared/gemini.py (sha256:f35709e899ecd4be) ---
+# --- begin inlined: shared/gemini.py (sha256:22c62f6c0344c08f) ---
 _GEMINI_LOG = logging.getLogger("openwebui_pack.gemini_manifold")
 
 API_VERSION = "v1beta"
@@ -926,7 +961,13 @@ Result = TypeVar("Result")
 
 
 class GeminiError(RuntimeError):
-    """A failure with a message a user can act on. It never carries the API key."""
+    """A failure with a sentence a user can act on (`str(error)`) and the detail an administrator
+    needs (`detail`: the valve, Google's answer, the exception). It never carries the API key."""
+
+    def __init__(self, message: str, detail: str = "", *, connection: bool = False) -> None:
+        super().__init__(message)
+        self.detail = detail
+        self.connection = connection
 
 
 def requested_model(body: Any) -> str:
@@ -937,8 +978,10 @@ def requested_model(body: Any) -> str:
     model_id = sub_model_id(model) if isinstance(model, str) else ""
     if not model_id or model_id in PLACEHOLDER_IDS:
         raise GeminiError(
-            "This entry is not a model: the Gemini model list could not be loaded. Check the Gemini "
-            "Manifold valves (GOOGLE_API_KEY, GOOGLE_API_BASE_URL, MODEL_ALLOWLIST)."
+            "This entry is not a model: the Gemini model list could not be loaded. Pick another "
+            "model, or ask your administrator to set up Gemini.",
+            "check the Gemini Manifold valves GOOGLE_API_KEY, GOOGLE_API_BASE_URL and MODEL_ALLOWLIST; "
+            "the server log has the model list error",
         )
     if not MODEL_ID.fullmatch(model_id) or ".." in model_id:
         # The SDK puts the id in the URL path and refuses "?", "&" and ".." with a bare ValueError.
@@ -951,7 +994,10 @@ def normalise_base_url(value: str) -> str | None:
     if not value:
         return None
     if urlsplit(value).scheme not in ("http", "https"):
-        raise GeminiError("GOOGLE_API_BASE_URL must start with http:// or https://.")
+        raise GeminiError(
+            "Gemini is not set up correctly: its API address is not valid.",
+            "GOOGLE_API_BASE_URL must start with http:// or https://",
+        )
     return value
 
 
@@ -1035,6 +1081,15 @@ def tool_specs(body: dict, tools: Any, metadata: Any) -> Any:
     return [{"type": "function", "function": t.get("spec")} for t in tools.values() if isinstance(t, dict)]
 
 
+def builtin_tool_names(tools: Any) -> frozenset[str]:
+    """The names of Open WebUI's own builtin tools among `__tools__` (time, ask_user, memory...):
+    Open WebUI 0.12.4 adds them to every chat with native function calling (open_webui/utils/tools.py,
+    get_builtin_tools, entries of type "builtin"), so they do not mean the user turned tools on."""
+    if not isinstance(tools, dict):
+        return frozenset()
+    return frozenset(name for name, t in tools.items() if isinstance(t, dict) and t.get("type") == "builtin")
+
+
 def function_declarations(tools: Any) -> tuple[list[dict[str, Any]], dict[str, str]]:
     """OpenAI tool specs -> Gemini function declarations, and Gemini name -> original name."""
     declarations: list[dict[str, Any]] = []
@@ -1099,6 +1154,7 @@ class Converted:
     contents: list[dict[str, Any]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     blobs: list[Blob] = field(default_factory=list)
+    images: int = 0  # image parts seen, to name them ("image 2") whether or not they could be read
 
 
 def _image_url(item: Any) -> Any:
@@ -1129,7 +1185,8 @@ def _blob_part(out: Converted, mime: str, data: bytes, name: str) -> dict[str, A
 
 
 def _image_part(out: Converted, url: Any, images: Mapping[str, ImageResult]) -> dict[str, Any]:
-    label = f"image {len(out.blobs) + 1}"
+    out.images += 1
+    label = f"image {out.images}"
     try:
         if not isinstance(url, str) or not url:
             raise AttachmentError("it has no URL")
@@ -1199,9 +1256,18 @@ def _call_args(arguments: Any) -> dict[str, Any]:
     return args if isinstance(args, dict) else {"value": args}
 
 
-def _tool_call_parts(tool_calls: Any, names: dict[str, str], calls: dict[str, tuple[str, str | None]]) -> list:
+def _tool_call_parts(
+    tool_calls: Any,
+    names: dict[str, str],
+    calls: dict[str, tuple[str, str | None]],
+    server_parts: Mapping[str, list[dict[str, Any]]],
+) -> list:
     by_original = {original: gname for gname, original in names.items()}
     parts: list[dict[str, Any]] = []
+    first = tool_calls[0] if isinstance(tool_calls, list) and tool_calls else None
+    if isinstance(first, dict) and isinstance(first.get("id"), str):
+        # The Google Search steps Gemini took before these calls go back with them.
+        parts.extend(dict(part) for part in server_parts.get(first["id"], ()))
     for call in tool_calls if isinstance(tool_calls, list) else []:
         if not isinstance(call, dict):
             continue
@@ -1264,6 +1330,7 @@ def convert_messages(
     names: dict[str, str],
     images: Mapping[str, ImageResult],
     needs_signatures: bool,
+    server_parts: Mapping[str, list[dict[str, Any]]] | None = None,
 ) -> Converted:
     """OpenAI chat messages -> Gemini system instruction and contents (user/model turns)."""
     if not isinstance(messages, list):
@@ -1286,7 +1353,7 @@ def convert_messages(
             # Thinking shown in Open WebUI (this model's or another's) is not sent back as text.
             text = strip_reasoning(content_text(content))
             parts: list[dict[str, Any]] = [{"text": text}] if text else []
-            parts.extend(_tool_call_parts(message.get("tool_calls"), names, calls))
+            parts.extend(_tool_call_parts(message.get("tool_calls"), names, calls, server_parts or {}))
             _append(out.contents, "model", parts)
         elif role == "tool":
             _tool_result(out, message, calls)
@@ -1333,14 +1400,19 @@ class RequestOptions:
     thinking_budget: int = -1
     thinking_level: str = "default"
     inline_budget: int = INLINE_BUDGET  # raw bytes sent inline; the largest attachments above it are uploaded
+    # The installed SDK can ask for Gemini 3's search steps (ToolConfig.include_server_side_tool_invocations).
+    sdk_server_side_tools: bool = True
 
 
 @dataclass
 class Fetched:
-    """The attachments of a chat, downloaded or read before the request is built."""
+    """What the request needs from outside the body, gathered before it is built: the chat's
+    attachments (downloaded or read), and the Google Search steps of earlier replies that ended in
+    tool calls (by the first call's id), which Gemini 3 wants back with the tool results."""
 
     images: dict[str, ImageResult] = field(default_factory=dict)
     files: list[tuple[FileAttachment, FileResult]] = field(default_factory=list)
+    server_parts: Mapping[str, list[dict[str, Any]]] = field(default_factory=dict)
 
 
 @dataclass
@@ -1354,20 +1426,49 @@ class GeminiRequest:
     uploads: list[Blob]  # inline parts to move to the Files API before sending
     warnings: list[str]
     include_thoughts: bool
+    notes: list[str] = field(default_factory=list)  # status lines about how the request was shaped
+    grounded: bool = False  # Google Search is among the tools
 
 
-def _tools(grounding: bool, declarations: list[dict[str, Any]], contents: list[dict[str, Any]]) -> list[dict]:
-    tools: list[dict[str, Any]] = []
-    if grounding:
-        # Search and function calling do not mix in one plain generateContent request, so search
-        # wins, except while a tool loop is answering (its results need the declarations).
-        current = contents[-1]["parts"] if contents else []
-        if not any("function_response" in p for p in current):
-            tools.append({"google_search": {}})
-            declarations = []
-    if declarations:
-        tools.append({"function_declarations": declarations})
-    return tools
+GROUNDING_OFF_NOTE = "Search grounding is off for this reply because tools are on"
+
+
+@dataclass
+class ToolPlan:
+    tools: list[dict[str, Any]] = field(default_factory=list)
+    tool_config: dict[str, Any] | None = None
+    note: str | None = None
+
+    @property
+    def grounded(self) -> bool:
+        return any("google_search" in tool for tool in self.tools)
+
+
+def plan_tools(
+    grounding: bool,
+    declarations: list[dict[str, Any]],
+    contents: list[dict[str, Any]],
+    *,
+    model_id: str,
+    user_tools: bool,
+    sdk_server_side_tools: bool = True,
+) -> ToolPlan:
+    """Which tools a request offers. Gemini 3 takes Google Search and function declarations
+    together (the search steps then come back in the reply, to be sent again with the tool
+    results). Earlier models take one or the other: the chat's own tools win, and the status line
+    says grounding is off; Open WebUI's builtin tools alone do not turn it off."""
+    functions = [{"function_declarations": declarations}] if declarations else []
+    if not grounding:
+        return ToolPlan(functions)
+    if combines_search_and_functions(model_id) and (sdk_server_side_tools or not declarations):
+        config = {"include_server_side_tool_invocations": True} if declarations else None
+        return ToolPlan([{"google_search": {}}, *functions], config)
+    current = contents[-1]["parts"] if contents else []
+    if any("function_response" in p for p in current):
+        return ToolPlan(functions)  # a tool loop is answering: its results need the declarations
+    if user_tools:
+        return ToolPlan(functions, note=GROUNDING_OFF_NOTE)
+    return ToolPlan([{"google_search": {}}])
 
 
 def build_request(
@@ -1391,6 +1492,7 @@ def build_request(
         names=names,
         images=fetched.images,
         needs_signatures=thinking_family(model_id, thinking) in SIGNED_FORMS,
+        server_parts=fetched.server_parts,
     )
     if not task:
         attach_files(converted, fetched.files)
@@ -1410,9 +1512,20 @@ def build_request(
     )
     if thinking_cfg:
         config["thinking_config"] = thinking_cfg
-    offered = [] if task else _tools(options.grounding, declarations, converted.contents)
-    if offered:
-        config["tools"] = offered
+    builtin = builtin_tool_names(tools)
+    plan = (
+        ToolPlan()
+        if task
+        else plan_tools(
+            options.grounding, declarations, converted.contents, model_id=model_id,
+            user_tools=any(original not in builtin for original in names.values()),
+            sdk_server_side_tools=options.sdk_server_side_tools,
+        )
+    )  # fmt: skip
+    if plan.tools:
+        config["tools"] = plan.tools
+    if plan.tool_config:
+        config["tool_config"] = plan.tool_config
     # Tools run in Open WebUI, never inside the SDK.
     config["automatic_function_calling"] = {"disable": True}
     return GeminiRequest(
@@ -1423,6 +1536,8 @@ def build_request(
         uploads=upload_plan(converted.blobs, options.inline_budget),
         warnings=converted.warnings,
         include_thoughts=options.include_thoughts and not task,
+        notes=[plan.note] if plan.note else [],
+        grounded=plan.grounded,
     )
 
 
@@ -1462,43 +1577,78 @@ def _connection_error(exc: BaseException) -> bool:
     return any(cls is not None and isinstance(exc, cls) for cls in types)
 
 
+@dataclass(frozen=True)
+class ErrorText:
+    """A failure in words: the sentence for everyone, the administrator's detail, and whether the
+    connection itself failed (a reply cut off that way says so)."""
+
+    sentence: str
+    detail: str = ""
+    connection: bool = False
+
+
+def _one_line(text: str) -> str:
+    # Google's own messages can span lines (quota errors list their limits as bullets).
+    return " ".join(text.split())
+
+
+def explain_error(exc: BaseException, *, retries: int = 0, timeout: float | None = None) -> ErrorText:
+    """What a user reads about a failure, and what an administrator reads in addition."""
+    text = _error_text(exc, retries=retries, timeout=timeout)
+    return ErrorText(_one_line(text.sentence), _one_line(text.detail), text.connection)
+
+
 def describe_error(exc: BaseException, *, retries: int = 0, timeout: float | None = None) -> str:
-    """One line a user can act on. Google's own messages can span lines (quota errors list their
-    limits as bullets); the whitespace is collapsed so a notice stays on its line."""
-    return " ".join(_error_text(exc, retries=retries, timeout=timeout).split())
+    """The whole story of a failure on one line, for the server log."""
+    text = explain_error(exc, retries=retries, timeout=timeout)
+    return f"{text.sentence} ({text.detail})" if text.detail else text.sentence
 
 
-def _api_error_text(exc: BaseException, status: int, retries: int) -> str:
+def _api_error_text(exc: BaseException, status: int, retries: int) -> ErrorText:
     name = getattr(exc, "status", None) or ""
     message = str(getattr(exc, "message", None) or "").strip()
-    head = f"{status} {name}".strip() + (f": {message}" if message else "")
+    code = f"{status} {name}".strip()
+    head = code + (f": {message}" if message else "")
     after = f" after {retries} {'retry' if retries == 1 else 'retries'}" if retries else ""
     if status == 400 and ("API key" in message or "API_KEY" in str(getattr(exc, "details", ""))):
-        return f"Gemini rejected the API key ({head}). Check GOOGLE_API_KEY."
+        return ErrorText(
+            "Gemini rejected the API key. If you entered your own key in this function's user valves, "
+            "check it; otherwise tell your administrator.",
+            f"{head}; check GOOGLE_API_KEY in the function's Valves (or the user's own key)",
+        )
     if status in (401, 403):
-        return f"Gemini refused access ({head}). Check that the API key is valid and may use this model."
+        return ErrorText(
+            "Gemini refused access to this model with the current API key.",
+            f"{head}; check that the key is valid and may use this model",
+        )
     if status == 404:
-        return f"Gemini does not know this model ({head}). Pick another model or refresh the model list."
+        return ErrorText("Gemini does not know this model. Pick another model from the list.", head)
     if status == 429:
-        return f"Gemini's rate limit or quota was reached{after} ({head}). Wait a little and try again."
+        return ErrorText(f"Gemini's rate limit or quota was reached{after}. Wait a little and try again.", head)
     if status >= 500:
-        return f"Gemini had a server error{after} ({head}). Try again shortly."
-    return f"Gemini rejected the request ({head})."
+        return ErrorText(f"Gemini had a server error{after}. Try again shortly.", head)
+    # Google's message says what was wrong with the request (too large, unsupported file, ...).
+    said = f": {message.rstrip('.')}." if message else "."
+    return ErrorText(f"Gemini rejected the request{said}", code)
 
 
-def _error_text(exc: BaseException, *, retries: int, timeout: float | None) -> str:
+def _error_text(exc: BaseException, *, retries: int, timeout: float | None) -> ErrorText:
     status = api_status(exc)
     if status is not None:
         return _api_error_text(exc, status, retries)
     if isinstance(exc, GeminiError):
-        return str(exc)
-    if isinstance(exc, TimeoutError):
-        limit = f" within REQUEST_TIMEOUT ({timeout:g} s)" if timeout else " in time"
-        return f"Gemini did not answer{limit}."
+        return ErrorText(str(exc), exc.detail, exc.connection)
     name = type(exc).__name__
+    if isinstance(exc, TimeoutError):
+        sentence = f"Gemini did not answer within {timeout:g} s." if timeout else "Gemini did not answer in time."
+        return ErrorText(sentence, f"{name}; the limit is the REQUEST_TIMEOUT valve")
     if _connection_error(exc):
-        return f"The connection to Gemini failed ({name}). Check GOOGLE_API_BASE_URL and the network."
-    return f"Gemini request failed ({name}: {exc})."
+        return ErrorText(
+            "Gemini could not be reached.",
+            f"{name}: {exc}; check GOOGLE_API_BASE_URL and the network",
+            connection=True,
+        )
+    return ErrorText("The Gemini request failed unexpectedly.", f"{name}: {exc}")
 
 
 def _retry_plan(exc: BaseException) -> RetryPlan:
@@ -1543,11 +1693,12 @@ async def with_gemini_retries(
         if retries:
             tries = f"{retries} {'retry' if retries == 1 else 'retries'}"
             await emitter.status(f"Gemini request failed after {tries}", done=True)
-        message = describe_error(exc, retries=retries, timeout=timeout)
+        text = explain_error(exc, retries=retries, timeout=timeout)
+        sentence = text.sentence
         wait = server_retry_delay(exc)
         if retryable_status(api_status(exc)) and retries < max_retries and wait and wait > MAX_SERVER_RETRY_DELAY:
-            message += f" Gemini asks to wait {wait:.0f} s before retrying."
-        raise GeminiError(message) from None
+            sentence += f" Gemini asks to wait {wait:.0f} s before retrying."
+        raise GeminiError(sentence, text.detail, connection=text.connection) from None
     except BaseException:  # a chat stopped while waiting must not keep a spinning status either
         if retries:
             await emitter.status("Gemini request stopped", done=True)
@@ -1574,6 +1725,13 @@ async def load_genai() -> tuple[Any, Any]:
         _genai_modules["types"] = importlib.import_module("google.genai.types")
         _genai_modules["genai"] = genai
     return _genai_modules["genai"], _genai_modules["types"]
+
+
+async def sdk_takes_server_side_tools() -> bool:
+    """Whether the installed google-genai knows ToolConfig.include_server_side_tool_invocations
+    (older versions refuse the field; the pipe then treats Gemini 3 like earlier models)."""
+    _, types = await load_genai()
+    return "include_server_side_tool_invocations" in getattr(types.ToolConfig, "model_fields", {})
 
 
 async def make_client(key: str, base_url: str | None, timeout_ms: int) -> Any:
@@ -1633,10 +1791,30 @@ async def upload_file(
 # --- end inlined: shared/gemini.py ---
 
 
-# --- begin inlined: shared/gemini_reply.py (sha256:a6c077adc46a9e70) ---
+# --- begin inlined: shared/messages.py (sha256:a33514ebf161b77d) ---
+def is_admin(user: Any) -> bool:
+    """Whether Open WebUI's `__user__` (a dict) or user record (an object) is an administrator."""
+    role = user.get("role") if isinstance(user, dict) else getattr(user, "role", None)
+    return role == "admin"
+
+
+def for_reader(sentence: str, detail: str = "", *, admin: bool) -> str:
+    """`sentence`, with the administrator's detail added when the reader is an administrator."""
+    sentence = sentence.strip()
+    detail = " ".join(detail.split())
+    if not admin or not detail:
+        return sentence
+    return f"{sentence} (For administrators: {detail})"
+# --- end inlined: shared/messages.py ---
+
+
+# --- begin inlined: shared/gemini_reply.py (sha256:77e71cefea357c9e) ---
 _REPLY_LOG = logging.getLogger("openwebui_pack.gemini_manifold")
 
 NOTICE_LIMIT = 300  # characters of the error in the one-line notice that ends a cut-off reply
+CUT_OFF_CONNECTION = "The reply was cut off: the connection to Gemini dropped."
+# Google Search sources link through this redirect host, which says nothing about the site.
+REDIRECT_HOSTS = ("vertexaisearch.cloud.google.com",)
 OPENAI_FINISH = {
     "STOP": "stop",
     "MAX_TOKENS": "length",
@@ -1667,6 +1845,17 @@ FINISH_NOTES = {
 }
 
 
+@dataclass(frozen=True)
+class Support:
+    """A stretch of the answer and the sources behind it. `start`/`end` are UTF-8 byte offsets
+    into the answer text (the Gemini API's Segment indices are measured in bytes)."""
+
+    start: int | None
+    end: int | None
+    text: str | None
+    uris: tuple[str, ...]
+
+
 @dataclass
 class Reply:
     """Everything one answer produced; fed chunk by chunk (stream) or once (non-stream)."""
@@ -1678,8 +1867,10 @@ class Reply:
     finish_note: str | None = None
     blocked: str | None = None
     usage: Any = None
-    sources: dict[str, dict[str, Any]] = field(default_factory=dict)
+    sources: dict[str, dict[str, Any]] = field(default_factory=dict)  # uri -> title, domain, snippets
     queries: list[str] = field(default_factory=list)
+    supports: list[Support] = field(default_factory=list)
+    server_parts: list[dict[str, Any]] = field(default_factory=list)  # Google Search steps (Gemini 3)
 
 
 def _safety_note(candidate: Any) -> str:
@@ -1689,6 +1880,31 @@ def _safety_note(candidate: Any) -> str:
         if getattr(rating, "blocked", False) or probability in ("HIGH", "MEDIUM"):
             hits.append(enum_name(getattr(rating, "category", "")).removeprefix("HARM_CATEGORY_").lower())
     return f" ({', '.join(hits)})" if hits else ""
+
+
+def _looks_like_domain(text: str) -> bool:
+    return "." in text and " " not in text and "/" not in text
+
+
+def _site(uri: str, title: str, domain: str) -> str:
+    """The site's domain: Gemini's own, a title that is a domain (the Gemini API's usual title),
+    or the link's host unless it is Google's redirect."""
+    if domain:
+        return domain.removeprefix("www.")
+    if _looks_like_domain(title):
+        return title.removeprefix("www.")
+    host = (urlsplit(uri).hostname or "").removeprefix("www.")
+    return "" if any(host.endswith(h) for h in REDIRECT_HOSTS) else host
+
+
+def source_name(uri: str, title: str | None, domain: str | None) -> tuple[str, str]:
+    """(name shown for a source, its domain): the page title, with the site's domain when the
+    title does not already say it ("Lisbon - Wikipedia (wikipedia.org)")."""
+    title, site = (title or "").strip(), _site(uri, (title or "").strip(), (domain or "").strip())
+    name = title or site or uri
+    if site and site.lower() not in name.lower():
+        name = f"{name} ({site})"
+    return name, site
 
 
 def _grounding(metadata: Any, reply: Reply) -> None:
@@ -1703,15 +1919,84 @@ def _grounding(metadata: Any, reply: Reply) -> None:
         uri = getattr(web, "uri", None) if web is not None else None
         keys.append(uri)
         if uri and uri not in reply.sources:
-            title = getattr(web, "title", None) or getattr(web, "domain", None) or uri
-            reply.sources[uri] = {"title": title, "snippets": []}
+            name, site = source_name(uri, getattr(web, "title", None), getattr(web, "domain", None))
+            reply.sources[uri] = {"title": name, "domain": site, "snippets": []}
     for support in getattr(metadata, "grounding_supports", None) or []:
-        text = getattr(getattr(support, "segment", None), "text", None)
-        for index in getattr(support, "grounding_chunk_indices", None) or []:
-            if text and 0 <= index < len(keys) and keys[index]:
-                snippets = reply.sources[keys[index]]["snippets"]
-                if text not in snippets:
-                    snippets.append(text)
+        segment = getattr(support, "segment", None)
+        text = getattr(segment, "text", None)
+        uris = tuple(
+            keys[index]
+            for index in getattr(support, "grounding_chunk_indices", None) or []
+            if isinstance(index, int) and 0 <= index < len(keys) and keys[index]
+        )
+        for uri in uris:
+            snippets = reply.sources[uri]["snippets"]
+            if text and text not in snippets:
+                snippets.append(text)
+        found = Support(getattr(segment, "start_index", None), getattr(segment, "end_index", None), text, uris)  # type: ignore[arg-type]
+        if uris and found not in reply.supports:
+            reply.supports.append(found)
+
+
+def shown_source_ids(sources: Any) -> list[str]:
+    """The ids of the sources a message already shows, in the order Open WebUI numbers them:
+    one per distinct `metadata[i].source` (else `source.id`), first come first
+    (Open WebUI 0.12.4, frontend ContentRenderer.svelte getSourceIds and Citations.svelte)."""
+    ids: list[str] = []
+    for source in sources if isinstance(sources, list) else []:
+        if not isinstance(source, dict):
+            continue
+        inner = source.get("source") if isinstance(source.get("source"), dict) else {}
+        metadata = source.get("metadata") if isinstance(source.get("metadata"), list) else []
+        for index, _ in enumerate(source.get("document") or []):
+            meta = metadata[index] if index < len(metadata) and isinstance(metadata[index], dict) else {}
+            sid = meta.get("source") or inner.get("id") or "N/A"
+            if isinstance(sid, str) and sid not in ids:
+                ids.append(sid)
+    return ids
+
+
+def _segment_end(data: bytes, text: str, support: Support) -> int | None:
+    """Where a support's segment ends in the answer, as a byte offset on a character boundary.
+    The offsets are trusted when the bytes they span are the segment's text; else the text is
+    looked up (a proxy or an older model may count characters)."""
+    start, end = support.start or 0, support.end
+    if end is not None and 0 <= start < end <= len(data):
+        spanned = data[start:end].decode("utf-8", "ignore")
+        if not support.text or spanned.strip() == support.text.strip():
+            while end < len(data) and data[end] & 0xC0 == 0x80:
+                end += 1
+            return end
+    if support.text:
+        at = text.find(support.text)
+        if at >= 0:
+            return len(text[: at + len(support.text)].encode())
+    return None
+
+
+def cite(text: str, reply: Reply, shown: list[str] | None = None) -> str:
+    """The answer with Open WebUI's citation marks ("[1]", "[1][3]") after each grounded stretch.
+    The numbers follow the order Open WebUI lists the message's sources: those it already shows
+    (`shown`), then this reply's, one per distinct URL."""
+    if not reply.supports or not reply.sources:
+        return text
+    order = list(shown or [])
+    order += [uri for uri in reply.sources if uri not in order]
+    numbers = {uri: order.index(uri) + 1 for uri in reply.sources}
+    data = text.encode()
+    marks: dict[int, list[int]] = {}
+    for support in reply.supports:
+        end = _segment_end(data, text, support)
+        if end is None:
+            continue
+        at = marks.setdefault(end, [])
+        at.extend(n for n in (numbers[u] for u in support.uris if u in numbers) if n not in at)
+    pieces, last = [], 0
+    for end in sorted(marks):
+        pieces += [data[last:end], "".join(f"[{n}]" for n in sorted(marks[end])).encode()]
+        last = end
+    pieces.append(data[last:])
+    return b"".join(pieces).decode("utf-8", "replace")
 
 
 Delta = tuple[Literal["text", "thought", "tool_call"], Any]
@@ -1751,6 +2036,14 @@ def _finish(candidate: Any, reply: Reply) -> None:
             reply.finish_note = f"Gemini stopped ({reason}): {note}."
 
 
+def _wire_part(part: Any) -> dict[str, Any]:
+    """A part of the reply as the SDK takes it back in the next request's history."""
+    dump = getattr(part, "model_dump", None)
+    if callable(dump):
+        return dump(exclude_none=True)
+    return {k: v for k, v in vars(part).items() if v is not None}
+
+
 def read_response(response: Any, reply: Reply, *, include_thoughts: bool, names: dict[str, str]) -> list[Delta]:
     """One GenerateContentResponse (a stream chunk or the whole answer) -> new deltas."""
     deltas: list[Delta] = []
@@ -1763,20 +2056,20 @@ def read_response(response: Any, reply: Reply, *, include_thoughts: bool, names:
     candidate = candidates[0]
     content = getattr(candidate, "content", None)
     for part in (getattr(content, "parts", None) or []) if content is not None else []:
+        text = getattr(part, "text", None)  # the common case first: a stream is mostly text parts
+        if text:
+            if not getattr(part, "thought", None):
+                reply.text.append(text)
+                deltas.append(("text", text))
+            elif include_thoughts:
+                reply.thoughts.append(text)
+                deltas.append(("thought", text))
+            continue
         call = getattr(part, "function_call", None)
         if call is not None and getattr(call, "name", None):
             deltas.append(("tool_call", _tool_call(part, call, reply, names)))
-            continue
-        text = getattr(part, "text", None)
-        if not text:
-            continue
-        if getattr(part, "thought", None):
-            if include_thoughts:
-                reply.thoughts.append(text)
-                deltas.append(("thought", text))
-        else:
-            reply.text.append(text)
-            deltas.append(("text", text))
+        elif getattr(part, "tool_call", None) is not None or getattr(part, "tool_response", None) is not None:
+            reply.server_parts.append(_wire_part(part))
     _grounding(getattr(candidate, "grounding_metadata", None), reply)
     _finish(candidate, reply)
     return deltas
@@ -1827,8 +2120,11 @@ def chunk(model: str, delta: dict[str, Any], finish: str | None = None) -> dict[
     }
 
 
-def completion(model: str, reply: Reply) -> dict[str, Any]:
-    message: dict[str, Any] = {"role": "assistant", "content": "".join(reply.text) + closing_text(reply)}
+def completion(model: str, reply: Reply, shown: list[str] | None = None) -> dict[str, Any]:
+    message: dict[str, Any] = {
+        "role": "assistant",
+        "content": cite("".join(reply.text), reply, shown) + closing_text(reply),
+    }
     if reply.thoughts:
         message["reasoning_content"] = "".join(reply.thoughts)
     if reply.tool_calls:
@@ -1855,7 +2151,10 @@ async def emit_sources(emitter: Emitter, reply: Reply) -> None:
         return
     for uri, source in reply.sources.items():
         documents = source["snippets"] or [source["title"]]
-        await emitter.emit(citation(documents, name=source["title"], url=uri))
+        # `external` makes Open WebUI 0.12.4 list the source by its name instead of its URL
+        # (frontend Citations.svelte); the redirect URL stays the link.
+        meta = {"source": uri, "name": source["title"], "url": uri, "external": True, "domain": source["domain"]}
+        await emitter.emit(citation(documents, name=source["title"], url=uri, metadata=[meta] * len(documents)))
     await emitter.status("Searched {{count}} sites", done=True, action="web_search", urls=list(reply.sources))
 
 
@@ -1871,45 +2170,84 @@ async def close_stream(stream: Any) -> None:
 _DELTA_FIELDS = {"text": "content", "thought": "reasoning_content"}
 
 
+def replace_message(text: str) -> dict[str, Any]:
+    """A stream item that replaces the reply's text as a whole, once the citation marks are known.
+
+    Open WebUI 0.12.4 reads Responses API events inside a Chat Completions stream: an
+    `response.output_item.done` without `output_index` replaces the last output item, the message
+    being streamed (open_webui/utils/response.py handle_responses_streaming_event, and the frontend's
+    applyResponseStreamEvent), and the output items are what it stores and shows."""
+    return {
+        "type": "response.output_item.done",
+        "item": {
+            "type": "message",
+            "id": "msg_" + uuid.uuid4().hex,
+            "status": "completed",
+            "role": "assistant",
+            "content": [{"type": "output_text", "text": text}],
+        },
+    }
+
+
+@dataclass
+class StreamOptions:
+    include_thoughts: bool
+    names: dict[str, str]
+    secrets: tuple[str, ...]
+    timeout: float
+    admin: bool = False
+    shown: list[str] | None = None  # sources the message already shows (for citation numbers)
+    can_replace: bool = False  # Open WebUI builds the message from the stream (a chat, not an API call)
+    on_done: Callable[[Reply], None] | None = None
+
+
 async def stream_reply(
-    stream: Any,
-    first: Any,
-    *,
-    model: str,
-    include_thoughts: bool,
-    names: dict[str, str],
-    emitter: Emitter,
-    secrets: tuple[str, ...],
-    timeout: float,
+    stream: Any, first: Any, *, model: str, emitter: Emitter, options: StreamOptions
 ) -> AsyncIterator[dict[str, Any]]:
     """OpenAI chunks from a Gemini stream. A failure after text was sent keeps that text and ends
-    with a one-line notice plus an error toast: an exception would make Open WebUI drop it all."""
+    with a one-line notice plus an error toast: an exception would make Open WebUI drop it all.
+
+    Google Search's supports arrive with the last chunks, after most of the text was sent; in a
+    chat the text is then replaced once with the citation marks in it (`replace_message`)."""
     reply = Reply()
-    failure: str | None = None
+    failure = None
     try:
-        response = first
+        response, include_thoughts, names = first, options.include_thoughts, options.names
         while response is not None:
-            for kind, value in read_response(response, reply, include_thoughts=include_thoughts, names=names):
+            deltas = read_response(response, reply, include_thoughts=include_thoughts, names=names)
+            for kind, value in deltas:
                 field_name = _DELTA_FIELDS.get(kind)
                 yield chunk(model, {field_name: value} if field_name else {"tool_calls": [value]})
             response = await anext(stream, None)
     except Exception as exc:
-        failure = redact(describe_error(exc, timeout=timeout), secrets, NOTICE_LIMIT)
-        _REPLY_LOG.warning("Gemini stream cut off: %s", failure)
+        failure = explain_error(exc, timeout=options.timeout)
+        _REPLY_LOG.warning(
+            "Gemini stream cut off: %s (%s)", failure.sentence, redact(failure.detail, options.secrets, 2000)
+        )
     finally:
         await close_stream(stream)
     if failure is not None:
-        yield chunk(model, {"content": f"\n\n⚠️ The reply was cut off: {failure}"})
-        await emitter.notify(f"Gemini stopped mid-reply: {failure}", "error")
+        notice = CUT_OFF_CONNECTION if failure.connection else f"The reply was cut off: {failure.sentence}"
+        yield chunk(model, {"content": "\n\n⚠️ " + redact(notice, options.secrets, NOTICE_LIMIT)})
+        said = "the connection dropped." if failure.connection else failure.sentence
+        toast = for_reader(f"Gemini stopped mid-reply: {said}", failure.detail, admin=options.admin)
+        await emitter.notify(redact(toast, options.secrets, NOTICE_LIMIT * 3), "error")
     else:
         tail = closing_text(reply)
         if tail:
             yield chunk(model, {"content": tail})
+        text = "".join(reply.text)
+        if options.can_replace and text and not reply.tool_calls:
+            cited = cite(text, reply, options.shown)
+            if cited != text:
+                yield replace_message(cited + tail)
     last = chunk(model, {}, finish_reason(reply) if failure is None else "stop")
     usage = openai_usage(reply.usage)
     if usage:
         last["usage"] = usage
     yield last
+    if options.on_done is not None:
+        options.on_done(reply)
     await emit_sources(emitter, reply)
 # --- end inlined: shared/gemini_reply.py ---
 
@@ -1977,12 +2315,13 @@ def resolve_switch(user_value: Any, admin_value: bool) -> bool:
 
 
 
-# from shared.attachments import ( HOST_FILE_MAX_BYTES, IMAGE_URL_MAX_BYTES, AttachmentError, MiB, fetch_image, file_refs, read_host_file, )  (inlined above)
+# from shared.attachments import ( HOST_FILE_MAX_BYTES, IMAGE_URL_MAX_BYTES, AttachmentError, MiB, attachment_kind, context_file_ids, fetch_image, file_refs, read_host_file, )  (inlined above)
 # from shared.events import Emitter  (inlined above)
-# from shared.gemini import ( INLINE_BUDGET, Fetched, GeminiError, GeminiRequest, ModelInfo, RequestOptions, build_request, describe_error, image_links, list_models, make_client, normalise_base_url, requested_model, upload_file, with_gemini_retries, )  (inlined above)
+# from shared.gemini import ( INLINE_BUDGET, Fetched, GeminiError, GeminiRequest, ModelInfo, RequestOptions, build_request, describe_error, explain_error, image_links, list_models, make_client, normalise_base_url, requested_model, sdk_takes_server_side_tools, upload_file, with_gemini_retries, )  (inlined above)
 # from shared.gemini_models import DEFAULT_DENYLIST, is_glob, model_allowed, parse_globs  (inlined above)
-# from shared.gemini_reply import Reply, close_stream, completion, emit_sources, read_response, stream_reply  (inlined above)
+# from shared.gemini_reply import ( Reply, StreamOptions, close_stream, completion, emit_sources, read_response, shown_source_ids, stream_reply, )  (inlined above)
 # from shared.host import FileHost  (inlined above)
+# from shared.messages import for_reader, is_admin  (inlined above)
 # from shared.secrets import redact  (inlined above)
 # from shared.valves import Switch, as_switch, resolve_switch  (inlined above)
 
@@ -1993,10 +2332,12 @@ LIST_FAILURE_TTL = 30.0  # a failed model listing is retried after this many sec
 ERROR_LIMIT = 1000  # characters of an upstream error in an exception the user sees
 UPLOAD_CACHE_TTL = 47 * 3600.0  # Files API keeps uploads 48 h
 CLIENT_CACHE_SIZE = 8
+SERVER_PARTS_CACHE_SIZE = 256  # replies whose Google Search steps are kept for their tool loop
 NO_KEY_MESSAGE = (
-    "No Gemini API key: an admin sets GOOGLE_API_KEY in Admin Panel > Functions > Gemini Manifold > "
-    "Valves, or you set your own GOOGLE_API_KEY in this function's user valves."
+    "Gemini has no API key yet. Ask your administrator to add one, or enter your own Gemini API "
+    "key in this function's user valves."
 )
+NO_KEY_DETAIL = "set GOOGLE_API_KEY in Admin Panel > Functions > Gemini Manifold > Valves"
 
 
 @dataclass(frozen=True)
@@ -2013,6 +2354,30 @@ class Settings:
         return (self.key, self.admin_key)
 
 
+class Chat:
+    """The request as Open WebUI framed it: the body, who reads the answer, and where it goes."""
+
+    def __init__(self, body: dict, user: Any, metadata: Any) -> None:
+        self.body, self.user = body, user
+        self.metadata = metadata if isinstance(metadata, dict) else {}
+
+    @property
+    def admin(self) -> bool:
+        return is_admin(self.user)
+
+    @property
+    def message_id(self) -> str | None:
+        value = self.metadata.get("message_id")
+        return value if isinstance(value, str) and value else None
+
+    @property
+    def builds_output(self) -> bool:
+        # Open WebUI 0.12.4 builds the message from the stream (and so takes stream items that
+        # replace its text) only for a chat message: with both a chat id and a message id
+        # (open_webui/utils/middleware.py, get_event_emitter_and_caller and the stream handler).
+        return bool(self.metadata.get("chat_id")) and self.message_id is not None
+
+
 @dataclass
 class Listing:
     at: float
@@ -2023,6 +2388,7 @@ class Listing:
 class Pipe:
     class Valves(BaseModel):
         GOOGLE_API_KEY: str = Field(
+            title="Gemini API key",
             default="",
             max_length=512,
             description="Gemini API key from Google AI Studio. Sent only in the x-goog-api-key header. "
@@ -2030,33 +2396,45 @@ class Pipe:
             json_schema_extra={"input": {"type": "password"}},
         )
         GOOGLE_API_BASE_URL: str = Field(
+            title="API address (gateway or proxy)",
             default="",
             max_length=2048,
             description="Empty = Google's endpoint. Set a URL for a gateway or proxy (the API version "
             "v1beta is added to it).",
         )
         MODEL_ALLOWLIST: str = Field(
+            title="Models to list",
             default="gemini-*",
             max_length=4096,
             description="Comma-separated glob patterns of model ids to list (empty = all). Exact ids are "
             "listed even without an admin key, for users who bring their own.",
         )
         MODEL_DENYLIST: str = Field(
+            title="Models to hide",
             default=DEFAULT_DENYLIST,
             max_length=4096,
             description="Comma-separated glob patterns of model ids to hide (speech, image, live and "
             "embedding models by default: this pipe returns text).",
         )
         MODEL_CACHE_TTL: int = Field(
-            default=600, ge=0, le=86_400, description="Seconds the model list is kept before it is fetched again."
+            title="Model list refresh (seconds)",
+            default=600,
+            ge=0,
+            le=86_400,
+            description="Seconds the model list is kept before it is fetched again.",
         )
         USE_PERMISSIVE_SAFETY: bool = Field(
-            default=False, description="Ask Gemini not to block on its four harm categories (BLOCK_NONE)."
+            title="Permissive safety filters",
+            default=False,
+            description="Ask Gemini not to block on its four harm categories (BLOCK_NONE).",
         )
         INCLUDE_THOUGHTS: bool = Field(
-            default=True, description="Show Gemini's thought summaries in Open WebUI's reasoning block."
+            title="Show thought summaries",
+            default=True,
+            description="Show Gemini's thought summaries in Open WebUI's reasoning block.",
         )
         THINKING_BUDGET: int = Field(
+            title="Thinking budget (Gemini 2.5, tokens)",
             default=-1,
             ge=-1,
             le=32_768,
@@ -2065,20 +2443,27 @@ class Pipe:
             "reasoning_effort overrides it.",
         )
         THINKING_LEVEL: Literal["default", "minimal", "low", "medium", "high"] = Field(
+            title="Thinking level (Gemini 3)",
             default="default",
             description="Thinking level for Gemini 3 models (Pro models use low or high); aliases such "
             "as gemini-flash-latest get it as a token budget when THINKING_BUDGET is -1. A chat's "
             "reasoning_effort overrides it.",
         )
         GOOGLE_SEARCH_GROUNDING: bool = Field(
+            title="Google Search grounding",
             default=False,
-            description="Let Gemini search Google and cite its sources. Gemini then gets no other tools "
-            "in that request (the API does not mix them), except to answer tool results.",
+            description="Let Gemini search Google and cite its sources. Gemini 3 gets the chat's tools "
+            "too; earlier models get the chat's tools instead when a tool is on (the status line says so).",
         )
         REQUEST_TIMEOUT: int = Field(
-            default=300, ge=5, le=3600, description="Seconds one Gemini call may take, streaming included."
+            title="Request timeout (seconds)",
+            default=300,
+            ge=5,
+            le=3600,
+            description="Seconds one Gemini call may take, streaming included.",
         )
         MAX_RETRIES: int = Field(
+            title="Retries",
             default=2,
             ge=0,
             le=10,
@@ -2087,16 +2472,21 @@ class Pipe:
 
     class UserValves(BaseModel):
         GOOGLE_API_KEY: str = Field(
+            title="Your Gemini API key",
             default="",
             max_length=512,
             description="Your own Gemini API key; used instead of the admin's for your chats.",
             json_schema_extra={"input": {"type": "password"}},
         )
         INCLUDE_THOUGHTS: Switch = Field(
-            default="default", description="Show thought summaries (default = the admin's setting)."
+            title="Show thought summaries",
+            default="default",
+            description="Show thought summaries (default = the admin's setting).",
         )
         GOOGLE_SEARCH_GROUNDING: Switch = Field(
-            default="default", description="Ground answers with Google Search (default = the admin's setting)."
+            title="Google Search grounding",
+            default="default",
+            description="Ground answers with Google Search (default = the admin's setting).",
         )
 
         @field_validator("INCLUDE_THOUGHTS", "GOOGLE_SEARCH_GROUNDING", mode="before")
@@ -2119,6 +2509,10 @@ class Pipe:
         self._listings: dict[str, Listing] = {}
         self._clients: dict[tuple[str, str | None, int], Any] = {}
         self._uploads: dict[tuple[str, str], tuple[float, str, str]] = {}
+        # Google Search steps of replies that ended in tool calls, by the first call's id: Gemini 3
+        # wants them back with the tool results. The sources each chat message already showed.
+        self._server_parts: dict[str, list[dict[str, Any]]] = {}
+        self._shown: dict[str, list[str]] = {}
 
     # --- settings and clients
 
@@ -2175,16 +2569,18 @@ class Pipe:
             exact = [g for g in allow if not is_glob(g)]
             if exact:
                 return [{"id": g, "name": g} for g in exact]
-            return [{"id": "setup", "name": "Gemini: set GOOGLE_API_KEY in this function's Valves"}]
+            # Everyone sees these entries: plain words; choosing one tells an admin the valve to set.
+            return [{"id": "setup", "name": "Gemini (not set up yet: no API key)"}]
         try:
             base_url = normalise_base_url(valves.GOOGLE_API_BASE_URL)
         except GeminiError as exc:
-            return [{"id": "error", "name": f"Gemini: {exc}"}]
+            _LOG.warning("Gemini is not set up: %s", exc.detail)
+            return [{"id": "error", "name": "Gemini (not set up correctly: see the server log)"}]
         listing = await self._listing(key, base_url)
         if listing.models is None:
-            return [{"id": "error", "name": f"Gemini: model list failed. {listing.error}"}]
+            return [{"id": "error", "name": "Gemini (the model list could not be loaded: see the server log)"}]
         entries = [{"id": m.id, "name": m.name} for m in listing.models if model_allowed(m.id, allow, deny)]
-        return entries or [{"id": "none", "name": "Gemini: no model matches MODEL_ALLOWLIST / MODEL_DENYLIST"}]
+        return entries or [{"id": "none", "name": "Gemini (no model matches the function's model filters)"}]
 
     async def _listing(self, key: str, base_url: str | None) -> Listing:
         digest = self._digest(key, base_url)
@@ -2243,31 +2639,44 @@ class Pipe:
             emitter = Emitter(None if __task__ else __event_emitter__)
             model_id = requested_model(body)
             if not settings.key:
-                raise GeminiError(NO_KEY_MESSAGE)
-            fetched = await self._fetch(body, None if __task__ else __files__, __user__)
+                raise GeminiError(NO_KEY_MESSAGE, NO_KEY_DETAIL)
+            fetched = await self._fetch(body, None if __task__ else __files__, __user__, __metadata__)
+            options = replace(settings.options, sdk_server_side_tools=await sdk_takes_server_side_tools())
             request = build_request(
-                body, model_id=model_id, thinking=self._model_thinking(model_id), options=settings.options,
+                body, model_id=model_id, thinking=self._model_thinking(model_id), options=options,
                 task=bool(__task__), tools=__tools__, metadata=__metadata__, fetched=fetched,
             )  # fmt: skip
-            if request.warnings and not __task__:
-                await emitter.notify("Gemini: " + "; ".join(request.warnings) + ".", "warning")
+            if not __task__:
+                if request.warnings:
+                    await emitter.notify("Gemini: " + "; ".join(request.warnings) + ".", "warning")
+                for note in request.notes:
+                    await emitter.status(note, done=True)
             client = await self._client(settings.key, settings.base_url, settings.timeout * 1000)
             await self._upload(client, settings, request, emitter)
-            return await self._send(client, request, settings, emitter, task=bool(__task__), body=body)
+            chat = Chat(body, __user__, __metadata__)
+            return await self._send(client, request, settings, emitter, task=bool(__task__), chat=chat)
         except Exception as exc:
-            message = redact(describe_error(exc, timeout=self.valves.REQUEST_TIMEOUT), secrets, ERROR_LIMIT)
-            _LOG.warning("Gemini request failed: %s", message)
-            raise GeminiError(message) from None
+            text = explain_error(exc, timeout=self.valves.REQUEST_TIMEOUT)
+            sentence, detail = redact(text.sentence, secrets, ERROR_LIMIT), redact(text.detail, secrets, ERROR_LIMIT)
+            _LOG.warning("Gemini request failed: %s%s", sentence, f" ({detail})" if detail else "")
+            raise GeminiError(for_reader(sentence, detail, admin=is_admin(__user__))) from None
 
-    async def _fetch(self, body: dict, files: Any, user: Any) -> Fetched:
-        """Download the chat's image links and read its attached files, before the request is built."""
-        fetched = Fetched()
+    async def _fetch(self, body: dict, files: Any, user: Any, metadata: Any) -> Fetched:
+        """Download the chat's image links and read its attached files, before the request is built.
+
+        A text file whose text Open WebUI already put into the chat (its document context) is not
+        sent again; PDF, audio and video files go to Gemini itself, which reads them natively."""
+        fetched = Fetched(server_parts=self._server_parts)
         for url in image_links(body.get("messages")):
             try:
                 fetched.images[url] = await fetch_image(url, max_bytes=self.image_max_bytes)
             except AttachmentError as exc:
                 fetched.images[url] = exc
+        in_context = context_file_ids(metadata)
         for ref in file_refs(files):
+            if ref.file_id in in_context and attachment_kind(ref.mime) == "text":
+                _LOG.debug("%s is in Open WebUI's document context: not sent again", ref.name)
+                continue
             try:
                 read = await read_host_file(self.host, ref.file_id, user, max_bytes=HOST_FILE_MAX_BYTES)
             except AttachmentError as exc:
@@ -2276,8 +2685,21 @@ class Pipe:
                 fetched.files.append((ref, read))
         return fetched
 
+    def _remember(self, message_id: str | None, reply: Reply) -> None:
+        """Keep what the next call for the same chat message needs: the Google Search steps that
+        came before tool calls, and the sources this message now shows."""
+        if reply.tool_calls and reply.server_parts:
+            if len(self._server_parts) >= SERVER_PARTS_CACHE_SIZE:
+                self._server_parts.pop(next(iter(self._server_parts)))
+            self._server_parts[reply.tool_calls[0]["id"]] = reply.server_parts
+        if message_id and reply.sources:
+            if len(self._shown) >= SERVER_PARTS_CACHE_SIZE and message_id not in self._shown:
+                self._shown.pop(next(iter(self._shown)))
+            shown = self._shown.setdefault(message_id, [])
+            shown.extend(uri for uri in reply.sources if uri not in shown)
+
     async def _send(
-        self, client: Any, request: GeminiRequest, settings: Settings, emitter: Emitter, *, task: bool, body: dict
+        self, client: Any, request: GeminiRequest, settings: Settings, emitter: Emitter, *, task: bool, chat: Chat
     ) -> str | dict | AsyncIterator[dict]:
         """The one generate call, with retries: a string for tasks, a completion, or a stream."""
         model, contents, config = request.model, request.contents, request.config
@@ -2288,7 +2710,11 @@ class Pipe:
                 sleep=self.sleep,
             )  # fmt: skip
 
-        if task or not body.get("stream"):
+        # Citation numbers continue after the sources the message already shows: Open WebUI's own
+        # (attached documents) and this pipe's earlier rounds of the same message.
+        shown = shown_source_ids(chat.metadata.get("sources"))
+        shown += [uri for uri in self._shown.get(chat.message_id or "", []) if uri not in shown]
+        if task or not chat.body.get("stream"):
             response = await retrying(
                 lambda: client.aio.models.generate_content(model=model, contents=contents, config=config)
             )
@@ -2296,8 +2722,9 @@ class Pipe:
             read_response(response, reply, include_thoughts=request.include_thoughts, names=request.names)
             if task:
                 return "".join(reply.text).strip()
+            self._remember(chat.message_id, reply)
             await emit_sources(emitter, reply)
-            return completion(str(body["model"]), reply)
+            return completion(str(chat.body["model"]), reply, shown)
 
         async def open_stream() -> tuple[Any, Any]:
             stream = await client.aio.models.generate_content_stream(model=model, contents=contents, config=config)
@@ -2310,10 +2737,12 @@ class Pipe:
                 raise
 
         stream, first = await retrying(open_stream)
-        return stream_reply(
-            stream, first, model=str(body["model"]), include_thoughts=request.include_thoughts, names=request.names,
-            emitter=emitter, secrets=settings.secrets, timeout=settings.timeout,
+        options = StreamOptions(
+            include_thoughts=request.include_thoughts, names=request.names, secrets=settings.secrets,
+            timeout=settings.timeout, admin=chat.admin, shown=shown, can_replace=chat.builds_output,
+            on_done=lambda reply: self._remember(chat.message_id, reply),
         )  # fmt: skip
+        return stream_reply(stream, first, model=str(chat.body["model"]), emitter=emitter, options=options)
 
     async def _upload(self, client: Any, settings: Settings, request: GeminiRequest, emitter: Emitter) -> None:
         """Move the attachments that do not fit inline to the Files API (cached per key and content)."""

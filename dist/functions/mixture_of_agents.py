@@ -366,6 +366,23 @@ class ChatHost(UsersHost):
 # --- end inlined: shared/host.py ---
 
 
+# --- begin inlined: shared/messages.py (sha256:a33514ebf161b77d) ---
+def is_admin(user: Any) -> bool:
+    """Whether Open WebUI's `__user__` (a dict) or user record (an object) is an administrator."""
+    role = user.get("role") if isinstance(user, dict) else getattr(user, "role", None)
+    return role == "admin"
+
+
+def for_reader(sentence: str, detail: str = "", *, admin: bool) -> str:
+    """`sentence`, with the administrator's detail added when the reader is an administrator."""
+    sentence = sentence.strip()
+    detail = " ".join(detail.split())
+    if not admin or not detail:
+        return sentence
+    return f"{sentence} (For administrators: {detail})"
+# --- end inlined: shared/messages.py ---
+
+
 # --- begin inlined: shared/retry.py (sha256:67eb41439b11fff0) ---
 T = TypeVar("T")
 
@@ -547,10 +564,15 @@ def strip_reasoning(text: str) -> str:
 # --- end inlined: shared/text.py ---
 
 
-# --- begin inlined: shared/openai_wire.py (sha256:7d8dfc7c98334118) ---
+# --- begin inlined: shared/openai_wire.py (sha256:caa579c8b558094f) ---
 class ModelCallError(Exception):
     """One call to a model failed. `retryable`: worth another try (see shared/retry.py for the
-    statuses; a dropped connection is retryable too, which its caller says)."""
+    statuses; a dropped connection is retryable too, which its caller says).
+
+    `reason` is a phrase any user may read ("HTTP 429: slow down", "cannot reach the model
+    server"); `detail` is what only the server log and an administrator need (the exception, the
+    upstream's own text when it reads like a program's internals).
+    """
 
     def __init__(
         self,
@@ -560,6 +582,7 @@ class ModelCallError(Exception):
         status: int | None = None,
         retryable: bool | None = None,
         retry_after: float | None = None,
+        detail: str = "",
     ) -> None:
         super().__init__(f"{model}: {reason}")
         self.model = model
@@ -567,13 +590,47 @@ class ModelCallError(Exception):
         self.status = status
         self.retryable = retryable_status(status) if retryable is None else retryable
         self.retry_after = retry_after
+        self.detail = detail
 
 
 class ModelUnavailable(ModelCallError):
-    """The model cannot be used at all (unknown, no access, credentials refused): a setup problem."""
+    """The model cannot be used at all (unknown, no access, credentials refused): a setup problem.
 
-    def __init__(self, model: str, reason: str, *, status: int | None = None) -> None:
-        super().__init__(model, reason, status=status, retryable=False)
+    `access`: the user may simply lack access to the model, which an administrator can grant.
+    """
+
+    def __init__(
+        self, model: str, reason: str, *, status: int | None = None, access: bool = False, detail: str = ""
+    ) -> None:
+        super().__init__(model, reason, status=status, retryable=False, detail=detail)
+        self.access = access
+
+
+# What marks a text as a program's internals rather than a sentence: exception class names
+# (TimeoutError, ClientPayloadError, ReadTimeout, StopIteration ...), tracebacks, reprs.
+_INTERNALS = re.compile(
+    r"\b[A-Z][A-Za-z0-9]*[a-z](?:Error|Exception|Exc|Timeout|Interrupt|Iteration|Exit|Warning|Group)\b"
+    r"|\bIncompleteRead\b|Traceback \(most recent call last\)|\bFile \"|<class '|\bobject at 0x"
+    r"|(?i:\A\s*<(?:!doctype|html|head|body)\b)"  # an HTML error page
+)
+
+
+def reads_as_internals(text: str) -> bool:
+    """Whether `text` names exception classes or quotes a traceback (not for a user's eyes)."""
+    return bool(_INTERNALS.search(text))
+
+
+def with_upstream_text(prefix: str, text: str) -> tuple[str, str]:
+    """(reason, detail) for an upstream's error text: quoted after `prefix` when it reads as a sentence."""
+    if not text or reads_as_internals(text):
+        return prefix, text
+    return (f"{prefix}: {text}" if prefix else text), ""
+
+
+def _reported(text: str) -> tuple[str, str]:
+    """(reason, detail) for an error the model's answer carries."""
+    reason, detail = with_upstream_text("", text)
+    return reason or "the model reported an error", detail
 
 
 def error_text(payload: Any) -> str:
@@ -599,22 +656,25 @@ def error_text(payload: Any) -> str:
 
 def error_from_status(model: str, status: int, body: Any, retry_after: float | None = None) -> ModelCallError:
     """The exception for an HTTP error answer; 401/403/404 mean the setup is wrong."""
-    reason = f"HTTP {status}: {error_text(body)}"
+    reason, detail = with_upstream_text(f"HTTP {status}", error_text(body))
     if status == 404:
-        return ModelUnavailable(model, f"the model was not found ({reason})", status=status)
+        return ModelUnavailable(model, f"the model was not found ({reason})", status=status, detail=detail)
     if status in (401, 403):
         # Upstream messages for a bad key may quote part of it; keep only the status.
         return ModelUnavailable(model, f"the endpoint refused the credentials (HTTP {status})", status=status)
-    return ModelCallError(model, reason, status=status, retry_after=retry_after)
+    return ModelCallError(model, reason, status=status, retry_after=retry_after, detail=detail)
 
 
 def completion_text(model: str, payload: Any) -> str:
     """`choices[0].message.content` of a chat.completion, or the error it carries."""
     if not isinstance(payload, dict):
-        raise ModelCallError(model, f"unexpected answer of type {type(payload).__name__}")
+        raise ModelCallError(
+            model, "the answer could not be read", detail=f"a {type(payload).__name__} instead of a chat completion"
+        )
     choices = payload.get("choices")
     if not choices and payload.get("error"):
-        raise ModelCallError(model, error_text(payload))
+        reason, detail = _reported(error_text(payload))
+        raise ModelCallError(model, reason, detail=detail)
     try:
         content = choices[0]["message"].get("content")
     except (TypeError, KeyError, IndexError, AttributeError):
@@ -663,7 +723,8 @@ async def stream_text(model: str, lines: AsyncIterator[str | bytes]) -> AsyncIte
             if item.get("error"):
                 error = item["error"]
                 code = error.get("code") if isinstance(error, dict) else None
-                raise ModelCallError(model, error_text(item), status=code if isinstance(code, int) else None)
+                reason, detail = _reported(error_text(item))
+                raise ModelCallError(model, reason, status=code if isinstance(code, int) else None, detail=detail)
             continue  # usage chunks, {"event": ...} lines of nested pipes, selected_model_id
         delta = choices[0].get("delta") if isinstance(choices[0], dict) else None
         text = content_text(delta.get("content"), separator="") if isinstance(delta, dict) else ""
@@ -672,7 +733,7 @@ async def stream_text(model: str, lines: AsyncIterator[str | bytes]) -> AsyncIte
 # --- end inlined: shared/openai_wire.py ---
 
 
-# --- begin inlined: shared/moa.py (sha256:8fd77eefc9ef913d) ---
+# --- begin inlined: shared/moa.py (sha256:dbaae4882608c9e1) ---
 _MOA_LOG = logging.getLogger("openwebui_pack.moa")
 
 ChatMessage = dict[str, Any]
@@ -691,7 +752,31 @@ class ModelClient(Protocol):
 
 
 class MoaError(Exception):
-    """The mixture cannot produce an answer; the message is written for the user."""
+    """The mixture cannot produce an answer.
+
+    `str(error)` is for any user: what happened, and whom to ask when only an administrator can
+    fix it (`advice`). `detail` is the administrator's part (which valve, what the upstream said):
+    it goes to the server log, and replaces the advice when the reader is an administrator.
+    """
+
+    def __init__(self, sentence: str, *, advice: str = "", detail: str = "") -> None:
+        self.sentence = sentence.strip()
+        self.advice = advice.strip()
+        self.detail = " ".join(detail.split())
+        super().__init__(f"{self.sentence} {self.advice}".strip())
+
+    def text_for(self, *, admin: bool) -> str:
+        return for_reader(self.sentence, self.detail, admin=True) if admin else str(self)
+
+
+def message_for(error: MoaError, *, admin: bool) -> str:
+    """The error's text for this reader; the administrator's detail goes to the server log too."""
+    if error.detail:
+        _MOA_LOG.warning("%s (%s)", error.sentence, error.detail)
+    return error.text_for(admin=admin)
+
+
+ASK_ADMIN = "Ask an administrator to check the Mixture of Agents settings."
 
 
 def split_model_ids(value: Any) -> list[str]:
@@ -713,26 +798,57 @@ class MoaValves(BaseModel):
 
     models: list[str] = Field(
         default_factory=list,
+        title="Agent models",
         description="Agent model ids, comma-separated. Agents get them in turn (round-robin), so one "
         "model may serve several agents.",
     )
     aggregator_model: str = Field(
-        default="", description="Model that writes the final answer. Empty: the first agent model."
+        default="",
+        title="Aggregator model",
+        description="Model that writes the final answer. Empty: the first agent model.",
     )
-    num_layers: int = Field(default=2, ge=1, le=10, description="Rounds of agent answers before aggregation.")
-    num_agents_per_layer: int = Field(default=3, ge=1, le=16, description="Agents answering in each layer.")
-    emit_interval: float = Field(default=0.5, ge=0, le=10, description="Minimum seconds between status updates.")
-    enable_status_indicator: bool = Field(default=True, description="Show progress under the message.")
+    num_layers: int = Field(
+        default=2, ge=1, le=10, title="Layers", description="Rounds of agent answers before aggregation."
+    )
+    num_agents_per_layer: int = Field(
+        default=3, ge=1, le=16, title="Agents per layer", description="Agents answering in each layer."
+    )
+    emit_interval: float = Field(
+        default=0.5,
+        ge=0,
+        le=10,
+        title="Status update interval (seconds)",
+        description="Minimum seconds between status updates.",
+    )
+    enable_status_indicator: bool = Field(
+        default=True, title="Show progress", description="Show progress under the message."
+    )
     agent_timeout: float = Field(
-        default=120.0, gt=0, le=3600, description="Seconds one agent may take, retries included."
+        default=120.0,
+        gt=0,
+        le=3600,
+        title="Agent timeout (seconds)",
+        description="Seconds one agent may take, retries included.",
     )
     min_successful_agents: int = Field(
-        default=1, ge=1, le=16, description="A layer with fewer answers than this (capped at the agent count) stops."
+        default=1,
+        ge=1,
+        le=16,
+        title="Minimum answers per layer",
+        description="A layer with fewer answers than this (capped at the agent count) stops.",
     )
     show_intermediate: bool = Field(
-        default=False, description="Put each layer's answers in a collapsed block before the final answer."
+        default=False,
+        title="Show each layer's answers",
+        description="Put each layer's answers in a collapsed block before the final answer.",
     )
-    max_retries: int = Field(default=2, ge=0, le=10, description="Retries for rate limits (429) and server errors.")
+    max_retries: int = Field(
+        default=2,
+        ge=0,
+        le=10,
+        title="Retries per call",
+        description="Retries for rate limits (429) and server errors.",
+    )
 
     @field_validator("models", mode="before")
     @classmethod
@@ -798,11 +914,21 @@ def sampling_params(body: Any) -> dict[str, Any]:
     return {k: body[k] for k in SAMPLING_PARAMS if body.get(k) is not None}
 
 
+def valve(name: str) -> str:
+    """A valve as an administrator sees it in the valves form: by its title."""
+    return f'"{MoaValves.model_fields[name].title}" valve'
+
+
+MODEL_VALVES = valve("models").replace(" valve", f" and {valve('aggregator_model')}s")
+
+
 def check_settings(settings: MoaSettings) -> None:
     if not settings.models:
         raise MoaError(
-            "Mixture of Agents has no agent models. Set the `models` valve to one or more model ids "
-            "(comma-separated, as listed in the model selector)."
+            "Mixture of Agents has no agent models to ask yet.",
+            advice="Ask an administrator to set it up.",
+            detail=f"Set the {valve('models')} to one or more model ids (comma-separated, as listed in the "
+            "model selector).",
         )
 
 
@@ -890,8 +1016,11 @@ class AgentResult:
     index: int
     model: str
     text: str = ""
-    error: str = ""
+    error: str = ""  # why there is no answer, in words any user may read
+    detail: str = ""  # the administrator's part of it (server log, admin messages)
     unavailable: ModelUnavailable | None = None
+    call_failed: bool = False  # the call failed for good (not an empty answer): not asked again this run
+    skipped: bool = False  # not asked: the model failed in an earlier layer
 
     @property
     def ok(self) -> bool:
@@ -920,7 +1049,16 @@ def describe_failure(exc: BaseException, timeout: float) -> str:
         return exc.reason
     if isinstance(exc, TimeoutError):
         return f"no answer within {timeout:g} s"
-    return "an unexpected error (the server log has the details)"
+    return "an unexpected error"
+
+
+def failure_detail(exc: BaseException) -> str:
+    """What an administrator needs to know about a failure beyond `describe_failure`."""
+    if isinstance(exc, ModelCallError):
+        return exc.detail
+    if isinstance(exc, TimeoutError):
+        return f"the {valve('agent_timeout')} bounds each call"
+    return f"{type(exc).__name__}: {exc}"
 
 
 def _retry_plan(exc: BaseException) -> RetryPlan:
@@ -931,6 +1069,10 @@ def _retry_plan(exc: BaseException) -> RetryPlan:
 
 
 STATUS_LIMIT = 240  # upstream error texts can be long; the status line is one line
+
+
+def plural(count: int, word: str) -> str:
+    return f"{count} {word}{'' if count == 1 else 's'}"
 
 
 class _Progress:
@@ -956,7 +1098,7 @@ class _Progress:
         """The status shown before a retry of `model`'s call."""
 
         async def notice(exc: BaseException, attempt: int, delay: float) -> None:
-            reason = exc.reason if isinstance(exc, ModelCallError) else str(exc)
+            reason = exc.reason if isinstance(exc, ModelCallError) else "an unexpected error"
             await self.say(f"{label}: {model} failed ({reason}); retry {attempt}/{max_retries} in {delay:.1f} s")
 
         return notice
@@ -1006,13 +1148,27 @@ async def run_agent(
         if not result.text:
             result.error = "empty answer"
     except ModelUnavailable as exc:
-        result.error, result.unavailable = exc.reason, exc
-    except (ModelCallError, TimeoutError) as exc:
+        result.error, result.detail, result.unavailable = exc.reason, exc.detail, exc
+    except Exception as exc:  # ModelCallError, TimeoutError, or a bug in a client
+        if not isinstance(exc, ModelCallError | TimeoutError):
+            _MOA_LOG.error("agent %d (%s) failed", index + 1, model, exc_info=exc)
         result.error = describe_failure(exc, settings.agent_timeout)
-    except Exception as exc:
-        _MOA_LOG.exception("agent %d (%s) failed", index + 1, model)
-        result.error = describe_failure(exc, settings.agent_timeout)
+        result.detail = failure_detail(exc)
+        result.call_failed = True
+    if result.detail:
+        _MOA_LOG.warning("agent %d (%s) gave no answer: %s (%s)", index + 1, model, result.error, result.detail)
     return result
+
+
+def left_out(index: int, model: str, failed_in: int) -> AgentResult:
+    """An agent whose model failed in an earlier layer of this run: not asked again."""
+    return AgentResult(index, model, error=f"not asked again after failing in layer {failed_in}", skipped=True)
+
+
+def newly_failed(results: list[AgentResult]) -> set[str]:
+    """Models whose every call in this layer failed for good (one answer shows the model works)."""
+    failed = {r.model for r in results if r.call_failed}
+    return failed - {r.model for r in results if r.ok}
 
 
 async def run_layer(
@@ -1022,22 +1178,31 @@ async def run_layer(
     settings: MoaSettings,
     timing: MoaTiming,
     progress: _Progress,
+    failed_in: dict[str, int],
 ) -> list[AgentResult]:
-    """All agents of one layer, concurrently; statuses as each one finishes."""
+    """All agents of one layer, concurrently; statuses as each one finishes.
+
+    `failed_in` maps each model that failed for good in an earlier layer to that layer: its agents
+    are not asked again (a retry already told that it will not answer). The layer adds its own.
+    """
     models = assign_models(settings.models, settings.num_agents_per_layer)
     total = len(models)
     label = progress.layer(layer)
+    results = [left_out(i, m, failed_in[m]) for i, m in enumerate(models) if m in failed_in]
+    asked = [(i, m) for i, m in enumerate(models) if m not in failed_in]
 
-    await progress.say(f"{label}: asking {total} agent{'s' if total != 1 else ''}")
+    line = f"{label}: asking {plural(len(asked), 'agent')}"
+    if results:
+        line += f" ({', '.join(dict.fromkeys(r.model for r in results))} left out after failing)"
+    await progress.say(line)
     tasks = [
         asyncio.create_task(
             run_agent(
                 i, model, messages, client, settings, timing, progress.retry_notice(label, model, settings.max_retries)
             )
         )
-        for i, model in enumerate(models)
+        for i, model in asked
     ]
-    results: list[AgentResult] = []
     try:
         pending: set[asyncio.Task[AgentResult]] = set(tasks)
         while pending:
@@ -1046,29 +1211,52 @@ async def run_layer(
                 result = task.result()
                 results.append(result)
                 if result.unavailable is not None:
-                    raise MoaError(unavailable_message(result.model, result.unavailable.reason))
-            answered = sum(r.ok for r in results)
-            failed = [r for r in results if not r.ok]
-            line = f"{label}: {answered}/{total} agents answered"
-            if failed:
-                last = failed[-1]
-                line += f", {len(failed)} dropped ({last.model}: {last.error})"
-            await progress.say(line)
+                    raise unavailable_error(result.model, result.unavailable)
+            await progress.say(layer_progress(label, results, total))
     finally:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+    for model in newly_failed(results):
+        failed_in.setdefault(model, layer)
     return sorted(results, key=lambda r: r.index)
+
+
+def layer_progress(label: str, results: list[AgentResult], total: int) -> str:
+    answered = sum(r.ok for r in results)
+    line = f"{label}: {answered}/{total} agents answered"
+    failed = [r for r in results if not r.ok and not r.skipped]
+    if failed:
+        last = failed[-1]
+        line += f", {len(failed)} dropped ({last.model}: {last.error})"
+    return line
 
 
 def shorten(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
-def unavailable_message(model: str, reason: str) -> str:
-    return (
-        f"Mixture of Agents cannot use the model `{model}`: {reason}. Check the `models` and `aggregator_model` valves."
-    )
+def unavailable_error(model: str, cause: ModelUnavailable | str, *, access: bool = False) -> MoaError:
+    """A model the mixture cannot use: the user learns whom to ask, the administrator what to change.
+
+    `cause` is the model's error, or the reason as a phrase; `access`: the user may lack access to
+    the model (the error's own flag wins).
+    """
+    reason = cause.reason if isinstance(cause, ModelUnavailable) else cause
+    upstream = cause.detail if isinstance(cause, ModelUnavailable) else ""
+    access = cause.access if isinstance(cause, ModelUnavailable) else access
+    credentials = isinstance(cause, ModelUnavailable) and cause.status in (401, 403)
+    sentence = f"Mixture of Agents cannot use the model `{model}`: {reason}."
+    if access:
+        advice = f"Ask an administrator to give you access to the model `{model}`."
+        detail = f"Give this user access to the model `{model}`, or change the {MODEL_VALVES}."
+    elif credentials:
+        advice = ASK_ADMIN
+        detail = f"Check the API key of the connection that serves `{model}`."
+    else:
+        advice = ASK_ADMIN
+        detail = f"Check the {MODEL_VALVES}."
+    return MoaError(sentence, advice=advice, detail=f"{upstream}. {detail}" if upstream else detail)
 
 
 def layer_block(layer: int, layers: int, results: list[AgentResult]) -> str:
@@ -1088,12 +1276,16 @@ def layer_block(layer: int, layers: int, results: list[AgentResult]) -> str:
     return "\n".join(lines) + "\n\n"
 
 
-def layer_failure(layer: int, layers: int, results: list[AgentResult], needed: int) -> str:
+def layer_failure(layer: int, layers: int, results: list[AgentResult], needed: int) -> MoaError:
     answered = sum(r.ok for r in results)
     reasons = "; ".join(f"{r.model}: {r.error.rstrip('.')}" for r in results if not r.ok)
-    return (
+    details = [f"{r.model}: {r.detail}" for r in results if r.detail]
+    if needed > 1:
+        details.append(f"The {valve('min_successful_agents')} asks for {needed}.")
+    return MoaError(
         f"Mixture of Agents stopped in layer {layer} of {layers}: {answered} of {len(results)} agents "
-        f"answered, at least {needed} needed. {reasons}."
+        f"answered, at least {needed} needed. {reasons}.",
+        detail="; ".join(details),
     )
 
 
@@ -1158,12 +1350,25 @@ async def stream_answer(
 def aggregator_failure(aggregator: str, exc: Exception, timeout: float) -> MoaError:
     """The message for an aggregator that gave no answer."""
     if isinstance(exc, ModelUnavailable):
-        return MoaError(unavailable_message(aggregator, exc.reason))
+        return unavailable_error(aggregator, exc)
     if isinstance(exc, TimeoutError):
-        return MoaError(f"The aggregator {aggregator} sent nothing for {timeout:g} s (agent_timeout).")
+        return MoaError(
+            f"The aggregator {aggregator} sent nothing for {timeout:g} s.",
+            detail=f"The {valve('agent_timeout')} bounds each wait for the aggregator's next piece.",
+        )
     if not isinstance(exc, ModelCallError):
         _MOA_LOG.error("aggregator %s failed", aggregator, exc_info=exc)
-    return MoaError(f"The aggregator {aggregator} failed: {describe_failure(exc, timeout)}.")
+    return MoaError(
+        f"The aggregator {aggregator} failed: {describe_failure(exc, timeout)}.", detail=failure_detail(exc)
+    )
+
+
+def summary(settings: MoaSettings, answered: int, aggregator: str, seconds: float) -> str:
+    """The last status of a run that produced an answer: what happened, not what was planned."""
+    return (
+        f"Mixture of Agents: {plural(settings.num_layers, 'layer')}, {answered} of "
+        f"{plural(settings.num_agents_per_layer, 'agent')} answered, combined by {aggregator} in {seconds:.1f} s"
+    )
 
 
 async def run_mixture(
@@ -1183,18 +1388,19 @@ async def run_mixture(
     final = "Mixture of Agents stopped"
     try:
         answers: list[str] = []
+        failed_in: dict[str, int] = {}
         for layer in range(1, settings.num_layers + 1):
             messages = history if layer == 1 else with_references(history, REFINE_PROMPT, answers)
-            results = await run_layer(layer, messages, client, settings, timing, progress)
+            results = await run_layer(layer, messages, client, settings, timing, progress, failed_in)
             if settings.show_intermediate:
                 yield layer_block(layer, settings.num_layers, results)
             answers = [r.text for r in results if r.ok]
             if len(answers) < settings.required_answers:
-                raise MoaError(layer_failure(layer, settings.num_layers, results, settings.required_answers))
+                raise layer_failure(layer, settings.num_layers, results, settings.required_answers)
 
         aggregator = settings.aggregator
         notice = progress.retry_notice("Aggregating", aggregator, settings.max_retries)
-        await progress.say(f"Aggregating {len(answers)} answer{'s' if len(answers) != 1 else ''} with {aggregator}")
+        await progress.say(f"Aggregating {plural(len(answers), 'answer')} with {aggregator}")
         final_messages = with_references(history, SYNTHESIZE_PROMPT, answers)
         sent = False
         try:
@@ -1205,44 +1411,50 @@ async def run_mixture(
             raise aggregator_failure(aggregator, exc, settings.agent_timeout) from None
         if not sent:
             raise MoaError(f"The aggregator {aggregator} returned an empty answer.")
-        agents = settings.num_agents_per_layer
-        final = (
-            f"Mixture of Agents: {settings.num_layers} layer{'s' if settings.num_layers != 1 else ''} × "
-            f"{agents} agent{'s' if agents != 1 else ''}, combined by {aggregator} "
-            f"in {timing.clock() - started:.1f} s"
-        )
+        final = summary(settings, len(answers), aggregator, timing.clock() - started)
     except MoaError as exc:
-        final = f"Stopped: {exc}"
+        final = f"Stopped: {exc.sentence}"  # the error itself carries the advice
         raise
     finally:
         await progress.finish(final)
 
 
 async def run_task(conversation: Any, client: ModelClient, settings: MoaSettings, timing: MoaTiming = REAL_TIME) -> str:
-    """Open WebUI's title/tags/follow-up tasks: one call to the aggregator, not the mixture."""
+    """Open WebUI's title/tags/follow-up tasks: one call to the aggregator, not the mixture.
+
+    Open WebUI 0.12.4 (open_webui/utils/task.py, utils/middleware.py) reads the JSON object
+    between the answer's first "{" and last "}": a reasoning block before it would break that,
+    so it is removed.
+    """
     check_settings(settings)
     model = settings.aggregator
     messages = clean_history(conversation)
     if not messages:
         raise MoaError("Mixture of Agents got no messages to answer.")
     try:
-        return await complete_within(client, model, messages, settings, timing)
+        return strip_reasoning(await complete_within(client, model, messages, settings, timing)).strip()
     except ModelUnavailable as exc:
-        raise MoaError(unavailable_message(model, exc.reason)) from None
-    except ModelCallError as exc:
-        raise MoaError(f"The aggregator {model} failed: {exc.reason}.") from None
+        raise unavailable_error(model, exc) from None
     except TimeoutError:
-        raise MoaError(f"The aggregator {model} gave no answer within {settings.agent_timeout:g} s.") from None
+        raise MoaError(
+            f"The aggregator {model} gave no answer within {settings.agent_timeout:g} s.",
+            detail=f"The {valve('agent_timeout')} bounds each call.",
+        ) from None
     except Exception as exc:
-        _MOA_LOG.exception("task call to %s failed", model)
-        raise MoaError(f"The aggregator {model} failed: {describe_failure(exc, settings.agent_timeout)}.") from None
+        if not isinstance(exc, ModelCallError):
+            _MOA_LOG.error("task call to %s failed", model, exc_info=exc)
+        raise MoaError(
+            f"The aggregator {model} failed: {describe_failure(exc, settings.agent_timeout)}.",
+            detail=failure_detail(exc),
+        ) from None
 # --- end inlined: shared/moa.py ---
 
 
 # from shared.events import Emitter  (inlined above)
 # from shared.host import ChatHost, HostRefusal, ModelNotFound  (inlined above)
-# from shared.moa import ( ChatMessage, MoaError, MoaSettings, MoaValves, check_settings, run_mixture, run_task, sampling_params, unavailable_message, )  (inlined above)
-# from shared.openai_wire import ModelCallError, ModelUnavailable, completion_text, error_from_status, stream_text  (inlined above)
+# from shared.messages import is_admin  (inlined above)
+# from shared.moa import ( ASK_ADMIN, MODEL_VALVES, ChatMessage, MoaError, MoaSettings, MoaValves, check_settings, message_for, run_mixture, run_task, sampling_params, unavailable_error, )  (inlined above)
+# from shared.openai_wire import ( ModelCallError, ModelUnavailable, completion_text, error_from_status, stream_text, )  (inlined above)
 # from shared.retry import parse_retry_after  (inlined above)
 
 # Metadata key carrying the ids of the mixture pipes already running in this request.
@@ -1252,10 +1464,12 @@ CALLERS_KEY = "mixture_of_agents_callers"
 def call_error(model: str, exc: Exception) -> ModelCallError:
     """What an exception from Open WebUI's chat call means for this model."""
     if isinstance(exc, ModelNotFound):  # an unknown id, or one the user may not use
-        return ModelUnavailable(model, "it does not exist or you do not have access to it")
+        return ModelUnavailable(model, "it does not exist or you do not have access to it", access=True)
     if isinstance(exc, HostRefusal):  # an HTTP error from one of Open WebUI's routers
         return error_from_status(model, exc.status_code, {"detail": exc.detail})
-    return ModelCallError(model, str(exc) or "the call failed without saying why")
+    # Anything else raised on the way is a program's internals: the log and administrators get them.
+    reason = "the call failed" if str(exc) else "the call failed without saying why"
+    return ModelCallError(model, reason, detail=f"{type(exc).__name__}: {exc}")
 
 
 def response_body(response: Any) -> Any:
@@ -1277,21 +1491,29 @@ def response_error(model: str, response: Any) -> ModelCallError:
 class OpenWebUIClient:
     """Calls models through Open WebUI's generate_chat_completion as the chatting user."""
 
-    def __init__(self, host: ChatHost, request: Any, user: Any, params: dict[str, Any], callers: list[str]) -> None:
+    def __init__(
+        self,
+        host: ChatHost,
+        request: Any,
+        user: Any,
+        params: dict[str, Any],
+        callers: list[str],
+        task: str | None = None,
+    ) -> None:
         self.host = host
         self.request = request
         self.user = user
         self.params = params
         self.callers = callers
+        self.task = task
 
     def form(self, model: str, messages: list[ChatMessage], stream: bool) -> dict[str, Any]:
-        return {
-            **self.params,
-            "model": model,
-            "messages": messages,
-            "stream": stream,
-            "metadata": {CALLERS_KEY: list(self.callers)},
-        }
+        metadata: dict[str, Any] = {CALLERS_KEY: list(self.callers)}
+        if self.task:
+            # A pipe model (the pack's Gemini pipe, say) reads `task` as `__task__` and answers
+            # in one quick call, without thinking or tools.
+            metadata["task"] = self.task
+        return {**self.params, "model": model, "messages": messages, "stream": stream, "metadata": metadata}
 
     async def call(self, model: str, form: dict[str, Any]) -> Any:
         try:
@@ -1325,6 +1547,12 @@ class OpenWebUIClient:
                     raise ModelCallError(model, f"HTTP {status}", status=status)
                 async for piece in stream_text(model, iterator):
                     yield piece
+            except ModelCallError:
+                raise
+            except Exception as exc:  # the upstream connection dropped mid-stream (aiohttp's errors)
+                raise ModelCallError(
+                    model, "the answer broke off", retryable=True, detail=f"{type(exc).__name__}: {exc}"
+                ) from None
             finally:
                 closer = getattr(iterator, "aclose", None)
                 if closer is not None:
@@ -1335,7 +1563,11 @@ class OpenWebUIClient:
                 raise response_error(model, response)
             yield completion_text(model, response_body(response))
             return
-        raise ModelCallError(model, f"unexpected answer of type {type(response).__name__}")
+        raise ModelCallError(
+            model,
+            "the answer could not be read",
+            detail=f"Open WebUI returned a {type(response).__name__}",
+        )
 
 
 def pipe_id_of(body: dict[str, Any]) -> str:
@@ -1365,11 +1597,13 @@ async def check_models(model_ids: list[str], request: Any, user: Any, host: Chat
     for model_id in model_ids:
         info = registry.get(model_id)
         if info is None:
-            raise MoaError(unavailable_message(model_id, "Open WebUI has no model with this id"))
+            raise unavailable_error(model_id, "Open WebUI has no model with this id")
         if is_mixture(model_id, info, mixture_ids):
             raise MoaError(
                 f"Mixture of Agents cannot use `{model_id}`: that is this mixture itself, and calling it "
-                "would never end. Remove it from the `models` and `aggregator_model` valves."
+                "would never end.",
+                advice=ASK_ADMIN,
+                detail=f"Remove it from the {MODEL_VALVES}.",
             )
         try:
             allowed = await host.may_use_model(user, info)
@@ -1379,7 +1613,7 @@ async def check_models(model_ids: list[str], request: Any, user: Any, host: Chat
             # as the chat call would.
             allowed = False
         if not allowed:
-            raise MoaError(unavailable_message(model_id, "you do not have access to it"))
+            raise unavailable_error(model_id, "you do not have access to it", access=True)
 
 
 async def load_user(host: ChatHost, user: dict[str, Any]) -> Any:
@@ -1390,19 +1624,20 @@ async def load_user(host: ChatHost, user: dict[str, Any]) -> Any:
 
 
 async def mixture_reply(
-    messages: Any, client: OpenWebUIClient, settings: MoaSettings, events: Emitter, streaming: bool
+    messages: Any, client: OpenWebUIClient, settings: MoaSettings, events: Emitter, streaming: bool, admin: bool
 ) -> AsyncIterator[str | dict[str, Any]]:
     try:
         async with aclosing(run_mixture(messages, client, settings, events)) as pieces:
             async for piece in pieces:
                 yield piece
     except MoaError as exc:
+        text = message_for(exc, admin=admin)
         if not streaming:
-            raise
+            raise MoaError(text) from None
         # Open WebUI 0.12.4 shows this line as the message's error block plus a toast (the same
         # thing it does for an exception raised before streaming) and keeps the text so far; an
         # exception raised now would wipe that text.
-        yield {"error": {"detail": str(exc)}}
+        yield {"error": {"detail": text}}
 
 
 class Pipe:
@@ -1423,26 +1658,36 @@ class Pipe:
         __metadata__: dict | None = None,
     ) -> str | AsyncIterator[str | dict[str, Any]]:
         # Everything that can be checked is checked here, before a generator is returned:
-        # 0.12.4 shows an exception raised now as an error block and a toast.
+        # 0.12.4 shows an exception raised now as an error block and a toast, its text as it is.
+        admin = is_admin(__user__)
+        try:
+            return await self.start(body, __user__, __request__, __event_emitter__, __task__, __metadata__, admin=admin)
+        except MoaError as exc:
+            raise MoaError(message_for(exc, admin=admin)) from None
+
+    async def start(
+        self, body: Any, user_info: Any, request: Any, emitter: Any, task: str | None, metadata: Any, *, admin: bool
+    ) -> str | AsyncIterator[str | dict[str, Any]]:
         body = body if isinstance(body, dict) else {}
         settings = MoaSettings.from_valves(self.valves)
         check_settings(settings)
-        if __request__ is None or not isinstance(__user__, dict) or "id" not in __user__:
+        if request is None or not isinstance(user_info, dict) or "id" not in user_info:
             raise MoaError("Mixture of Agents runs inside Open WebUI chats only: no request or user was passed.")
-        user = await load_user(self.host, __user__)
+        user = await load_user(self.host, user_info)
         own_id = pipe_id_of(body)
-        callers = callers_of(__metadata__)
+        callers = callers_of(metadata)
         if own_id in callers:
             raise MoaError(
-                f"Mixture of Agents `{own_id}` was called by itself through another model; "
-                "remove the loop from the `models` valves."
+                f"Mixture of Agents `{own_id}` was called by itself through another model, which would never end.",
+                advice=ASK_ADMIN,
+                detail=f"One of the models in the {MODEL_VALVES} leads back to this mixture: remove it.",
             )
         chain = [*callers, own_id]
-        client = OpenWebUIClient(self.host, __request__, user, sampling_params(body), chain)
-        if __task__:
+        client = OpenWebUIClient(self.host, request, user, sampling_params(body), chain, task)
+        if task:
             # Titles, tags and follow-ups want one quick answer, not the whole mixture.
-            await check_models([settings.aggregator], __request__, user, self.host, chain)
+            await check_models([settings.aggregator], request, user, self.host, chain)
             return await run_task(body.get("messages"), client, settings)
-        await check_models(settings.models_in_use(), __request__, user, self.host, chain)
-        events = Emitter(__event_emitter__, status_interval=self.valves.emit_interval)
-        return mixture_reply(body.get("messages"), client, settings, events, bool(body.get("stream")))
+        await check_models(settings.models_in_use(), request, user, self.host, chain)
+        events = Emitter(emitter, status_interval=self.valves.emit_interval)
+        return mixture_reply(body.get("messages"), client, settings, events, bool(body.get("stream")), admin)

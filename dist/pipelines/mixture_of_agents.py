@@ -274,6 +274,23 @@ class Emitter:
 # --- end inlined: shared/events.py ---
 
 
+# --- begin inlined: shared/messages.py (sha256:a33514ebf161b77d) ---
+def is_admin(user: Any) -> bool:
+    """Whether Open WebUI's `__user__` (a dict) or user record (an object) is an administrator."""
+    role = user.get("role") if isinstance(user, dict) else getattr(user, "role", None)
+    return role == "admin"
+
+
+def for_reader(sentence: str, detail: str = "", *, admin: bool) -> str:
+    """`sentence`, with the administrator's detail added when the reader is an administrator."""
+    sentence = sentence.strip()
+    detail = " ".join(detail.split())
+    if not admin or not detail:
+        return sentence
+    return f"{sentence} (For administrators: {detail})"
+# --- end inlined: shared/messages.py ---
+
+
 # --- begin inlined: shared/retry.py (sha256:67eb41439b11fff0) ---
 T = TypeVar("T")
 
@@ -455,10 +472,15 @@ def strip_reasoning(text: str) -> str:
 # --- end inlined: shared/text.py ---
 
 
-# --- begin inlined: shared/openai_wire.py (sha256:7d8dfc7c98334118) ---
+# --- begin inlined: shared/openai_wire.py (sha256:caa579c8b558094f) ---
 class ModelCallError(Exception):
     """One call to a model failed. `retryable`: worth another try (see shared/retry.py for the
-    statuses; a dropped connection is retryable too, which its caller says)."""
+    statuses; a dropped connection is retryable too, which its caller says).
+
+    `reason` is a phrase any user may read ("HTTP 429: slow down", "cannot reach the model
+    server"); `detail` is what only the server log and an administrator need (the exception, the
+    upstream's own text when it reads like a program's internals).
+    """
 
     def __init__(
         self,
@@ -468,6 +490,7 @@ class ModelCallError(Exception):
         status: int | None = None,
         retryable: bool | None = None,
         retry_after: float | None = None,
+        detail: str = "",
     ) -> None:
         super().__init__(f"{model}: {reason}")
         self.model = model
@@ -475,13 +498,47 @@ class ModelCallError(Exception):
         self.status = status
         self.retryable = retryable_status(status) if retryable is None else retryable
         self.retry_after = retry_after
+        self.detail = detail
 
 
 class ModelUnavailable(ModelCallError):
-    """The model cannot be used at all (unknown, no access, credentials refused): a setup problem."""
+    """The model cannot be used at all (unknown, no access, credentials refused): a setup problem.
 
-    def __init__(self, model: str, reason: str, *, status: int | None = None) -> None:
-        super().__init__(model, reason, status=status, retryable=False)
+    `access`: the user may simply lack access to the model, which an administrator can grant.
+    """
+
+    def __init__(
+        self, model: str, reason: str, *, status: int | None = None, access: bool = False, detail: str = ""
+    ) -> None:
+        super().__init__(model, reason, status=status, retryable=False, detail=detail)
+        self.access = access
+
+
+# What marks a text as a program's internals rather than a sentence: exception class names
+# (TimeoutError, ClientPayloadError, ReadTimeout, StopIteration ...), tracebacks, reprs.
+_INTERNALS = re.compile(
+    r"\b[A-Z][A-Za-z0-9]*[a-z](?:Error|Exception|Exc|Timeout|Interrupt|Iteration|Exit|Warning|Group)\b"
+    r"|\bIncompleteRead\b|Traceback \(most recent call last\)|\bFile \"|<class '|\bobject at 0x"
+    r"|(?i:\A\s*<(?:!doctype|html|head|body)\b)"  # an HTML error page
+)
+
+
+def reads_as_internals(text: str) -> bool:
+    """Whether `text` names exception classes or quotes a traceback (not for a user's eyes)."""
+    return bool(_INTERNALS.search(text))
+
+
+def with_upstream_text(prefix: str, text: str) -> tuple[str, str]:
+    """(reason, detail) for an upstream's error text: quoted after `prefix` when it reads as a sentence."""
+    if not text or reads_as_internals(text):
+        return prefix, text
+    return (f"{prefix}: {text}" if prefix else text), ""
+
+
+def _reported(text: str) -> tuple[str, str]:
+    """(reason, detail) for an error the model's answer carries."""
+    reason, detail = with_upstream_text("", text)
+    return reason or "the model reported an error", detail
 
 
 def error_text(payload: Any) -> str:
@@ -507,22 +564,25 @@ def error_text(payload: Any) -> str:
 
 def error_from_status(model: str, status: int, body: Any, retry_after: float | None = None) -> ModelCallError:
     """The exception for an HTTP error answer; 401/403/404 mean the setup is wrong."""
-    reason = f"HTTP {status}: {error_text(body)}"
+    reason, detail = with_upstream_text(f"HTTP {status}", error_text(body))
     if status == 404:
-        return ModelUnavailable(model, f"the model was not found ({reason})", status=status)
+        return ModelUnavailable(model, f"the model was not found ({reason})", status=status, detail=detail)
     if status in (401, 403):
         # Upstream messages for a bad key may quote part of it; keep only the status.
         return ModelUnavailable(model, f"the endpoint refused the credentials (HTTP {status})", status=status)
-    return ModelCallError(model, reason, status=status, retry_after=retry_after)
+    return ModelCallError(model, reason, status=status, retry_after=retry_after, detail=detail)
 
 
 def completion_text(model: str, payload: Any) -> str:
     """`choices[0].message.content` of a chat.completion, or the error it carries."""
     if not isinstance(payload, dict):
-        raise ModelCallError(model, f"unexpected answer of type {type(payload).__name__}")
+        raise ModelCallError(
+            model, "the answer could not be read", detail=f"a {type(payload).__name__} instead of a chat completion"
+        )
     choices = payload.get("choices")
     if not choices and payload.get("error"):
-        raise ModelCallError(model, error_text(payload))
+        reason, detail = _reported(error_text(payload))
+        raise ModelCallError(model, reason, detail=detail)
     try:
         content = choices[0]["message"].get("content")
     except (TypeError, KeyError, IndexError, AttributeError):
@@ -571,7 +631,8 @@ async def stream_text(model: str, lines: AsyncIterator[str | bytes]) -> AsyncIte
             if item.get("error"):
                 error = item["error"]
                 code = error.get("code") if isinstance(error, dict) else None
-                raise ModelCallError(model, error_text(item), status=code if isinstance(code, int) else None)
+                reason, detail = _reported(error_text(item))
+                raise ModelCallError(model, reason, status=code if isinstance(code, int) else None, detail=detail)
             continue  # usage chunks, {"event": ...} lines of nested pipes, selected_model_id
         delta = choices[0].get("delta") if isinstance(choices[0], dict) else None
         text = content_text(delta.get("content"), separator="") if isinstance(delta, dict) else ""
@@ -580,7 +641,7 @@ async def stream_text(model: str, lines: AsyncIterator[str | bytes]) -> AsyncIte
 # --- end inlined: shared/openai_wire.py ---
 
 
-# --- begin inlined: shared/moa.py (sha256:8fd77eefc9ef913d) ---
+# --- begin inlined: shared/moa.py (sha256:dbaae4882608c9e1) ---
 _MOA_LOG = logging.getLogger("openwebui_pack.moa")
 
 ChatMessage = dict[str, Any]
@@ -599,7 +660,31 @@ class ModelClient(Protocol):
 
 
 class MoaError(Exception):
-    """The mixture cannot produce an answer; the message is written for the user."""
+    """The mixture cannot produce an answer.
+
+    `str(error)` is for any user: what happened, and whom to ask when only an administrator can
+    fix it (`advice`). `detail` is the administrator's part (which valve, what the upstream said):
+    it goes to the server log, and replaces the advice when the reader is an administrator.
+    """
+
+    def __init__(self, sentence: str, *, advice: str = "", detail: str = "") -> None:
+        self.sentence = sentence.strip()
+        self.advice = advice.strip()
+        self.detail = " ".join(detail.split())
+        super().__init__(f"{self.sentence} {self.advice}".strip())
+
+    def text_for(self, *, admin: bool) -> str:
+        return for_reader(self.sentence, self.detail, admin=True) if admin else str(self)
+
+
+def message_for(error: MoaError, *, admin: bool) -> str:
+    """The error's text for this reader; the administrator's detail goes to the server log too."""
+    if error.detail:
+        _MOA_LOG.warning("%s (%s)", error.sentence, error.detail)
+    return error.text_for(admin=admin)
+
+
+ASK_ADMIN = "Ask an administrator to check the Mixture of Agents settings."
 
 
 def split_model_ids(value: Any) -> list[str]:
@@ -621,26 +706,57 @@ class MoaValves(BaseModel):
 
     models: list[str] = Field(
         default_factory=list,
+        title="Agent models",
         description="Agent model ids, comma-separated. Agents get them in turn (round-robin), so one "
         "model may serve several agents.",
     )
     aggregator_model: str = Field(
-        default="", description="Model that writes the final answer. Empty: the first agent model."
+        default="",
+        title="Aggregator model",
+        description="Model that writes the final answer. Empty: the first agent model.",
     )
-    num_layers: int = Field(default=2, ge=1, le=10, description="Rounds of agent answers before aggregation.")
-    num_agents_per_layer: int = Field(default=3, ge=1, le=16, description="Agents answering in each layer.")
-    emit_interval: float = Field(default=0.5, ge=0, le=10, description="Minimum seconds between status updates.")
-    enable_status_indicator: bool = Field(default=True, description="Show progress under the message.")
+    num_layers: int = Field(
+        default=2, ge=1, le=10, title="Layers", description="Rounds of agent answers before aggregation."
+    )
+    num_agents_per_layer: int = Field(
+        default=3, ge=1, le=16, title="Agents per layer", description="Agents answering in each layer."
+    )
+    emit_interval: float = Field(
+        default=0.5,
+        ge=0,
+        le=10,
+        title="Status update interval (seconds)",
+        description="Minimum seconds between status updates.",
+    )
+    enable_status_indicator: bool = Field(
+        default=True, title="Show progress", description="Show progress under the message."
+    )
     agent_timeout: float = Field(
-        default=120.0, gt=0, le=3600, description="Seconds one agent may take, retries included."
+        default=120.0,
+        gt=0,
+        le=3600,
+        title="Agent timeout (seconds)",
+        description="Seconds one agent may take, retries included.",
     )
     min_successful_agents: int = Field(
-        default=1, ge=1, le=16, description="A layer with fewer answers than this (capped at the agent count) stops."
+        default=1,
+        ge=1,
+        le=16,
+        title="Minimum answers per layer",
+        description="A layer with fewer answers than this (capped at the agent count) stops.",
     )
     show_intermediate: bool = Field(
-        default=False, description="Put each layer's answers in a collapsed block before the final answer."
+        default=False,
+        title="Show each layer's answers",
+        description="Put each layer's answers in a collapsed block before the final answer.",
     )
-    max_retries: int = Field(default=2, ge=0, le=10, description="Retries for rate limits (429) and server errors.")
+    max_retries: int = Field(
+        default=2,
+        ge=0,
+        le=10,
+        title="Retries per call",
+        description="Retries for rate limits (429) and server errors.",
+    )
 
     @field_validator("models", mode="before")
     @classmethod
@@ -706,11 +822,21 @@ def sampling_params(body: Any) -> dict[str, Any]:
     return {k: body[k] for k in SAMPLING_PARAMS if body.get(k) is not None}
 
 
+def valve(name: str) -> str:
+    """A valve as an administrator sees it in the valves form: by its title."""
+    return f'"{MoaValves.model_fields[name].title}" valve'
+
+
+MODEL_VALVES = valve("models").replace(" valve", f" and {valve('aggregator_model')}s")
+
+
 def check_settings(settings: MoaSettings) -> None:
     if not settings.models:
         raise MoaError(
-            "Mixture of Agents has no agent models. Set the `models` valve to one or more model ids "
-            "(comma-separated, as listed in the model selector)."
+            "Mixture of Agents has no agent models to ask yet.",
+            advice="Ask an administrator to set it up.",
+            detail=f"Set the {valve('models')} to one or more model ids (comma-separated, as listed in the "
+            "model selector).",
         )
 
 
@@ -798,8 +924,11 @@ class AgentResult:
     index: int
     model: str
     text: str = ""
-    error: str = ""
+    error: str = ""  # why there is no answer, in words any user may read
+    detail: str = ""  # the administrator's part of it (server log, admin messages)
     unavailable: ModelUnavailable | None = None
+    call_failed: bool = False  # the call failed for good (not an empty answer): not asked again this run
+    skipped: bool = False  # not asked: the model failed in an earlier layer
 
     @property
     def ok(self) -> bool:
@@ -828,7 +957,16 @@ def describe_failure(exc: BaseException, timeout: float) -> str:
         return exc.reason
     if isinstance(exc, TimeoutError):
         return f"no answer within {timeout:g} s"
-    return "an unexpected error (the server log has the details)"
+    return "an unexpected error"
+
+
+def failure_detail(exc: BaseException) -> str:
+    """What an administrator needs to know about a failure beyond `describe_failure`."""
+    if isinstance(exc, ModelCallError):
+        return exc.detail
+    if isinstance(exc, TimeoutError):
+        return f"the {valve('agent_timeout')} bounds each call"
+    return f"{type(exc).__name__}: {exc}"
 
 
 def _retry_plan(exc: BaseException) -> RetryPlan:
@@ -839,6 +977,10 @@ def _retry_plan(exc: BaseException) -> RetryPlan:
 
 
 STATUS_LIMIT = 240  # upstream error texts can be long; the status line is one line
+
+
+def plural(count: int, word: str) -> str:
+    return f"{count} {word}{'' if count == 1 else 's'}"
 
 
 class _Progress:
@@ -864,7 +1006,7 @@ class _Progress:
         """The status shown before a retry of `model`'s call."""
 
         async def notice(exc: BaseException, attempt: int, delay: float) -> None:
-            reason = exc.reason if isinstance(exc, ModelCallError) else str(exc)
+            reason = exc.reason if isinstance(exc, ModelCallError) else "an unexpected error"
             await self.say(f"{label}: {model} failed ({reason}); retry {attempt}/{max_retries} in {delay:.1f} s")
 
         return notice
@@ -914,13 +1056,27 @@ async def run_agent(
         if not result.text:
             result.error = "empty answer"
     except ModelUnavailable as exc:
-        result.error, result.unavailable = exc.reason, exc
-    except (ModelCallError, TimeoutError) as exc:
+        result.error, result.detail, result.unavailable = exc.reason, exc.detail, exc
+    except Exception as exc:  # ModelCallError, TimeoutError, or a bug in a client
+        if not isinstance(exc, ModelCallError | TimeoutError):
+            _MOA_LOG.error("agent %d (%s) failed", index + 1, model, exc_info=exc)
         result.error = describe_failure(exc, settings.agent_timeout)
-    except Exception as exc:
-        _MOA_LOG.exception("agent %d (%s) failed", index + 1, model)
-        result.error = describe_failure(exc, settings.agent_timeout)
+        result.detail = failure_detail(exc)
+        result.call_failed = True
+    if result.detail:
+        _MOA_LOG.warning("agent %d (%s) gave no answer: %s (%s)", index + 1, model, result.error, result.detail)
     return result
+
+
+def left_out(index: int, model: str, failed_in: int) -> AgentResult:
+    """An agent whose model failed in an earlier layer of this run: not asked again."""
+    return AgentResult(index, model, error=f"not asked again after failing in layer {failed_in}", skipped=True)
+
+
+def newly_failed(results: list[AgentResult]) -> set[str]:
+    """Models whose every call in this layer failed for good (one answer shows the model works)."""
+    failed = {r.model for r in results if r.call_failed}
+    return failed - {r.model for r in results if r.ok}
 
 
 async def run_layer(
@@ -930,22 +1086,31 @@ async def run_layer(
     settings: MoaSettings,
     timing: MoaTiming,
     progress: _Progress,
+    failed_in: dict[str, int],
 ) -> list[AgentResult]:
-    """All agents of one layer, concurrently; statuses as each one finishes."""
+    """All agents of one layer, concurrently; statuses as each one finishes.
+
+    `failed_in` maps each model that failed for good in an earlier layer to that layer: its agents
+    are not asked again (a retry already told that it will not answer). The layer adds its own.
+    """
     models = assign_models(settings.models, settings.num_agents_per_layer)
     total = len(models)
     label = progress.layer(layer)
+    results = [left_out(i, m, failed_in[m]) for i, m in enumerate(models) if m in failed_in]
+    asked = [(i, m) for i, m in enumerate(models) if m not in failed_in]
 
-    await progress.say(f"{label}: asking {total} agent{'s' if total != 1 else ''}")
+    line = f"{label}: asking {plural(len(asked), 'agent')}"
+    if results:
+        line += f" ({', '.join(dict.fromkeys(r.model for r in results))} left out after failing)"
+    await progress.say(line)
     tasks = [
         asyncio.create_task(
             run_agent(
                 i, model, messages, client, settings, timing, progress.retry_notice(label, model, settings.max_retries)
             )
         )
-        for i, model in enumerate(models)
+        for i, model in asked
     ]
-    results: list[AgentResult] = []
     try:
         pending: set[asyncio.Task[AgentResult]] = set(tasks)
         while pending:
@@ -954,29 +1119,52 @@ async def run_layer(
                 result = task.result()
                 results.append(result)
                 if result.unavailable is not None:
-                    raise MoaError(unavailable_message(result.model, result.unavailable.reason))
-            answered = sum(r.ok for r in results)
-            failed = [r for r in results if not r.ok]
-            line = f"{label}: {answered}/{total} agents answered"
-            if failed:
-                last = failed[-1]
-                line += f", {len(failed)} dropped ({last.model}: {last.error})"
-            await progress.say(line)
+                    raise unavailable_error(result.model, result.unavailable)
+            await progress.say(layer_progress(label, results, total))
     finally:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+    for model in newly_failed(results):
+        failed_in.setdefault(model, layer)
     return sorted(results, key=lambda r: r.index)
+
+
+def layer_progress(label: str, results: list[AgentResult], total: int) -> str:
+    answered = sum(r.ok for r in results)
+    line = f"{label}: {answered}/{total} agents answered"
+    failed = [r for r in results if not r.ok and not r.skipped]
+    if failed:
+        last = failed[-1]
+        line += f", {len(failed)} dropped ({last.model}: {last.error})"
+    return line
 
 
 def shorten(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
-def unavailable_message(model: str, reason: str) -> str:
-    return (
-        f"Mixture of Agents cannot use the model `{model}`: {reason}. Check the `models` and `aggregator_model` valves."
-    )
+def unavailable_error(model: str, cause: ModelUnavailable | str, *, access: bool = False) -> MoaError:
+    """A model the mixture cannot use: the user learns whom to ask, the administrator what to change.
+
+    `cause` is the model's error, or the reason as a phrase; `access`: the user may lack access to
+    the model (the error's own flag wins).
+    """
+    reason = cause.reason if isinstance(cause, ModelUnavailable) else cause
+    upstream = cause.detail if isinstance(cause, ModelUnavailable) else ""
+    access = cause.access if isinstance(cause, ModelUnavailable) else access
+    credentials = isinstance(cause, ModelUnavailable) and cause.status in (401, 403)
+    sentence = f"Mixture of Agents cannot use the model `{model}`: {reason}."
+    if access:
+        advice = f"Ask an administrator to give you access to the model `{model}`."
+        detail = f"Give this user access to the model `{model}`, or change the {MODEL_VALVES}."
+    elif credentials:
+        advice = ASK_ADMIN
+        detail = f"Check the API key of the connection that serves `{model}`."
+    else:
+        advice = ASK_ADMIN
+        detail = f"Check the {MODEL_VALVES}."
+    return MoaError(sentence, advice=advice, detail=f"{upstream}. {detail}" if upstream else detail)
 
 
 def layer_block(layer: int, layers: int, results: list[AgentResult]) -> str:
@@ -996,12 +1184,16 @@ def layer_block(layer: int, layers: int, results: list[AgentResult]) -> str:
     return "\n".join(lines) + "\n\n"
 
 
-def layer_failure(layer: int, layers: int, results: list[AgentResult], needed: int) -> str:
+def layer_failure(layer: int, layers: int, results: list[AgentResult], needed: int) -> MoaError:
     answered = sum(r.ok for r in results)
     reasons = "; ".join(f"{r.model}: {r.error.rstrip('.')}" for r in results if not r.ok)
-    return (
+    details = [f"{r.model}: {r.detail}" for r in results if r.detail]
+    if needed > 1:
+        details.append(f"The {valve('min_successful_agents')} asks for {needed}.")
+    return MoaError(
         f"Mixture of Agents stopped in layer {layer} of {layers}: {answered} of {len(results)} agents "
-        f"answered, at least {needed} needed. {reasons}."
+        f"answered, at least {needed} needed. {reasons}.",
+        detail="; ".join(details),
     )
 
 
@@ -1066,12 +1258,25 @@ async def stream_answer(
 def aggregator_failure(aggregator: str, exc: Exception, timeout: float) -> MoaError:
     """The message for an aggregator that gave no answer."""
     if isinstance(exc, ModelUnavailable):
-        return MoaError(unavailable_message(aggregator, exc.reason))
+        return unavailable_error(aggregator, exc)
     if isinstance(exc, TimeoutError):
-        return MoaError(f"The aggregator {aggregator} sent nothing for {timeout:g} s (agent_timeout).")
+        return MoaError(
+            f"The aggregator {aggregator} sent nothing for {timeout:g} s.",
+            detail=f"The {valve('agent_timeout')} bounds each wait for the aggregator's next piece.",
+        )
     if not isinstance(exc, ModelCallError):
         _MOA_LOG.error("aggregator %s failed", aggregator, exc_info=exc)
-    return MoaError(f"The aggregator {aggregator} failed: {describe_failure(exc, timeout)}.")
+    return MoaError(
+        f"The aggregator {aggregator} failed: {describe_failure(exc, timeout)}.", detail=failure_detail(exc)
+    )
+
+
+def summary(settings: MoaSettings, answered: int, aggregator: str, seconds: float) -> str:
+    """The last status of a run that produced an answer: what happened, not what was planned."""
+    return (
+        f"Mixture of Agents: {plural(settings.num_layers, 'layer')}, {answered} of "
+        f"{plural(settings.num_agents_per_layer, 'agent')} answered, combined by {aggregator} in {seconds:.1f} s"
+    )
 
 
 async def run_mixture(
@@ -1091,18 +1296,19 @@ async def run_mixture(
     final = "Mixture of Agents stopped"
     try:
         answers: list[str] = []
+        failed_in: dict[str, int] = {}
         for layer in range(1, settings.num_layers + 1):
             messages = history if layer == 1 else with_references(history, REFINE_PROMPT, answers)
-            results = await run_layer(layer, messages, client, settings, timing, progress)
+            results = await run_layer(layer, messages, client, settings, timing, progress, failed_in)
             if settings.show_intermediate:
                 yield layer_block(layer, settings.num_layers, results)
             answers = [r.text for r in results if r.ok]
             if len(answers) < settings.required_answers:
-                raise MoaError(layer_failure(layer, settings.num_layers, results, settings.required_answers))
+                raise layer_failure(layer, settings.num_layers, results, settings.required_answers)
 
         aggregator = settings.aggregator
         notice = progress.retry_notice("Aggregating", aggregator, settings.max_retries)
-        await progress.say(f"Aggregating {len(answers)} answer{'s' if len(answers) != 1 else ''} with {aggregator}")
+        await progress.say(f"Aggregating {plural(len(answers), 'answer')} with {aggregator}")
         final_messages = with_references(history, SYNTHESIZE_PROMPT, answers)
         sent = False
         try:
@@ -1113,37 +1319,42 @@ async def run_mixture(
             raise aggregator_failure(aggregator, exc, settings.agent_timeout) from None
         if not sent:
             raise MoaError(f"The aggregator {aggregator} returned an empty answer.")
-        agents = settings.num_agents_per_layer
-        final = (
-            f"Mixture of Agents: {settings.num_layers} layer{'s' if settings.num_layers != 1 else ''} × "
-            f"{agents} agent{'s' if agents != 1 else ''}, combined by {aggregator} "
-            f"in {timing.clock() - started:.1f} s"
-        )
+        final = summary(settings, len(answers), aggregator, timing.clock() - started)
     except MoaError as exc:
-        final = f"Stopped: {exc}"
+        final = f"Stopped: {exc.sentence}"  # the error itself carries the advice
         raise
     finally:
         await progress.finish(final)
 
 
 async def run_task(conversation: Any, client: ModelClient, settings: MoaSettings, timing: MoaTiming = REAL_TIME) -> str:
-    """Open WebUI's title/tags/follow-up tasks: one call to the aggregator, not the mixture."""
+    """Open WebUI's title/tags/follow-up tasks: one call to the aggregator, not the mixture.
+
+    Open WebUI 0.12.4 (open_webui/utils/task.py, utils/middleware.py) reads the JSON object
+    between the answer's first "{" and last "}": a reasoning block before it would break that,
+    so it is removed.
+    """
     check_settings(settings)
     model = settings.aggregator
     messages = clean_history(conversation)
     if not messages:
         raise MoaError("Mixture of Agents got no messages to answer.")
     try:
-        return await complete_within(client, model, messages, settings, timing)
+        return strip_reasoning(await complete_within(client, model, messages, settings, timing)).strip()
     except ModelUnavailable as exc:
-        raise MoaError(unavailable_message(model, exc.reason)) from None
-    except ModelCallError as exc:
-        raise MoaError(f"The aggregator {model} failed: {exc.reason}.") from None
+        raise unavailable_error(model, exc) from None
     except TimeoutError:
-        raise MoaError(f"The aggregator {model} gave no answer within {settings.agent_timeout:g} s.") from None
+        raise MoaError(
+            f"The aggregator {model} gave no answer within {settings.agent_timeout:g} s.",
+            detail=f"The {valve('agent_timeout')} bounds each call.",
+        ) from None
     except Exception as exc:
-        _MOA_LOG.exception("task call to %s failed", model)
-        raise MoaError(f"The aggregator {model} failed: {describe_failure(exc, settings.agent_timeout)}.") from None
+        if not isinstance(exc, ModelCallError):
+            _MOA_LOG.error("task call to %s failed", model, exc_info=exc)
+        raise MoaError(
+            f"The aggregator {model} failed: {describe_failure(exc, settings.agent_timeout)}.",
+            detail=failure_detail(exc),
+        ) from None
 # --- end inlined: shared/moa.py ---
 
 
@@ -1164,7 +1375,8 @@ def redact(text: str, secrets: Iterable[str], limit: int | None = None) -> str:
 
 
 # from shared.events import Emitter, EventPayload, wire  (inlined above)
-# from shared.moa import ( ChatMessage, MoaError, MoaSettings, MoaValves, check_settings, run_mixture, run_task, sampling_params, )  (inlined above)
+# from shared.messages import is_admin  (inlined above)
+# from shared.moa import ( ChatMessage, MoaError, MoaSettings, MoaValves, check_settings, message_for, run_mixture, run_task, sampling_params, )  (inlined above)
 # from shared.openai_wire import ModelCallError, completion_text, error_from_status, stream_text  (inlined above)
 # from shared.retry import parse_retry_after  (inlined above)
 # from shared.secrets import redact  (inlined above)
@@ -1192,8 +1404,17 @@ class OpenAIEndpoint:
         return headers
 
     def unreachable(self, model: str, exc: Exception) -> ModelCallError:
-        detail = str(exc) or "the connection failed"
-        return ModelCallError(model, redact(f"cannot reach the endpoint ({detail})", (self.api_key,)), retryable=True)
+        """A transport failure: a plain phrase for everyone, aiohttp's own words for the log."""
+        import aiohttp
+
+        if isinstance(exc, aiohttp.ClientConnectorError):
+            reason = "cannot reach the endpoint"
+        elif isinstance(exc, aiohttp.ServerTimeoutError):
+            reason = "the endpoint did not answer in time"
+        else:  # dropped connection, truncated body, reset
+            reason = "the connection to the endpoint broke off"
+        detail = redact(f"{type(exc).__name__}: {exc}", (self.api_key,))
+        return ModelCallError(model, reason, retryable=True, detail=detail)
 
     async def failure(self, model: str, response: Any) -> ModelCallError:
         # Some upstreams echo the key in their error text; it reaches status lines from here.
@@ -1311,10 +1532,12 @@ class Pipeline:
     class Valves(MoaValves):
         openai_api_base: str = Field(
             default_factory=lambda: os.getenv("OPENAI_API_BASE_URL", "https://api.openai.com/v1"),
+            title="API base URL",
             description="OpenAI-compatible base URL serving every agent and the aggregator (ends in /v1).",
         )
         openai_api_key: str = Field(
             default_factory=lambda: os.getenv("OPENAI_API_KEY", ""),
+            title="API key",
             description="API key for that endpoint; never logged or shown in messages.",
             json_schema_extra={"input": {"type": "password"}},
         )
@@ -1340,7 +1563,9 @@ class Pipeline:
         valves = self.valves.model_copy()  # one request sees one set of valves
         conversation = messages if isinstance(messages, list) else body.get("messages")
         task = is_task_request(conversation if isinstance(conversation, list) else [], streaming)
-        job = pipeline_job(valves, conversation, sampling_params(body), streaming, task)
+        # Open WebUI 0.12.4 (routers/openai.py) adds the chatting user, role included, to the body.
+        admin = is_admin(body.get("user"))
+        job = pipeline_job(valves, conversation, sampling_params(body), streaming, task, admin)
         if streaming:
             return drive(job)
         try:
@@ -1348,11 +1573,11 @@ class Pipeline:
         except MoaError as exc:
             # The server returns a dict as it is, and Open WebUI shows `error` as the message's
             # error; an exception would reach the user as a bare "Internal Server Error".
-            return {"error": {"detail": redact(str(exc), (valves.openai_api_key,))}}
+            return {"error": {"detail": redact(message_for(exc, admin=admin), (valves.openai_api_key,))}}
 
 
 def pipeline_job(
-    valves: Any, conversation: Any, params: dict[str, Any], streaming: bool, task: bool
+    valves: Any, conversation: Any, params: dict[str, Any], streaming: bool, task: bool, admin: bool = False
 ) -> Callable[[Callable[[Any], None]], Awaitable[None]]:
     async def job(put: Callable[[Any], None]) -> None:
         import aiohttp
@@ -1378,6 +1603,6 @@ def pipeline_job(
                 raise
             # Open WebUI 0.12.4 (open_webui/utils/middleware.py) shows a `data: {"error": ...}` line
             # of a streamed reply as the message's error.
-            put({"error": {"detail": redact(str(exc), (valves.openai_api_key,))}})
+            put({"error": {"detail": redact(message_for(exc, admin=admin), (valves.openai_api_key,))}})
 
     return job

@@ -269,8 +269,14 @@ def clicked_message(body: dict) -> dict:
 
 class Action:
     class Valves(BaseModel):
-        priority: int = Field(default=0, description="Buttons are ordered by ascending priority.")
-        CALL_TIMEOUT: float = Field(default=120, ge=1, le=3600, description="Seconds to wait for the user.")
+        priority: int = Field(default=0, title="Button order", description="Buttons are ordered by ascending priority.")
+        CALL_TIMEOUT: float = Field(
+            default=120,
+            title="Seconds to wait for an answer",
+            ge=1,
+            le=3600,
+            description="Seconds to wait for the user.",
+        )
 
     def __init__(self) -> None:
         self.valves = self.Valves()

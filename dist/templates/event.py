@@ -38,6 +38,7 @@ class Event:
     class Valves(BaseModel):
         PREFIXES: str = Field(
             default="",
+            title="Events to log",
             description="Comma-separated event name prefixes to log, e.g. 'auth.,user.'; empty logs every event.",
         )
 

@@ -94,7 +94,9 @@ def transform(model: str, text: str) -> str:
 
 class Pipe:
     class Valves(BaseModel):
-        NAME_PREFIX: str = Field(default="Template/", description="Put before each model name in the model list.")
+        NAME_PREFIX: str = Field(
+            default="Template/", title="Model name prefix", description="Put before each model name in the model list."
+        )
 
     def __init__(self) -> None:
         self.valves = self.Valves()

@@ -288,6 +288,23 @@ class Emitter:
 # --- end inlined: shared/events.py ---
 
 
+# --- begin inlined: shared/messages.py (sha256:a33514ebf161b77d) ---
+def is_admin(user: Any) -> bool:
+    """Whether Open WebUI's `__user__` (a dict) or user record (an object) is an administrator."""
+    role = user.get("role") if isinstance(user, dict) else getattr(user, "role", None)
+    return role == "admin"
+
+
+def for_reader(sentence: str, detail: str = "", *, admin: bool) -> str:
+    """`sentence`, with the administrator's detail added when the reader is an administrator."""
+    sentence = sentence.strip()
+    detail = " ".join(detail.split())
+    if not admin or not detail:
+        return sentence
+    return f"{sentence} (For administrators: {detail})"
+# --- end inlined: shared/messages.py ---
+
+
 # --- begin inlined: shared/valves.py (sha256:5c04b5d3fa444a1c) ---
 FOLLOW_ADMIN = "default"
 
@@ -320,6 +337,7 @@ def resolve_switch(user_value: Any, admin_value: bool) -> bool:
 
 
 # from shared.events import Emitter, EventEmitter, citation  (inlined above)
+# from shared.messages import for_reader, is_admin  (inlined above)
 # from shared.valves import Switch, as_switch, resolve_switch  (inlined above)
 
 _LOG = logging.getLogger("openwebui_pack.youtube_transcript")
@@ -402,15 +420,26 @@ class _Settings(NamedTuple):
     proxy: str
     ttl: float
     timeout: float
+    admin: bool = False  # the caller is an administrator: messages add the detail only they can act on
 
 
 class _Problem(Exception):
-    """A failure explained: `message` goes to the model, `short` to the status line."""
+    """A failure explained for whoever reads it.
 
-    def __init__(self, message: str, short: str) -> None:
+    `message` goes to the model, which passes it on to the user: plain sentences that name no
+    exception and no setting an administrator alone can change. `detail` is for administrators
+    (which valve, what to check); it is logged and added to the message when the caller is one.
+    `short` goes to the status line.
+    """
+
+    def __init__(self, message: str, short: str, detail: str = "") -> None:
         super().__init__(message)
         self.message = message
         self.short = short
+        self.detail = detail
+
+    def text_for(self, admin: bool) -> str:
+        return for_reader(self.message, self.detail, admin=admin)
 
 
 # --- URL parsing ---------------------------------------------------------------------------
@@ -512,7 +541,7 @@ def _user_value(user_valves: object, name: str) -> str:
     return value.strip() if isinstance(value, str) else ""
 
 
-def resolve_settings(valves: Any, user_valves: object, language: str) -> _Settings | _Problem:
+def resolve_settings(valves: Any, user_valves: object, language: str, *, admin: bool = False) -> _Settings | _Problem:
     """Admin valves, then the user's overrides (empty = admin default), then the call's language."""
     configured = _user_value(user_valves, "TRANSCRIPT_LANGUAGE") or valves.TRANSCRIPT_LANGUAGE
     languages = parse_languages(language if isinstance(language, str) else "")
@@ -520,15 +549,12 @@ def resolve_settings(valves: Any, user_valves: object, language: str) -> _Settin
         if code.lower() not in (c.lower() for c in languages):
             languages.append(code)
 
-    translate = _user_value(user_valves, "TRANSCRIPT_TRANSLATE") or valves.TRANSCRIPT_TRANSLATE.strip()
+    own_translate = _user_value(user_valves, "TRANSCRIPT_TRANSLATE")
+    translate = own_translate or valves.TRANSCRIPT_TRANSLATE.strip()
     if translate.lower() in _NO_TRANSLATION:
         translate = ""
     if translate and not _LANGUAGE_CODE.fullmatch(translate):
-        return _Problem(
-            f"TRANSCRIPT_TRANSLATE is set to {translate!r}, which is not a language code such as 'en' or "
-            "'de'. Ask the user or administrator to fix the setting.",
-            "Bad TRANSCRIPT_TRANSLATE setting",
-        )
+        return _bad_translation(translate, users_own=bool(own_translate))
     timestamps = resolve_switch(_user_value(user_valves, "INCLUDE_TIMESTAMPS"), valves.INCLUDE_TIMESTAMPS)
 
     proxy = valves.PROXY_URL.strip()
@@ -540,9 +566,11 @@ def resolve_settings(valves: Any, user_valves: object, language: str) -> _Settin
             scheme, host = "", None
         if scheme not in ("http", "https") or not host:
             return _Problem(
-                "The tool's PROXY_URL setting is not an http:// or https:// proxy URL, so no request was "
-                "sent. Ask the administrator to fix it (for example http://user:password@proxy:8080).",
-                "Bad PROXY_URL setting",
+                "The YouTube Transcript tool is not set up correctly on this server, so no request was sent. "
+                "Ask an administrator to check the tool's settings.",
+                "The tool is not set up correctly",
+                "the “Proxy URL” valve (PROXY_URL) is not an http:// or https:// proxy URL; use one such as "
+                "http://user:password@proxy:8080, or leave it empty.",
             )
     return _Settings(
         languages=tuple(languages),
@@ -555,6 +583,25 @@ def resolve_settings(valves: Any, user_valves: object, language: str) -> _Settin
         proxy=proxy,
         ttl=float(valves.CACHE_TTL),
         timeout=float(valves.REQUEST_TIMEOUT),
+        admin=admin,
+    )
+
+
+def _bad_translation(value: str, *, users_own: bool) -> _Problem:
+    if users_own:
+        # the user's own setting: they can fix it themselves, so it is named (by its title)
+        return _Problem(
+            f"Your “Translate into” setting for the YouTube Transcript tool is {value!r}, which is not a "
+            "language code such as 'en' or 'de', so no transcript was fetched. Change it in your settings "
+            "for this tool (or set it to none).",
+            "Your translation setting is not a language code",
+        )
+    return _Problem(
+        "The YouTube Transcript tool is set to translate into something that is not a language code, so no "
+        "transcript was fetched. Ask an administrator to check the tool's settings.",
+        "The tool's translation setting is not a language code",
+        f"the “Translate into” valve (TRANSCRIPT_TRANSLATE) is {value!r}; set a language code such as en, or "
+        "leave it empty.",
     )
 
 
@@ -653,11 +700,12 @@ def render(transcript: _Transcript, details: _Details | None, ref: _VideoRef, se
     lines += ["", "Transcript:", "", body.text or "(The transcript is empty.)"]
     if body.cut_at is not None:
         shown_until = clock_label(body.cut_at)
-        lines += [
-            "",
-            f"[The transcript was cut at {settings.max_chars:,} characters (MAX_TRANSCRIPT_CHARS): it covers "
-            f"0:00 to {shown_until} of {clock_label(transcript.duration)}. Tell the user the rest is missing.]",
-        ]
+        note = (
+            f"The transcript was cut at {settings.max_chars:,} characters: it covers 0:00 to {shown_until} of "
+            f"{clock_label(transcript.duration)}. Tell the user the rest is missing."
+        )
+        detail = "the “Longest transcript” valve (MAX_TRANSCRIPT_CHARS) sets the limit; 0 means no limit."
+        lines += ["", f"[{for_reader(note, detail, admin=settings.admin)}]"]
     return "\n".join(lines), body
 
 
@@ -816,7 +864,8 @@ class _YouTube:
             raise _Problem(
                 f"The video has no transcript in {', '.join(languages)}. Available transcripts: "
                 f"{_available(transcripts)}. Call the tool again with `language` set to one of these codes "
-                "to get that transcript (TRANSCRIPT_TRANSLATE can have YouTube translate one instead).",
+                "to get that transcript (the tool's “Translate into” setting can have YouTube translate one "
+                "instead).",
                 "No transcript in the wanted languages",
             )
         fetched = chosen.fetch()
@@ -869,15 +918,19 @@ class _YouTube:
 def _blocked(exc: Any, url: str, settings: _Settings) -> _Problem:
     if settings.proxy:
         return _Problem(
-            "YouTube is blocking transcript requests even through the proxy set in PROXY_URL. Proxy "
-            "addresses get blocked too; an administrator can try another (preferably residential) proxy.",
+            "YouTube is blocking transcript requests from this server, even through its proxy, so the "
+            "transcript could not be fetched. Tell an administrator.",
             "YouTube blocked the request (proxy)",
+            "the proxy in the “Proxy URL” valve (PROXY_URL) is blocked too; try another, preferably "
+            "residential, proxy.",
         )
     return _Problem(
         "YouTube is blocking transcript requests from this server's IP address (it does so for most cloud "
-        "servers and after many requests). An administrator can set the tool's PROXY_URL valve to an "
-        "HTTP(S) proxy to get around it.",
+        "servers and after many requests), so the transcript could not be fetched. Try again later, or tell "
+        "an administrator if it keeps happening.",
         "YouTube blocked this server's IP",
+        "set the tool's “Proxy URL” valve (PROXY_URL) to an HTTP(S) proxy, preferably a residential one, "
+        "to get around it.",
     )
 
 
@@ -902,26 +955,38 @@ def _request_failed(exc: Any, url: str, settings: _Settings) -> _Problem:
 
 
 def _network_timeout(exc: Any, url: str, settings: _Settings) -> _Problem:
-    via = " through the proxy set in PROXY_URL" if settings.proxy else ""
+    via = " through this server's proxy" if settings.proxy else ""
+    check = "the proxy in the “Proxy URL” valve (PROXY_URL)" if settings.proxy else "the server's network"
     return _Problem(
-        f"YouTube did not answer within {settings.timeout:g} seconds{via} (REQUEST_TIMEOUT). Try again "
-        "later; an administrator can check the network or raise REQUEST_TIMEOUT.",
+        f"YouTube did not answer within {settings.timeout:g} seconds{via}, so the transcript of {url} could "
+        "not be fetched. Try again later.",
         "YouTube did not answer in time",
+        f"check {check}, or raise the “Request timeout” valve (REQUEST_TIMEOUT).",
     )
 
 
 def _network_error(exc: Any, url: str, settings: _Settings) -> _Problem:
-    via = " through the proxy set in PROXY_URL" if settings.proxy else ""
+    _LOG.warning("network error fetching the transcript of %s: %s", url, type(exc).__name__)
+    if settings.proxy:
+        return _Problem(
+            "Could not reach YouTube through this server's proxy, so the transcript could not be fetched. "
+            "Try again later, or tell an administrator if it keeps happening.",
+            "Could not reach YouTube",
+            "a network error on the way through the proxy in the “Proxy URL” valve (PROXY_URL); check the "
+            "proxy and the server's network (the server log names the error).",
+        )
     return _Problem(
-        f"Could not reach YouTube{via} (a network error: {type(exc).__name__}). The server may have no "
-        "internet access; an administrator can check the network or set PROXY_URL.",
+        "Could not reach YouTube from this server, so the transcript could not be fetched. Try again later, "
+        "or tell an administrator if it keeps happening.",
         "Could not reach YouTube",
+        "a network error: the server may have no internet access. Check its network, or set the “Proxy URL” "
+        "valve (PROXY_URL); the server log names the error.",
     )
 
 
-def _fixed(message: str, short: str) -> Callable[[Any, str, _Settings], _Problem]:
+def _fixed(message: str, short: str, detail: str = "") -> Callable[[Any, str, _Settings], _Problem]:
     """A problem whose message only names the video (`{url}`)."""
-    return lambda exc, url, settings: _Problem(message.format(url=url), short)
+    return lambda exc, url, settings: _Problem(message.format(url=url), short, detail)
 
 
 @functools.cache
@@ -967,17 +1032,20 @@ def _problems() -> tuple[tuple[tuple[type, ...], Callable[[Any, str, _Settings],
         (
             (yta.YouTubeDataUnparsable, yta.FailedToCreateConsentCookie),
             _fixed(
-                "YouTube sent a page this tool could not read (YouTube may have changed it). Try again later; "
-                "if it keeps happening, youtube-transcript-api needs an update.",
+                "YouTube sent a page this tool could not read (YouTube may have changed it), so the transcript "
+                "of {url} could not be fetched. Try again later.",
                 "YouTube's answer could not be read",
+                "if it keeps happening, update the youtube-transcript-api package on the server.",
             ),
         ),
         (
             (requests.exceptions.ProxyError,),
             _fixed(
-                "Could not reach YouTube through the proxy set in PROXY_URL (the proxy could not be reached or "
-                "refused the connection). An administrator should check that the proxy runs and the URL is right.",
+                "Could not reach YouTube through this server's proxy, so the transcript could not be fetched. "
+                "Tell an administrator.",
                 "Could not reach the proxy",
+                "the proxy in the “Proxy URL” valve (PROXY_URL) could not be reached or refused the connection; "
+                "check that it runs and that the URL is right.",
             ),
         ),
         ((requests.exceptions.Timeout,), _network_timeout),
@@ -991,19 +1059,16 @@ def explain(exc: BaseException, video_id: str, settings: _Settings) -> _Problem:
         return exc
     url = WATCH_URL.format(video_id=video_id)
     if isinstance(exc, TimeoutError):
-        return _Problem(
-            f"YouTube did not answer within {settings.timeout:g} seconds (REQUEST_TIMEOUT), so the transcript of "
-            f"{url} could not be fetched. Try again later; an administrator can raise REQUEST_TIMEOUT or check "
-            "the network and PROXY_URL.",
-            "YouTube did not answer in time",
-        )
+        return _network_timeout(exc, url, settings)
     try:
         problems = _problems()
     except ImportError:
+        _LOG.error("youtube-transcript-api is not installed")
         return _Problem(
-            "The youtube-transcript-api package is missing on this Open WebUI server, so no transcript can be "
-            "fetched. An administrator needs to install it.",
-            "youtube-transcript-api is not installed",
+            "This server cannot fetch YouTube transcripts: a package the tool needs is not installed. Tell an "
+            "administrator.",
+            "A package the tool needs is missing",
+            "install youtube-transcript-api in Open WebUI's Python environment (pip install youtube-transcript-api).",
         )
     for kinds, problem in problems:
         if isinstance(exc, kinds):
@@ -1016,9 +1081,9 @@ def explain(exc: BaseException, video_id: str, settings: _Settings) -> _Problem:
         )
     _LOG.error("unexpected failure fetching the transcript of %s", video_id, exc_info=exc)
     return _Problem(
-        f"The transcript of {url} could not be fetched because of an unexpected error ({type(exc).__name__}). "
-        "Try again later.",
+        f"The transcript of {url} could not be fetched because of an unexpected error. Try again later.",
         "Could not get the transcript",
+        "the server log has the error and its traceback.",
     )
 
 
@@ -1073,6 +1138,14 @@ async def obtain(
     return transcript, None if details is _NO_DETAILS else details
 
 
+async def _told(problem: _Problem, emitter: Emitter, admin: bool) -> str:
+    """Ends the call on `problem`: the status line, the log, and the text for this reader."""
+    if problem.detail:
+        _LOG.warning("%s: %s", problem.short, problem.detail)
+    await emitter.status(problem.short, done=True)
+    return problem.text_for(admin)
+
+
 # --- the tool ------------------------------------------------------------------------------
 
 
@@ -1080,49 +1153,77 @@ class Tools:
     class Valves(BaseModel):
         TRANSCRIPT_LANGUAGE: str = Field(
             default="en",
+            title="Transcript languages",
             description="Transcript languages in order of preference, comma-separated codes (e.g. en, de, es). "
             "A code also matches its regional variants (en matches en-US).",
         )
         TRANSCRIPT_TRANSLATE: str = Field(
             default="",
+            title="Translate into",
             description="When none of the preferred languages exists, have YouTube translate a transcript into "
             "this language code (e.g. en). Empty = off.",
         )
-        GET_VIDEO_DETAILS: bool = Field(default=True, description="Add the video's title and channel (oEmbed).")
-        INCLUDE_TIMESTAMPS: bool = Field(default=True, description="Start each paragraph with [m:ss].")
+        GET_VIDEO_DETAILS: bool = Field(
+            default=True, title="Video title and channel", description="Add the video's title and channel (oEmbed)."
+        )
+        INCLUDE_TIMESTAMPS: bool = Field(
+            default=True, title="Timestamps", description="Start each paragraph with [m:ss]."
+        )
         TIMESTAMP_INTERVAL: int = Field(
-            default=60, ge=0, le=3600, description="Seconds of speech per paragraph (0 = one line per caption)."
+            default=60,
+            title="Paragraph length (seconds)",
+            ge=0,
+            le=3600,
+            description="Seconds of speech per paragraph (0 = one line per caption).",
         )
         MAX_TRANSCRIPT_CHARS: int = Field(
             default=100_000,
+            title="Longest transcript (characters)",
             ge=0,
             description="Longer transcripts are cut, with a note saying so (0 = no limit).",
         )
-        CITATION: bool = Field(default=True, description="Show the video as a source, with a link per paragraph.")
+        CITATION: bool = Field(
+            default=True,
+            title="Show the video as a source",
+            description="Show the video as a source, with a link per paragraph.",
+        )
         PROXY_URL: str = Field(
             default="",
+            title="Proxy URL",
             description="HTTP(S) proxy for all YouTube requests, e.g. http://user:pass@host:8080 (for servers "
             "whose IP YouTube blocks). Empty = direct.",
             json_schema_extra={"input": {"type": "password"}},
         )
-        CACHE_TTL: int = Field(default=3600, ge=0, description="Seconds a fetched transcript is reused (0 = no cache).")
+        CACHE_TTL: int = Field(
+            default=3600,
+            title="Cache time (seconds)",
+            ge=0,
+            description="Seconds a fetched transcript is reused (0 = no cache).",
+        )
         REQUEST_TIMEOUT: float = Field(
-            default=15.0, gt=0, le=300, description="Seconds to wait for YouTube before giving up."
+            default=15.0,
+            title="Request timeout (seconds)",
+            gt=0,
+            le=300,
+            description="Seconds to wait for YouTube before giving up.",
         )
 
     class UserValves(BaseModel):
         TRANSCRIPT_LANGUAGE: str = Field(
             default="",
+            title="Transcript languages",
             description="Your preferred transcript languages, comma-separated codes. Empty = the administrator's "
             "setting.",
         )
         TRANSCRIPT_TRANSLATE: str = Field(
             default="",
+            title="Translate into",
             description="Language code to translate into when none of your languages exists. Empty = the "
             "administrator's setting; none = never translate.",
         )
         INCLUDE_TIMESTAMPS: Switch = Field(
             default="default",
+            title="Timestamps",
             description="Timestamps in the transcript: on, off, or default (the administrator's setting).",
         )
 
@@ -1160,15 +1261,14 @@ class Tools:
             await emitter.status("Not a YouTube video link", done=True)
             return refusal(url if isinstance(url, str) else "")
         user_valves = __user__.get("valves") if isinstance(__user__, dict) else None
-        settings = resolve_settings(valves, user_valves, language)
+        admin = is_admin(__user__)
+        settings = resolve_settings(valves, user_valves, language, admin=admin)
         if isinstance(settings, _Problem):
-            await emitter.status(settings.short, done=True)
-            return settings.message
+            return await _told(settings, emitter, admin)
         try:
             transcript, details = await obtain(ref, settings, emitter, self.youtube, self.cache)
         except _Problem as problem:
-            await emitter.status(problem.short, done=True)
-            return problem.message
+            return await _told(problem, emitter, admin)
         text, body = render(transcript, details, ref, settings)
         if settings.citation:
             await emitter.emit(citation_event(ref, details, body))

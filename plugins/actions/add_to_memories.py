@@ -21,6 +21,7 @@ from pydantic import BaseModel, Field
 
 from shared.events import Emitter
 from shared.host import MemoryHost, as_refusal
+from shared.messages import for_reader, is_admin
 from shared.text import content_text, strip_blocks
 
 _LOG = logging.getLogger("openwebui_pack.add_to_memories")
@@ -93,6 +94,24 @@ class MemoriesUnavailable(Exception):
             else "You don't have permission to use memories; ask an administrator."
         )
 
+    @property
+    def admin_detail(self) -> str:
+        if self.status_code == 404:
+            return "turn on Memories in Admin Panel → Settings → General."
+        return "the Memories feature permission is off for this user (Admin Panel → Users → Groups)."
+
+
+def memory_switched_off(settings: Any) -> bool:
+    """Whether the user turned Memory off in Settings → Personalization.
+
+    Open WebUI 0.12.4 keeps that switch in the user's settings as `ui.memory` (frontend
+    Personalization.svelte saves it; Chat.svelte sends `features.memory` only when it is on).
+    Unset means the server default, which is on whenever memories are enabled on the server.
+    `settings` is `__user__["settings"]` (a dict) or a user record's settings (an object).
+    """
+    ui = settings.get("ui") if isinstance(settings, dict) else getattr(settings, "ui", None)
+    return isinstance(ui, dict) and ui.get("memory") is False
+
 
 class MemoryStore(Protocol):
     """One user's memories. Every method acts on that user only."""
@@ -164,6 +183,19 @@ class SaveOptions:
     confirm: bool = False
     max_length: int = 1000
     deduplicate: bool = True
+    # who clicked: an administrator reads the detail behind a failure; Memory off gets a hint
+    admin: bool = False
+    memory_on: bool = True
+
+
+_MEMORY_OFF = "Memory is off in your settings, so chats won't use it until you turn it on."
+
+
+def _failure_detail(step: str, exc: BaseException, check: str = "") -> str:
+    """What an administrator reads about a failure: the step, the error without secrets, where to look."""
+    said = _redacted(" ".join(str(exc).split())).rstrip(".")
+    where = f"check {check} and the server log" if check else "the server log has more"
+    return f"{step} failed: {said}; {where}." if said else f"{step} failed; {where}."
 
 
 def _quoted(text: str) -> str:
@@ -214,11 +246,13 @@ async def save_memory(
     try:
         await store.check_access()
     except MemoriesUnavailable as exc:
-        await events.notify(str(exc), "warning")
+        await events.notify(for_reader(str(exc), exc.admin_detail, admin=options.admin), "warning")
         return "unavailable"
     except Exception as exc:
-        _LOG.warning("memory access check failed: %s", type(exc).__name__)
-        await events.notify("Could not reach your memories: nothing was saved. Try again later.", "error")
+        _LOG.warning("memory access check failed: %s: %s", type(exc).__name__, _redacted(str(exc)))
+        sentence = "Could not reach your memories: nothing was saved. Try again later."
+        detail = _failure_detail("Checking the memories permission", exc)
+        await events.notify(for_reader(sentence, detail, admin=options.admin), "error")
         return "failed"
 
     if options.edit:
@@ -248,18 +282,21 @@ async def _write(text: str, store: MemoryStore, events: Emitter, options: SaveOp
     try:
         before = await store.existing()
     except Exception as exc:
-        _LOG.warning("reading memories failed: %s", type(exc).__name__)
-        await events.notify("Could not read your memories: nothing was saved. Try again later.", "error")
+        _LOG.warning("reading memories failed: %s: %s", type(exc).__name__, _redacted(str(exc)))
+        sentence = "Could not read your memories: nothing was saved. Try again later."
+        detail = _failure_detail("Reading the user's memories", exc)
+        await events.notify(for_reader(sentence, detail, admin=options.admin), "error")
         return "failed"
+    hint = "" if options.memory_on else " " + _MEMORY_OFF
     if options.deduplicate and any(normalized(m.content) == normalized(text) for m in before):
-        await events.notify("Already saved in your memories.")
+        await events.notify("Already saved in your memories." + hint)
         return "duplicate"
 
     await events.status("Saving to memories…")
     try:
         await store.add(text)
     except MemoriesUnavailable as exc:
-        await events.notify(str(exc), "warning")
+        await events.notify(for_reader(str(exc), exc.admin_detail, admin=options.admin), "warning")
         await events.status("Not saved to memories", done=True)
         return "unavailable"
     except asyncio.CancelledError:
@@ -269,13 +306,15 @@ async def _write(text: str, store: MemoryStore, events: Emitter, options: SaveOp
         _LOG.warning("add_memory failed: %s: %s", type(exc).__name__, _redacted(str(exc)))
         clean = await _roll_back(text, {m.id for m in before}, store)
         tail = "" if clean else " A partial entry may remain: delete it in Settings → Personalization → Memory."
-        await events.notify(
-            "Could not save to memories: Open WebUI could not index the text (check the embedding settings)." + tail,
-            "error",
+        sentence = (
+            "Could not save to memories: the server could not index the text. Try again later; if it keeps "
+            "happening, tell an administrator." + tail
         )
+        detail = _failure_detail("Embedding the memory", exc, "Admin Panel → Settings → Documents → Embedding")
+        await events.notify(for_reader(sentence, detail, admin=options.admin), "error")
         await events.status("Not saved to memories", done=True)
         return "failed"
-    await events.notify("Saved to your memories.", "success")
+    await events.notify("Saved. " + _MEMORY_OFF if hint else "Saved to your memories.", "success")
     await events.status("Saved to memories", done=True)
     return "saved"
 
@@ -303,22 +342,33 @@ async def _roll_back(text: str, before: set[str], store: MemoryStore) -> bool:
 class Action:
     class Valves(BaseModel):
         EDIT_BEFORE_SAVE: bool = Field(
-            default=True, description="Show the text in an editable dialog before saving it."
+            default=True,
+            title="Edit before saving",
+            description="Show the text in an editable dialog before saving it.",
         )
-        CONFIRMATION_REQUIRED: bool = Field(default=False, description="Ask for a confirmation before saving.")
+        CONFIRMATION_REQUIRED: bool = Field(
+            default=False, title="Ask for confirmation", description="Ask for a confirmation before saving."
+        )
         MAX_MEMORY_LENGTH: int = Field(
             default=1000,
             ge=1,
+            title="Longest memory (characters)",
             description="Longest memory in characters. Open WebUI puts at most 2000 characters of "
             "relevant memories into a prompt by default.",
         )
         DEDUPLICATE: bool = Field(
-            default=True, description="Skip text you already have as a memory (ignoring case and spacing)."
+            default=True,
+            title="Skip duplicates",
+            description="Skip text you already have as a memory (ignoring case and spacing).",
         )
         CALL_TIMEOUT: float = Field(
-            default=300, ge=1, le=3600, description="Seconds to wait for an answer in a dialog."
+            default=300,
+            ge=1,
+            le=3600,
+            title="Dialog timeout (seconds)",
+            description="Seconds to wait for an answer in a dialog.",
         )
-        priority: int = Field(default=0, description="Buttons are ordered by ascending priority.")
+        priority: int = Field(default=0, title="Button order", description="Buttons are ordered by ascending priority.")
 
     def __init__(self) -> None:
         self.valves = self.Valves()
@@ -335,23 +385,32 @@ class Action:
         valves = self.valves
         events = Emitter(__event_emitter__, __event_call__, call_timeout=valves.CALL_TIMEOUT)
         # The user is the one Open WebUI authenticated; nothing in the body can choose another.
-        user_id = (__user__ or {}).get("id")
-        store = None
+        clicker = __user__ or {}
+        user_id = clicker.get("id")
+        user = None
+        problem = "the action was called without a signed-in user or a request"
         if user_id and __request__ is not None:
             try:
                 user = await self.host.get_user(user_id)
             except Exception as exc:
-                _LOG.warning("loading the user failed: %s", type(exc).__name__)
+                _LOG.warning("loading the user failed: %s: %s", type(exc).__name__, _redacted(str(exc)))
+                problem = _failure_detail("Loading the user record", exc)
             else:
-                store = None if user is None else _HostMemories(self.host, __request__, user)
-        if store is None:
-            await events.notify("Add to memories needs a signed-in user in a chat.", "error")
+                problem = "Open WebUI has no user record for this user" if user is None else ""
+        if user is None:
+            sentence = "Add to memories needs a signed-in user in a chat."
+            await events.notify(for_reader(sentence, problem, admin=is_admin(clicker)), "error")
             return None
+        store = _HostMemories(self.host, __request__, user)
+        # __user__ carries the user's settings in 0.12.4; the record loaded above has them too
+        settings = clicker.get("settings") if "settings" in clicker else getattr(user, "settings", None)
         options = SaveOptions(
             edit=valves.EDIT_BEFORE_SAVE,
             confirm=valves.CONFIRMATION_REQUIRED,
             max_length=valves.MAX_MEMORY_LENGTH,
             deduplicate=valves.DEDUPLICATE,
+            admin=is_admin(user),
+            memory_on=not memory_switched_off(settings),
         )
         await save_memory(clicked_text(body), store=store, events=events, options=options)
         # The reply is left as it is: returning messages would rewrite it in the chat.

@@ -14,18 +14,28 @@ from typing import Any
 
 from shared.events import Emitter
 from shared.host import ChatHost, HostRefusal, ModelNotFound
+from shared.messages import is_admin
 from shared.moa import (
+    ASK_ADMIN,
+    MODEL_VALVES,
     ChatMessage,
     MoaError,
     MoaSettings,
     MoaValves,
     check_settings,
+    message_for,
     run_mixture,
     run_task,
     sampling_params,
-    unavailable_message,
+    unavailable_error,
 )
-from shared.openai_wire import ModelCallError, ModelUnavailable, completion_text, error_from_status, stream_text
+from shared.openai_wire import (
+    ModelCallError,
+    ModelUnavailable,
+    completion_text,
+    error_from_status,
+    stream_text,
+)
 from shared.retry import parse_retry_after
 
 # Metadata key carrying the ids of the mixture pipes already running in this request.
@@ -35,10 +45,12 @@ CALLERS_KEY = "mixture_of_agents_callers"
 def call_error(model: str, exc: Exception) -> ModelCallError:
     """What an exception from Open WebUI's chat call means for this model."""
     if isinstance(exc, ModelNotFound):  # an unknown id, or one the user may not use
-        return ModelUnavailable(model, "it does not exist or you do not have access to it")
+        return ModelUnavailable(model, "it does not exist or you do not have access to it", access=True)
     if isinstance(exc, HostRefusal):  # an HTTP error from one of Open WebUI's routers
         return error_from_status(model, exc.status_code, {"detail": exc.detail})
-    return ModelCallError(model, str(exc) or "the call failed without saying why")
+    # Anything else raised on the way is a program's internals: the log and administrators get them.
+    reason = "the call failed" if str(exc) else "the call failed without saying why"
+    return ModelCallError(model, reason, detail=f"{type(exc).__name__}: {exc}")
 
 
 def response_body(response: Any) -> Any:
@@ -60,21 +72,29 @@ def response_error(model: str, response: Any) -> ModelCallError:
 class OpenWebUIClient:
     """Calls models through Open WebUI's generate_chat_completion as the chatting user."""
 
-    def __init__(self, host: ChatHost, request: Any, user: Any, params: dict[str, Any], callers: list[str]) -> None:
+    def __init__(
+        self,
+        host: ChatHost,
+        request: Any,
+        user: Any,
+        params: dict[str, Any],
+        callers: list[str],
+        task: str | None = None,
+    ) -> None:
         self.host = host
         self.request = request
         self.user = user
         self.params = params
         self.callers = callers
+        self.task = task
 
     def form(self, model: str, messages: list[ChatMessage], stream: bool) -> dict[str, Any]:
-        return {
-            **self.params,
-            "model": model,
-            "messages": messages,
-            "stream": stream,
-            "metadata": {CALLERS_KEY: list(self.callers)},
-        }
+        metadata: dict[str, Any] = {CALLERS_KEY: list(self.callers)}
+        if self.task:
+            # A pipe model (the pack's Gemini pipe, say) reads `task` as `__task__` and answers
+            # in one quick call, without thinking or tools.
+            metadata["task"] = self.task
+        return {**self.params, "model": model, "messages": messages, "stream": stream, "metadata": metadata}
 
     async def call(self, model: str, form: dict[str, Any]) -> Any:
         try:
@@ -108,6 +128,12 @@ class OpenWebUIClient:
                     raise ModelCallError(model, f"HTTP {status}", status=status)
                 async for piece in stream_text(model, iterator):
                     yield piece
+            except ModelCallError:
+                raise
+            except Exception as exc:  # the upstream connection dropped mid-stream (aiohttp's errors)
+                raise ModelCallError(
+                    model, "the answer broke off", retryable=True, detail=f"{type(exc).__name__}: {exc}"
+                ) from None
             finally:
                 closer = getattr(iterator, "aclose", None)
                 if closer is not None:
@@ -118,7 +144,11 @@ class OpenWebUIClient:
                 raise response_error(model, response)
             yield completion_text(model, response_body(response))
             return
-        raise ModelCallError(model, f"unexpected answer of type {type(response).__name__}")
+        raise ModelCallError(
+            model,
+            "the answer could not be read",
+            detail=f"Open WebUI returned a {type(response).__name__}",
+        )
 
 
 def pipe_id_of(body: dict[str, Any]) -> str:
@@ -148,11 +178,13 @@ async def check_models(model_ids: list[str], request: Any, user: Any, host: Chat
     for model_id in model_ids:
         info = registry.get(model_id)
         if info is None:
-            raise MoaError(unavailable_message(model_id, "Open WebUI has no model with this id"))
+            raise unavailable_error(model_id, "Open WebUI has no model with this id")
         if is_mixture(model_id, info, mixture_ids):
             raise MoaError(
                 f"Mixture of Agents cannot use `{model_id}`: that is this mixture itself, and calling it "
-                "would never end. Remove it from the `models` and `aggregator_model` valves."
+                "would never end.",
+                advice=ASK_ADMIN,
+                detail=f"Remove it from the {MODEL_VALVES}.",
             )
         try:
             allowed = await host.may_use_model(user, info)
@@ -162,7 +194,7 @@ async def check_models(model_ids: list[str], request: Any, user: Any, host: Chat
             # as the chat call would.
             allowed = False
         if not allowed:
-            raise MoaError(unavailable_message(model_id, "you do not have access to it"))
+            raise unavailable_error(model_id, "you do not have access to it", access=True)
 
 
 async def load_user(host: ChatHost, user: dict[str, Any]) -> Any:
@@ -173,19 +205,20 @@ async def load_user(host: ChatHost, user: dict[str, Any]) -> Any:
 
 
 async def mixture_reply(
-    messages: Any, client: OpenWebUIClient, settings: MoaSettings, events: Emitter, streaming: bool
+    messages: Any, client: OpenWebUIClient, settings: MoaSettings, events: Emitter, streaming: bool, admin: bool
 ) -> AsyncIterator[str | dict[str, Any]]:
     try:
         async with aclosing(run_mixture(messages, client, settings, events)) as pieces:
             async for piece in pieces:
                 yield piece
     except MoaError as exc:
+        text = message_for(exc, admin=admin)
         if not streaming:
-            raise
+            raise MoaError(text) from None
         # Open WebUI 0.12.4 shows this line as the message's error block plus a toast (the same
         # thing it does for an exception raised before streaming) and keeps the text so far; an
         # exception raised now would wipe that text.
-        yield {"error": {"detail": str(exc)}}
+        yield {"error": {"detail": text}}
 
 
 class Pipe:
@@ -206,26 +239,36 @@ class Pipe:
         __metadata__: dict | None = None,
     ) -> str | AsyncIterator[str | dict[str, Any]]:
         # Everything that can be checked is checked here, before a generator is returned:
-        # 0.12.4 shows an exception raised now as an error block and a toast.
+        # 0.12.4 shows an exception raised now as an error block and a toast, its text as it is.
+        admin = is_admin(__user__)
+        try:
+            return await self.start(body, __user__, __request__, __event_emitter__, __task__, __metadata__, admin=admin)
+        except MoaError as exc:
+            raise MoaError(message_for(exc, admin=admin)) from None
+
+    async def start(
+        self, body: Any, user_info: Any, request: Any, emitter: Any, task: str | None, metadata: Any, *, admin: bool
+    ) -> str | AsyncIterator[str | dict[str, Any]]:
         body = body if isinstance(body, dict) else {}
         settings = MoaSettings.from_valves(self.valves)
         check_settings(settings)
-        if __request__ is None or not isinstance(__user__, dict) or "id" not in __user__:
+        if request is None or not isinstance(user_info, dict) or "id" not in user_info:
             raise MoaError("Mixture of Agents runs inside Open WebUI chats only: no request or user was passed.")
-        user = await load_user(self.host, __user__)
+        user = await load_user(self.host, user_info)
         own_id = pipe_id_of(body)
-        callers = callers_of(__metadata__)
+        callers = callers_of(metadata)
         if own_id in callers:
             raise MoaError(
-                f"Mixture of Agents `{own_id}` was called by itself through another model; "
-                "remove the loop from the `models` valves."
+                f"Mixture of Agents `{own_id}` was called by itself through another model, which would never end.",
+                advice=ASK_ADMIN,
+                detail=f"One of the models in the {MODEL_VALVES} leads back to this mixture: remove it.",
             )
         chain = [*callers, own_id]
-        client = OpenWebUIClient(self.host, __request__, user, sampling_params(body), chain)
-        if __task__:
+        client = OpenWebUIClient(self.host, request, user, sampling_params(body), chain, task)
+        if task:
             # Titles, tags and follow-ups want one quick answer, not the whole mixture.
-            await check_models([settings.aggregator], __request__, user, self.host, chain)
+            await check_models([settings.aggregator], request, user, self.host, chain)
             return await run_task(body.get("messages"), client, settings)
-        await check_models(settings.models_in_use(), __request__, user, self.host, chain)
-        events = Emitter(__event_emitter__, status_interval=self.valves.emit_interval)
-        return mixture_reply(body.get("messages"), client, settings, events, bool(body.get("stream")))
+        await check_models(settings.models_in_use(), request, user, self.host, chain)
+        events = Emitter(emitter, status_interval=self.valves.emit_interval)
+        return mixture_reply(body.get("messages"), client, settings, events, bool(body.get("stream")), admin)

@@ -19,12 +19,14 @@ from typing import Any
 from pydantic import Field
 
 from shared.events import Emitter, EventPayload, wire
+from shared.messages import is_admin
 from shared.moa import (
     ChatMessage,
     MoaError,
     MoaSettings,
     MoaValves,
     check_settings,
+    message_for,
     run_mixture,
     run_task,
     sampling_params,
@@ -56,8 +58,17 @@ class OpenAIEndpoint:
         return headers
 
     def unreachable(self, model: str, exc: Exception) -> ModelCallError:
-        detail = str(exc) or "the connection failed"
-        return ModelCallError(model, redact(f"cannot reach the endpoint ({detail})", (self.api_key,)), retryable=True)
+        """A transport failure: a plain phrase for everyone, aiohttp's own words for the log."""
+        import aiohttp
+
+        if isinstance(exc, aiohttp.ClientConnectorError):
+            reason = "cannot reach the endpoint"
+        elif isinstance(exc, aiohttp.ServerTimeoutError):
+            reason = "the endpoint did not answer in time"
+        else:  # dropped connection, truncated body, reset
+            reason = "the connection to the endpoint broke off"
+        detail = redact(f"{type(exc).__name__}: {exc}", (self.api_key,))
+        return ModelCallError(model, reason, retryable=True, detail=detail)
 
     async def failure(self, model: str, response: Any) -> ModelCallError:
         # Some upstreams echo the key in their error text; it reaches status lines from here.
@@ -175,10 +186,12 @@ class Pipeline:
     class Valves(MoaValves):
         openai_api_base: str = Field(
             default_factory=lambda: os.getenv("OPENAI_API_BASE_URL", "https://api.openai.com/v1"),
+            title="API base URL",
             description="OpenAI-compatible base URL serving every agent and the aggregator (ends in /v1).",
         )
         openai_api_key: str = Field(
             default_factory=lambda: os.getenv("OPENAI_API_KEY", ""),
+            title="API key",
             description="API key for that endpoint; never logged or shown in messages.",
             json_schema_extra={"input": {"type": "password"}},
         )
@@ -204,7 +217,9 @@ class Pipeline:
         valves = self.valves.model_copy()  # one request sees one set of valves
         conversation = messages if isinstance(messages, list) else body.get("messages")
         task = is_task_request(conversation if isinstance(conversation, list) else [], streaming)
-        job = pipeline_job(valves, conversation, sampling_params(body), streaming, task)
+        # Open WebUI 0.12.4 (routers/openai.py) adds the chatting user, role included, to the body.
+        admin = is_admin(body.get("user"))
+        job = pipeline_job(valves, conversation, sampling_params(body), streaming, task, admin)
         if streaming:
             return drive(job)
         try:
@@ -212,11 +227,11 @@ class Pipeline:
         except MoaError as exc:
             # The server returns a dict as it is, and Open WebUI shows `error` as the message's
             # error; an exception would reach the user as a bare "Internal Server Error".
-            return {"error": {"detail": redact(str(exc), (valves.openai_api_key,))}}
+            return {"error": {"detail": redact(message_for(exc, admin=admin), (valves.openai_api_key,))}}
 
 
 def pipeline_job(
-    valves: Any, conversation: Any, params: dict[str, Any], streaming: bool, task: bool
+    valves: Any, conversation: Any, params: dict[str, Any], streaming: bool, task: bool, admin: bool = False
 ) -> Callable[[Callable[[Any], None]], Awaitable[None]]:
     async def job(put: Callable[[Any], None]) -> None:
         import aiohttp
@@ -242,6 +257,6 @@ def pipeline_job(
                 raise
             # Open WebUI 0.12.4 (open_webui/utils/middleware.py) shows a `data: {"error": ...}` line
             # of a streamed reply as the message's error.
-            put({"error": {"detail": redact(str(exc), (valves.openai_api_key,))}})
+            put({"error": {"detail": redact(message_for(exc, admin=admin), (valves.openai_api_key,))}})
 
     return job

@@ -14,8 +14,12 @@ from shared.events import send, status
 
 class Filter:
     class Valves(BaseModel):
-        priority: int = Field(default=0, description="Filters run in ascending priority.")
-        MARK: str = Field(default="", description="Text added to the end of every finished reply; empty = none.")
+        priority: int = Field(default=0, title="Run order", description="Filters run in ascending priority.")
+        MARK: str = Field(
+            default="",
+            title="Text added to replies",
+            description="Text added to the end of every finished reply; empty = none.",
+        )
 
     def __init__(self) -> None:
         self.valves = self.Valves()

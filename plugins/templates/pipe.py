@@ -24,8 +24,10 @@ def last_user_text(messages: list[dict]) -> str:
 
 class Pipe:
     class Valves(BaseModel):
-        PREFIX: str = Field(default="echo: ", description="Text put before every answer.")
-        MAX_WORDS: int = Field(default=200, ge=1, le=10_000, description="Longest answer, in words.")
+        PREFIX: str = Field(default="echo: ", title="Answer prefix", description="Text put before every answer.")
+        MAX_WORDS: int = Field(
+            default=200, title="Longest answer (words)", ge=1, le=10_000, description="Longest answer, in words."
+        )
 
     def __init__(self) -> None:
         self.valves = self.Valves()

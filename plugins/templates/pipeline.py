@@ -16,7 +16,7 @@ from shared.events import status, wire
 
 class Pipeline:
     class Valves(BaseModel):
-        PREFIX: str = Field(default="echo: ", description="Text put before every answer.")
+        PREFIX: str = Field(default="echo: ", title="Answer prefix", description="Text put before every answer.")
 
     def __init__(self) -> None:
         self.name = "Template Pipeline"

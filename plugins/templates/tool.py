@@ -19,7 +19,9 @@ def count(text: str, unique: bool) -> int:
 
 class Tools:
     class Valves(BaseModel):
-        MAX_CHARS: int = Field(default=100_000, ge=1, description="Longer texts are refused.")
+        MAX_CHARS: int = Field(
+            default=100_000, title="Longest text (characters)", ge=1, description="Longer texts are refused."
+        )
 
     def __init__(self) -> None:
         self.valves = self.Valves()

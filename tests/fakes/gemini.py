@@ -29,8 +29,11 @@ _api_client.py) and as the REST reference documents it:
   a retry delay is given. Unknown models: 404 NOT_FOUND.
 
 Scripted answers (`script(...)`) are used by generate calls in order; with none left the fake answers
-`default_reply(request_json)` ("Echo: <last user text>"). A scripted item is a list of chunks (dicts in
-wire format: see `reply`, `thought`, `function_call`, `grounded`, `finish`), an `Error`, or a
+`default_reply(request_json)`: the JSON Open WebUI's title, tag and follow-up prompts ask for
+(`task_reply`), else "Echo: <last user text>". Like Google, it refuses (400) Google Search together
+with function declarations unless the model is Gemini 3 and the request sets
+`toolConfig.includeServerSideToolInvocations` (`tool_mix_error`). A scripted item is a list of chunks (dicts in
+wire format: see `reply`, `thought`, `function_call`, `grounded`, `server_search`, `finish`), an `Error`, or a
 `Stream` (chunks, then an in-stream error or a dropped connection, optional per-chunk delay).
 Non-stream calls get the chunks merged into one response. Stdlib only; daemon thread.
 """
@@ -127,18 +130,47 @@ def finish(reason: str = "STOP", *, usage_metadata: dict[str, Any] | None = None
     return chunk
 
 
-def grounded(sources: list[tuple[str, str]], queries: list[str], supports: list[tuple[str, list[int]]]) -> Chunk:
-    """A chunk carrying groundingMetadata: (uri, title) sources, queries, (segment text, chunk indices)."""
+def _segment(answer: str | None, text: str) -> dict[str, Any]:
+    """A Segment as Google sends it: UTF-8 byte offsets of `text` in the whole answer."""
+    at = answer.find(text) if answer is not None else 0
+    if at < 0:
+        raise ValueError(f"{text!r} is not in the answer")
+    start = len((answer or "")[:at].encode())
+    segment: dict[str, Any] = {"endIndex": start + len(text.encode()), "text": text}
+    if start:  # proto3 JSON leaves zero out
+        segment["startIndex"] = start
+    return segment
+
+
+def grounded(
+    sources: list[tuple[str, str]],
+    queries: list[str],
+    supports: list[tuple[str, list[int]]],
+    *,
+    answer: str | None = None,
+) -> Chunk:
+    """A chunk carrying groundingMetadata: (uri, title) sources, queries, (segment text, chunk
+    indices) supports; with `answer` (the whole reply text) the offsets are where each segment is
+    in it, in bytes, else they count from 0."""
     meta = {
         "webSearchQueries": queries,
         "groundingChunks": [{"web": {"uri": uri, "title": title}} for uri, title in sources],
         "groundingSupports": [
-            {"segment": {"startIndex": 0, "endIndex": len(seg), "text": seg}, "groundingChunkIndices": idx}
-            for seg, idx in supports
+            {"segment": _segment(answer, seg), "groundingChunkIndices": idx} for seg, idx in supports
         ],
         "searchEntryPoint": {"renderedContent": "<div>search</div>"},
     }
     return _chunk([], groundingMetadata=meta)
+
+
+def server_search(queries: list[str], *, id: str = "search-1", signature: bytes | None = b"search-sig") -> Chunk:
+    """Gemini 3's Google Search step, shown with includeServerSideToolInvocations: a toolCall and
+    its toolResponse part (the client sends both back in the next turn's history)."""
+    call: dict[str, Any] = {"toolCall": {"id": id, "toolType": "GOOGLE_SEARCH_WEB", "args": {"queries": queries}}}
+    if signature is not None:
+        call["thoughtSignature"] = base64.b64encode(signature).decode()
+    response = {"toolResponse": {"id": id, "toolType": "GOOGLE_SEARCH_WEB", "response": {"results": len(queries)}}}
+    return _chunk([call, response])
 
 
 def blocked(reason: str = "SAFETY", message: str | None = None) -> Chunk:
@@ -232,8 +264,39 @@ def last_user_text(body: dict[str, Any]) -> str:
     return ""
 
 
+# Open WebUI 0.12.4's task prompts (open_webui/config.py, DEFAULT_*_PROMPT_TEMPLATE) and the
+# JSON each expects back.
+TASK_ANSWERS: tuple[tuple[str, dict[str, Any]], ...] = (
+    ("Predict 3-5 useful messages", {"follow_ups": ["Tell me more", "Give an example", "Compare the options"]}),
+    ("Generate 1-3 broad tags", {"tags": ["Technology", "Testing"]}),
+    ("Generate a concise", {"title": "Fake Gemini Chat"}),
+)
+
+
+def task_reply(body: dict[str, Any]) -> list[Chunk] | None:
+    """The JSON answer to an Open WebUI task prompt (title, tags, follow-ups), None for a chat."""
+    text = last_user_text(body)
+    for opening, answer in TASK_ANSWERS:
+        if opening in text:
+            return reply(json.dumps(answer))
+    return None
+
+
 def default_reply(body: dict[str, Any]) -> list[Chunk]:
-    return reply(f"Echo: {last_user_text(body)}")
+    return task_reply(body) or reply(f"Echo: {last_user_text(body)}")
+
+
+def tool_mix_error(model: str, body: dict[str, Any]) -> Error | None:
+    """Google's refusal of Google Search and function declarations in one request, unless the
+    model is Gemini 3 and the request asks for the search steps back (includeServerSideToolInvocations)."""
+    tools = body.get("tools") or []
+    searches = any("googleSearch" in t or "google_search" in t for t in tools)
+    functions = any("functionDeclarations" in t or "function_declarations" in t for t in tools)
+    config = body.get("toolConfig") or {}
+    steps = config.get("includeServerSideToolInvocations") or config.get("include_server_side_tool_invocations")
+    if searches and functions and not (model.startswith("gemini-3") and steps):
+        return Error(400, "Tool use with function calling is unsupported for this model or request.")
+    return None
 
 
 # --- the server ---------------------------------------------------------------------------------
@@ -486,6 +549,9 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send_error(
                 Error(404, f"models/{model} is not found for API version v1beta, or is not supported")
             )
+        refusal = tool_mix_error(model, rec.json or {})
+        if refusal is not None:
+            return self._send_error(refusal)
         item = self.fake.next_script(rec.json or {})
         if isinstance(item, Error):
             return self._send_error(item)

@@ -5,6 +5,7 @@
         fake.set("fake-gpt", reply="hello", latency=0.5)
         fake.set("flaky", fail_status=429, fail_times=2)      # 2 failures, then the reply
         fake.set("caller", tool_calls=[{"name": "count_words", "arguments": {"text": "a b"}}])
+        fake.set("gone", fail_mode="drop")                    # hangs up without answering
         fake.requests                           # every request seen: RecordedRequest(method, path, headers, json)
 
 Wire format (from the OpenAI API reference and the openai-python types):
@@ -17,7 +18,10 @@ Wire format (from the OpenAI API reference and the openai-python types):
   - tool calls: while the conversation has no `role: tool` message after the last user turn, a model
     with `tool_calls` answers with them (`finish_reason: "tool_calls"`; streamed as `delta.tool_calls`
     fragments: id/type/name first, then the arguments in pieces); afterwards it answers with `reply`;
-  - failures -> the HTTP status with `{"error": {"message", "type", "param", "code"}}`.
+  - failures -> the HTTP status with `{"error": {"message", "type", "param", "code"}}`, or `fail_body`
+    as it is (an HTML error page, say); `fail_mode` breaks the transport instead: "drop" closes the
+    connection without an answer, "garbage" answers 200 with a body that is not JSON, "cut" starts
+    the stream (or the JSON body) and closes the connection halfway.
 - A model that was never `set` answers `"<model> says: <last user text>"`; an unknown model only fails
   when `strict_models` is true (404 `model_not_found`, like OpenAI).
 - `api_key` (optional): requests without `Authorization: Bearer <api_key>` get 401 `invalid_api_key`.
@@ -71,6 +75,8 @@ class Behaviour:
     fail_status: int | None = None  # HTTP status to fail with
     fail_message: str = "The fake server was told to fail."
     fail_times: int | None = None  # fail only the first N requests (None = always)
+    fail_body: str | None = None  # sent as it is (text/html) instead of the JSON error
+    fail_mode: str | None = None  # "drop" | "garbage" | "cut": a broken transport (see the module docstring)
     tool_calls: list[dict] | None = None  # [{"name": str, "arguments": dict | str, "id"?: str}]
     reasoning: str | None = None  # sent as delta.reasoning_content before the text
     usage: dict | None = None
@@ -263,9 +269,15 @@ class _ChatHandler(JsonHandler):
         behaviour, fail = fake.next_behaviour(model)
         if behaviour.latency:
             time.sleep(behaviour.latency)
+        if fail and behaviour.fail_mode:
+            self.break_transport(behaviour.fail_mode, bool(body.get("stream")))
+            return
         if fail:
             status = behaviour.fail_status or 500
-            self.send_json(status, openai_error(status, behaviour.fail_message))
+            if behaviour.fail_body is not None:
+                self.send_raw(status, "text/html", behaviour.fail_body.encode())
+            else:
+                self.send_json(status, openai_error(status, behaviour.fail_message))
             return
         if body.get("stream"):
             self.stream(model, body, behaviour)
@@ -288,6 +300,32 @@ class _ChatHandler(JsonHandler):
             self.wfile.flush()
         except (BrokenPipeError, ConnectionResetError):
             pass  # the client went away mid-stream (a cancel test)
+
+    def send_raw(self, status: int, content_type: str, data: bytes) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def break_transport(self, mode: str, stream: bool) -> None:
+        self.close_connection = True
+        if mode == "garbage":
+            self.send_raw(200, "application/json", b"<html>not json {")
+        elif mode == "cut" and stream:
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream")
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            self.write_chunk('data: {"choices": [{"index": 0, "delta": {"content": "Half"}}]}\n\n')
+        elif mode == "cut":
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", "400")
+            self.end_headers()
+            self.wfile.write(b'{"choices": [{"mess')
+            self.wfile.flush()
+        # "drop": nothing at all; the connection closes when the handler returns
 
     def write_chunk(self, text: str) -> None:
         data = text.encode()
@@ -433,7 +471,7 @@ class FakeOpenAI(LoopbackServer):
         with self.lock:
             behaviour = self.behaviours.get(model) or Behaviour()
             behaviour.seen += 1
-            fail = behaviour.fail_status is not None and (
+            fail = (behaviour.fail_status is not None or behaviour.fail_mode is not None) and (
                 behaviour.fail_times is None or behaviour.seen <= behaviour.fail_times
             )
             return behaviour, fail

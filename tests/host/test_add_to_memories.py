@@ -12,6 +12,7 @@ import uuid
 
 import pytest
 
+from tests.helpers import exception_names
 from tests.host.conftest import EVENT_CALL_TIMEOUT, NEVER
 
 ACTION = "add_to_memories"
@@ -59,6 +60,19 @@ def clean(owui):
         if memories(owui, user):  # deleting an empty set makes Open WebUI log an error
             owui.ok("DELETE", "/api/v1/memories/delete/user", token=user)
     yield
+
+
+def test_valves_form_shows_titles(owui):
+    install(owui)
+    spec = owui.ok("GET", f"/api/v1/functions/id/{ACTION}/valves/spec")
+    assert {name: p["title"] for name, p in spec["properties"].items()} == {
+        "EDIT_BEFORE_SAVE": "Edit before saving",
+        "CONFIRMATION_REQUIRED": "Ask for confirmation",
+        "MAX_MEMORY_LENGTH": "Longest memory (characters)",
+        "DEDUPLICATE": "Skip duplicates",
+        "CALL_TIMEOUT": "Dialog timeout (seconds)",
+        "priority": "Button order",
+    }
 
 
 def test_button_is_global_with_its_icon(owui):
@@ -271,3 +285,62 @@ def test_no_memories_permission(owui, socket_for):
     [(kind, content)] = notices(theirs)
     assert kind == "warning"
     assert content.startswith("You don't have permission to use memories")
+
+
+MEMORY_OFF = "Saved. Memory is off in your settings, so chats won't use it until you turn it on."
+
+
+@contextlib.contextmanager
+def memory_switch(owui, user, state):
+    """The user's own Memory switch (Settings → Personalization), saved the way the page saves it."""
+    owui.ok("POST", "/api/v1/users/user/settings/update", token=user, json={"ui": {"memory": state}})
+    try:
+        yield
+    finally:
+        # null resets a ui key to its default in 0.12.4 (Users.update_user_settings_by_id)
+        owui.ok("POST", "/api/v1/users/user/settings/update", token=user, json={"ui": {"memory": None}})
+
+
+def test_saved_with_memory_off_says_chats_will_not_use_it(owui, socket_for):
+    install(owui, EDIT_BEFORE_SAVE=False)
+    owui.grant_model(MODEL)
+    theirs = socket_for(owui.user)
+    with memory_switch(owui, owui.user, False):
+        assert owui.ok("GET", "/api/v1/users/user/settings", token=owui.user)["ui"]["memory"] is False
+        owui.action(ACTION, body(theirs, "The other user likes white tea."), token=owui.user)
+        assert memories(owui, owui.user) == ["The other user likes white tea."]
+        assert notices(theirs) == [("success", MEMORY_OFF)]
+    # switched on again (or never touched): the plain notice
+    with memory_switch(owui, owui.user, True):
+        owui.action(ACTION, body(theirs, "The other user likes yellow tea."), token=owui.user)
+    owui.action(ACTION, body(theirs, "The other user likes green tea."), token=owui.user)
+    assert notices(theirs, count=3)[1:] == [
+        ("success", "Saved to your memories."),
+        ("success", "Saved to your memories."),
+    ]
+
+
+def test_an_embedding_failure_reads_as_a_sentence_for_users_and_a_detail_for_admins(
+    owui, socket, socket_for, fake_embeddings
+):
+    install(owui, EDIT_BEFORE_SAVE=False)
+    owui.grant_model(MODEL)
+    theirs = socket_for(owui.user)
+    fake_embeddings.fail = True
+    try:
+        owui.action(ACTION, body(theirs, "The other user likes pu-erh."), token=owui.user)
+        owui.action(ACTION, body(socket, "The admin likes pu-erh."))
+    finally:
+        fake_embeddings.fail = False
+    [(kind, users)] = notices(theirs)
+    [(_, admins)] = notices(socket)
+    assert kind == "error"
+    assert users == (
+        "Could not save to memories: the server could not index the text. Try again later; if it keeps "
+        "happening, tell an administrator."
+    )
+    assert admins.startswith(users + " (For administrators: Embedding the memory failed: ")
+    assert "Admin Panel → Settings → Documents → Embedding" in admins
+    for text in (users, admins):
+        assert exception_names(text) == [], text
+        assert "sk-fake-embeddings" not in text

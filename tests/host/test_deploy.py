@@ -185,6 +185,23 @@ def test_valve_typos_and_bad_values_are_reported(owui, tmp_path):
     assert "secret-value" not in output  # valve values may be API keys
 
 
+def test_mixture_of_agents_valves_from_a_file(owui):
+    """Its Valves inherits every field from the inlined MoaValves: the name check must see them."""
+    valves = {"mixture_of_agents": {"models": ["fake-gpt"], "aggregator_model": "fake-gpt", "num_layers": 1}}
+    result = owui.run_deploy("mixture_of_agents", valves=valves)
+    output = result.stdout + result.stderr
+    try:
+        assert result.returncode == 0, output
+        assert "has no valve" not in output and "cannot check" not in output
+        assert "valves updated" in lines_for(output)["mixture_of_agents"]
+        stored = owui.ok("GET", "/api/v1/functions/id/mixture_of_agents/valves")
+        assert {k: stored[k] for k in ("models", "aggregator_model", "num_layers")} == valves["mixture_of_agents"]
+        assert owui.text_of(owui.chat("mixture_of_agents", "hi")).startswith("fake-gpt says:")
+    finally:
+        reset = {"mixture_of_agents": dict.fromkeys(valves["mixture_of_agents"])}
+        assert owui.run_deploy("mixture_of_agents", valves=reset).returncode == 0
+
+
 # --- failures -----------------------------------------------------------------------------
 
 

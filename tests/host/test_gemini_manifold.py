@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 import uuid
 from typing import Any
 
 import pytest
 
 from tests.fakes import gemini as g
+from tests.helpers import exception_names
 
 PIPE = "gemini_manifold"
 TOOL = "template_tool"
@@ -27,6 +29,7 @@ PNG = base64.b64decode(
     "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
 )
 SIGNATURE = b"host-signature\x00\xff" * 4
+REDIRECT = "https://vertexaisearch.cloud.google.com/grounding-api-redirect/"
 
 
 def _parts(request: dict) -> list[dict]:
@@ -61,12 +64,15 @@ def route(request: dict) -> Any:
     if "think first" in text:
         return [g.thought("Weighing the options. "), g.thought("Settled."), g.text("Forty-two."), g.finish()]
     if "search the web" in text:
+        answer = "Lisbon is the capital of Portugal. It lies on the Tagus."
         return [
-            g.text("Lisbon is the capital of Portugal."),
+            g.text("Lisbon is the capital of Portugal. "),
+            g.text("It lies on the Tagus."),
             g.grounded(
-                [("https://example.org/lisbon", "example.org"), ("https://example.net/pt", "example.net")],
+                [(REDIRECT + "lisbon", "example.org"), (REDIRECT + "tagus", "Tagus river - River Guide")],
                 ["capital of portugal"],
-                [("Lisbon is the capital of Portugal.", [0, 1])],
+                [("Lisbon is the capital of Portugal.", [0, 1]), ("It lies on the Tagus.", [1])],
+                answer=answer,
             ),
             g.finish(),
         ]
@@ -74,9 +80,7 @@ def route(request: dict) -> Any:
         blob = next(p["inlineData"] for p in parts if "inlineData" in p)
         mime = blob.get("mimeType") or blob.get("mime_type")  # the SDK sends either spelling
         return g.reply(f"I see a {mime} image of {len(base64.urlsafe_b64decode(blob['data']))} bytes.")
-    if "generate a concise" in text.lower() or "title" in text.lower():
-        return g.reply('{"title": "Fake Gemini Chat"}')
-    return g.reply(f"Echo: {text}")
+    return g.task_reply(request) or g.reply(f"Echo: {text}")
 
 
 @pytest.fixture(scope="module")
@@ -158,19 +162,63 @@ def test_grounding_citations_reach_the_socket(owui, gemini, socket):
         socket.wait_for("citation", count=2)
     finally:
         set_valves(owui, GOOGLE_SEARCH_GROUNDING=False)
-    assert text == "Lisbon is the capital of Portugal."
+    # not streamed: the completion carries Open WebUI's citation marks, in the order it lists the sources
+    assert text == "Lisbon is the capital of Portugal.[1][2] It lies on the Tagus.[2]"
     assert gemini.generate_requests()[-1].json["tools"] == [{"googleSearch": {}}]
     cites = socket.of_type("citation")
-    assert [c["source"]["url"] for c in cites] == ["https://example.org/lisbon", "https://example.net/pt"]
+    assert [c["source"]["url"] for c in cites] == [REDIRECT + "lisbon", REDIRECT + "tagus"]
+    # the names Open WebUI lists (metadata `external` keeps them instead of the redirect URL)
+    assert [c["source"]["name"] for c in cites] == ["example.org", "Tagus river - River Guide"]
+    assert all(m["external"] is True and m["name"] == c["source"]["name"] for c in cites for m in c["metadata"])
     assert cites[0]["document"] == ["Lisbon is the capital of Portugal."]
     searched = socket.wait_for("status", where=lambda d: d.get("action") == "web_search")
-    assert searched["urls"] == ["https://example.org/lisbon", "https://example.net/pt"]
+    assert searched["urls"] == [REDIRECT + "lisbon", REDIRECT + "tagus"]
     # Gemini's search queries, shown as query chips, came before the citations
     queries = socket.wait_for("status", where=lambda d: d.get("action") == "web_search_queries_generated")
     assert queries["queries"] == ["capital of portugal"] and queries["done"] is True
     kinds = [(e["data"]["type"], (e["data"].get("data") or {}).get("action")) for e in list(socket.events)]
     first_citation = kinds.index(("citation", None))
     assert kinds.index(("status", "web_search_queries_generated")) < first_citation
+
+
+def test_a_grounded_chat_reply_carries_citation_marks(owui, gemini, socket):
+    """In a chat, Open WebUI takes the pipe's replacement item: the stored and shown text has the marks."""
+    set_valves(owui, GOOGLE_SEARCH_GROUNDING=True)
+    try:
+        done = owui.chat_background(FLASH, "search the web: capital of Portugal?", socket, tool_ids=[])
+    finally:
+        set_valves(owui, GOOGLE_SEARCH_GROUNDING=False)
+    assert reply_text(done) == "Lisbon is the capital of Portugal.[1][2] It lies on the Tagus.[2]"
+    messages = [i for i in done["output"] if i["type"] == "message"]
+    assert len(messages) == 1  # replaced, not appended
+    # the numbers are the positions Open WebUI gives the message's sources
+    cites = [c for c in socket.of_type("citation") if c["source"]["url"].startswith(REDIRECT)]
+    assert [c["source"]["url"] for c in cites] == [REDIRECT + "lisbon", REDIRECT + "tagus"]
+
+
+def test_grounding_and_the_chats_tools(owui, gemini, socket):
+    set_valves(owui, GOOGLE_SEARCH_GROUNDING=True)
+    try:
+        # Gemini 3: Google Search and the chat's tool in one request
+        owui.chat_background(PRO3, "hello with tools", socket, tool_ids=[TOOL])
+        request = gemini.generate_requests()[-1].json
+        assert {next(iter(t)) for t in request["tools"]} == {"googleSearch", "functionDeclarations"}
+        assert request["toolConfig"] == {"includeServerSideToolInvocations": True}
+        # Gemini 2.5: the tool wins and the status line says so (the fake refuses the mix, like Google)
+        socket.clear()
+        done = owui.chat_background(FLASH, "hello again with tools", socket, tool_ids=[TOOL])
+        assert reply_text(done) == "Echo: hello again with tools"
+        request = gemini.generate_requests()[-1].json
+        assert [next(iter(t)) for t in request["tools"]] == ["functionDeclarations"]
+        socket.wait_for("status", where=lambda d: d.get("description", "").startswith("Search grounding is off"))
+        # Open WebUI's builtin tools alone (time, ask_user...) leave grounding on, without a note
+        socket.clear()
+        owui.chat_background(FLASH, "hello without tools", socket)
+        request = gemini.generate_requests()[-1].json
+        assert {"googleSearch": {}} in request["tools"]
+        assert not [s for s in socket.of_type("status") if "grounding is off" in s.get("description", "")]
+    finally:
+        set_valves(owui, GOOGLE_SEARCH_GROUNDING=False)
 
 
 def test_image_input(owui, gemini):
@@ -217,6 +265,52 @@ def test_title_generation_is_one_plain_call(owui, gemini):
     assert thinking in ({"thinkingBudget": 0}, {"thinking_budget": 0})
 
 
+@pytest.mark.parametrize("model", [FLASH, PRO3, f"{PIPE}.gemini-2.0-flash"])
+def test_follow_ups_title_and_tags_after_a_chat(owui, gemini, socket, model):
+    """A saved chat, sent as the UI sends it, with Open WebUI's background tasks: each pack model
+    answers the follow-up, title and tag prompts with one plain call, and the follow-ups are stored
+    under the reply."""
+    user_id, message_id = str(uuid.uuid4()), str(uuid.uuid4())
+    user_message = {"id": user_id, "parentId": None, "childrenIds": [message_id], "role": "user",
+                    "content": "Tell me about fake servers", "timestamp": 1}  # fmt: skip
+    assistant = {"id": message_id, "parentId": user_id, "childrenIds": [], "role": "assistant", "content": "",
+                 "model": model, "modelName": model, "timestamp": 2}  # fmt: skip
+    chat = owui.ok("POST", "/api/v1/chats/new", json={"chat": {
+        "title": "New Chat", "models": [model],
+        "history": {"currentId": message_id, "messages": {user_id: user_message, message_id: assistant}},
+        "messages": [user_message, assistant],
+    }})  # fmt: skip
+    response = owui.api("POST", "/api/chat/completions", json={
+        "model": model, "messages": [{"role": "user", "content": "Tell me about fake servers"}], "stream": True,
+        "session_id": socket.sid, "chat_id": chat["id"], "id": message_id, "parent_id": user_id,
+        "user_message": user_message,
+        "background_tasks": {"title_generation": True, "tags_generation": True, "follow_up_generation": True},
+    })  # fmt: skip
+    assert response.status_code == 200, response.text
+    socket.wait_done(60, message_id=message_id)
+    follow_ups = socket.wait_for("chat:message:follow_ups", 30)
+    assert follow_ups["follow_ups"] == g.TASK_ANSWERS[0][1]["follow_ups"]
+    stored: dict = {}
+    for _ in range(200):  # the tasks run one after another after the reply: poll the stored chat
+        stored = owui.ok("GET", f"/api/v1/chats/{chat['id']}")
+        asked = [r for r in gemini.generate_requests() if g.task_reply(r.json)]
+        if stored["title"] == "Fake Gemini Chat" and len(asked) == 3:
+            break
+        time.sleep(0.1)
+    assert stored["chat"]["history"]["messages"][message_id]["followUps"] == follow_ups["follow_ups"]
+    assert stored["title"] == "Fake Gemini Chat"
+    tags = owui.ok("GET", f"/api/v1/chats/{chat['id']}/tags")
+    assert {t["name"].lower() for t in tags} == {"technology", "testing"}
+    tasks = [r for r in gemini.generate_requests() if g.task_reply(r.json)]
+    prompts = {next(k for k, _ in g.TASK_ANSWERS if k in g.last_user_text(r.json)) for r in tasks}
+    assert prompts == {k for k, _ in g.TASK_ANSWERS}  # follow-ups, tags, title: each once
+    assert len(tasks) == 3
+    for task in tasks:
+        assert task.path.endswith(":generateContent") and "tools" not in task.json
+        thinking = (task.json.get("generationConfig") or {}).get("thinkingConfig") or {}
+        assert "includeThoughts" not in thinking and "include_thoughts" not in thinking
+
+
 def test_a_users_own_key_is_used_for_their_chats(owui, gemini):
     owui.grant_model(FLASH)
     owui.ok(
@@ -241,7 +335,9 @@ def test_errors_are_clear_and_retries_show_a_status(owui, gemini, socket):
     socket.clear()
     gemini.script(*[g.error(503, "overloaded", retry_delay="0.1s")] * 2)
     detail = owui.chat(FLASH, "fail twice", session_id=socket.sid)["error"]["detail"]
-    assert "Gemini had a server error after 1 retry (503 UNAVAILABLE: overloaded)" in detail
+    # the admin reads the plain sentence and the detail
+    assert "Gemini had a server error after 1 retry. Try again shortly." in detail
+    assert "For administrators: 503 UNAVAILABLE: overloaded" in detail
     socket.wait_for("status", where=lambda d: d.get("done") is True)
     statuses = socket.of_type("status")
     assert [s["done"] for s in statuses] == [False, True]
@@ -249,8 +345,8 @@ def test_errors_are_clear_and_retries_show_a_status(owui, gemini, socket):
     gemini.script(g.error(400, f"Bad request from key {KEY}"))
     result = owui.chat(FLASH, "fail me")
     detail = result["error"]["detail"]
-    assert "Gemini rejected the request (400 INVALID_ARGUMENT" in detail and KEY not in detail
-    assert "[redacted]" in detail
+    assert "Gemini rejected the request: Bad request from key" in detail and KEY not in detail
+    assert "[redacted]" in detail and "400 INVALID_ARGUMENT" in detail
 
 
 def test_the_key_is_never_in_the_server_log(owui, gemini):
@@ -269,7 +365,21 @@ def test_a_missing_key_is_a_clear_error(owui, gemini, stream):
     finally:
         set_valves(owui, GOOGLE_API_KEY=KEY)
     error = result["error"] if isinstance(result, dict) else next(c["error"] for c in result if "error" in c)
-    assert "GOOGLE_API_KEY" in error["detail"]
+    assert "no API key yet" in error["detail"] and "GOOGLE_API_KEY" in error["detail"]  # the admin's detail
+
+
+def test_a_user_reads_plain_sentences(owui, gemini, socket):
+    owui.grant_model(FLASH)
+    gemini.script(*[g.error(503, f"overloaded, key {KEY}", retry_delay="0.1s")] * 2)
+    detail = owui.chat(FLASH, "fail for a user", token=owui.user)["error"]["detail"]
+    assert detail == "Gemini had a server error after 1 retry. Try again shortly."
+    set_valves(owui, GOOGLE_API_KEY="")
+    try:
+        detail = owui.chat(FLASH, f"no key {uuid.uuid4().hex[:6]}", token=owui.user)["error"]["detail"]
+    finally:
+        set_valves(owui, GOOGLE_API_KEY=KEY)
+    assert "no API key yet" in detail and "GOOGLE_API_KEY" not in detail and "For administrators" not in detail
+    assert exception_names(detail) == []
 
 
 def test_user_switches_are_dropdowns_and_old_values_keep_their_meaning(owui, gemini):
@@ -288,3 +398,27 @@ def test_user_switches_are_dropdowns_and_old_values_keep_their_meaning(owui, gem
     (chat,) = [r.json for r in gemini.generate_requests() if g.last_user_text(r.json) == "think first, quietly"]
     thinking = chat.get("generationConfig", {}).get("thinkingConfig") or {}
     assert "includeThoughts" not in thinking and "include_thoughts" not in thinking
+
+
+def test_an_attached_text_file_reaches_gemini_once(owui, gemini):
+    """Open WebUI puts the file's text into the chat (its document context); the pipe does not send
+    it again as a file part."""
+    marker = f"zebra-{uuid.uuid4().hex[:8]}"
+    upload = owui.api(
+        "POST",
+        "/api/v1/files/?process=true",
+        files={"file": ("notes.txt", f"The secret word is {marker}.", "text/plain")},
+    )
+    assert upload.status_code == 200, upload.text
+    file = upload.json()
+    for _ in range(100):  # extraction and embedding run in the background: poll the status
+        status = owui.ok("GET", f"/api/v1/files/{file['id']}/process/status")
+        if status.get("status") in ("completed", "failed"):
+            break
+        time.sleep(0.1)
+    assert status.get("status") == "completed", status
+    item = {"type": "file", "id": file["id"], "name": "notes.txt", "file": file, "status": "uploaded"}
+    owui.text_of(owui.chat(FLASH, "What is the secret word?", files=[item]))
+    request = gemini.generate_requests()[-1]
+    assert request.body.count(marker.encode()) == 1  # in Open WebUI's context, not again as a part
+    assert not [p for p in _parts(request.json) if "inlineData" in p]

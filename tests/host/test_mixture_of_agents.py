@@ -8,10 +8,13 @@ variant is driven the way open-webui/pipelines main.py drives it, against the sa
 import concurrent.futures
 import importlib.util
 import json
+import time
+import uuid
 
 import pytest
 
 from buildlib import assemble as build  # build.build_plugin
+from tests.helpers import exception_names
 from tests.host._server import ROOT, output_text
 
 PIPE = "mixture_of_agents"
@@ -74,7 +77,9 @@ def test_streamed_answer_and_statuses_on_the_socket(agents, fake_openai, socket)
     assert "Green." in final[0]["messages"][0]["content"] and "Red." in final[0]["messages"][0]["content"]
 
     done = socket.wait_for("status", where=lambda d: d.get("done"))
-    assert done["description"].startswith("Mixture of Agents: 2 layers × 3 agents, combined by moa-agg")
+    assert done["description"].startswith(
+        "Mixture of Agents: 2 layers, 3 of 3 agents answered, combined by moa-agg in "
+    )
     seen = statuses(socket)
     descriptions = [s["description"] for s in seen]
     assert descriptions[0] == "Layer 1/2: asking 3 agents"
@@ -106,6 +111,11 @@ def test_dropped_agent_and_failed_layer(agents, fake_openai, socket):
     assert agents.text_of(chunks) == FINAL
     socket.wait_for("status", where=lambda d: d.get("done"))
     assert any("dropped (moa-b: HTTP 400: bad request for b)" in s["description"] for s in statuses(socket))
+    assert len(fake_openai.chat_requests("moa-b")) == 1  # failed in layer 1: not asked in layer 2
+    done = statuses(socket)[-1]
+    assert done["done"] and done["description"].startswith(
+        "Mixture of Agents: 2 layers, 2 of 3 agents answered, combined by moa-agg in "
+    )
 
     socket.clear()
     set_valves(agents, min_successful_agents=3)
@@ -135,17 +145,24 @@ def test_failed_layer_in_a_ui_chat_keeps_the_blocks_and_shows_the_error(agents, 
     assert not fake_openai.chat_requests("moa-agg")
 
 
+VALVE_WORDS = ("valve", "models`", "aggregator_model", "Agent models", "Aggregator model", "For administrators")
+
+
 def test_a_user_without_access_to_an_agent_model_gets_a_clear_message(agents, fake_openai, socket_for):
     agents.grant_model(PIPE)
     other = socket_for(agents.user)
     result = agents.chat(PIPE, CONVERSATION, token=agents.user, session_id=other.sid)
-    assert result["error"]["detail"] == (
+    detail = result["error"]["detail"]
+    assert detail == (
         "Mixture of Agents cannot use the model `moa-a`: you do not have access to it. "
-        "Check the `models` and `aggregator_model` valves."
+        "Ask an administrator to give you access to the model `moa-a`."
     )
     chunks = agents.chat(PIPE, CONVERSATION, stream=True, token=agents.user)
-    assert "cannot use the model `moa-a`: you do not have access to it" in chunks[-1]["error"]["detail"]
+    assert chunks[-1]["error"]["detail"] == detail
+    assert exception_names(detail) == [] and not [w for w in VALVE_WORDS if w in detail]
     assert fake_openai.chat_requests() == []  # refused before any model was called
+    # the administrator's advice went to the server log
+    assert 'Give this user access to the model `moa-a`, or change the "Agent models"' in agents.log_path.read_text()
 
     for model in ("moa-a", "moa-b", "moa-agg"):
         agents.grant_model(model)
@@ -165,6 +182,83 @@ def test_misconfiguration_names_the_model(agents, fake_openai, valves, message):
     result = agents.chat(PIPE, CONVERSATION)
     assert message in result["error"]["detail"]
     assert fake_openai.chat_requests() == []
+
+
+def task_replies(body: dict) -> str:
+    """moa-agg as a model that follows Open WebUI 0.12.4's task prompts (open_webui/config.py)."""
+    prompt = body["messages"][-1]["content"] if body.get("messages") else ""
+    if isinstance(prompt, str) and prompt.startswith("### Task:"):
+        if "Predict 3-5 useful messages" in prompt:
+            return '{"follow_ups": ["Name a third colour.", "Why is green calming?"]}'
+        if '"tags"' in prompt:
+            return '<think>colours { maybe art }</think>{"tags": ["Colours", "Art"]}'
+        if '"title"' in prompt:
+            return '{"title": "Naming Colours"}'
+    return FINAL
+
+
+def wait_until(check, timeout: float = 20.0):
+    """Poll `check()` until it returns something truthy (background tasks end after the reply)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(0.1)
+
+
+ASK = "Name a colour."
+
+
+def test_follow_ups_title_and_tags_of_a_saved_ui_chat(agents, fake_openai, socket):
+    """As the 0.12.4 UI sends it: a saved chat, then the reply with the background tasks switched on."""
+    fake_openai.set("moa-agg", reply=task_replies, chunk_size=3)
+    user_id, reply_id = str(uuid.uuid4()), str(uuid.uuid4())
+    history = {
+        user_id: {"id": user_id, "parentId": None, "childrenIds": [reply_id], "role": "user", "content": ASK},
+        reply_id: {"id": reply_id, "parentId": user_id, "childrenIds": [], "role": "assistant", "content": ""},
+    }
+    chat = agents.ok(
+        "POST",
+        "/api/v1/chats/new",
+        json={"chat": {"title": "New Chat", "history": {"messages": history, "currentId": reply_id}, "messages": []}},
+    )
+    response = agents.api(
+        "POST",
+        "/api/chat/completions",
+        json={
+            "model": PIPE,
+            "messages": [{"role": "user", "content": ASK}],
+            "stream": True,
+            "session_id": socket.sid,
+            "chat_id": chat["id"],
+            "id": reply_id,
+            "background_tasks": {"title_generation": True, "tags_generation": True, "follow_up_generation": True},
+        },
+    )
+    assert response.status_code == 200, response.text
+    assert socket.wait_done(60, message_id=reply_id)
+    follow_ups = socket.wait_for("chat:message:follow_ups", 30)
+    assert follow_ups == {"follow_ups": ["Name a third colour.", "Why is green calming?"]}
+
+    def saved() -> dict | None:
+        stored = agents.ok("GET", f"/api/v1/chats/{chat['id']}")
+        message = stored["chat"]["history"]["messages"][reply_id]
+        tags = (stored.get("meta") or {}).get("tags")
+        return stored if message.get("followUps") and stored["title"] == "Naming Colours" and tags else None
+
+    stored = wait_until(saved)
+    assert stored, agents.ok("GET", f"/api/v1/chats/{chat['id']}")
+    message = stored["chat"]["history"]["messages"][reply_id]
+    assert message["content"] == FINAL
+    assert message["followUps"] == ["Name a third colour.", "Why is green calming?"]  # shown under the reply
+    assert stored["meta"]["tags"] == ["colours", "art"]  # the reasoning before the JSON was dropped
+    # each task was one plain aggregator call: not the mixture, no tools, no stream
+    tasks = [r for r in fake_openai.chat_requests() if r["messages"][-1]["content"].startswith("### Task:")]
+    assert len(tasks) == 3 and {r["model"] for r in tasks} == {"moa-agg"}
+    assert all(r["stream"] is False and "tools" not in r for r in tasks)
+    assert len(fake_openai.chat_requests()) == 6 + 1 + 3  # the mixture's reply, then the three tasks
+    agents.ok("DELETE", f"/api/v1/chats/{chat['id']}")
 
 
 def test_title_task_is_one_aggregator_call(agents, fake_openai):

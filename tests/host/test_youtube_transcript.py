@@ -12,6 +12,7 @@ from __future__ import annotations
 import pytest
 
 from tests.fakes.youtube import FakeProxy, closed_port_url
+from tests.helpers import exception_names
 
 TOOL = "youtube_transcript"
 FUNCTION = "get_youtube_transcript"
@@ -70,10 +71,28 @@ def test_valves_and_user_valves_specs(deployed):
         "REQUEST_TIMEOUT",
     ]
     assert spec["properties"]["PROXY_URL"]["input"] == {"type": "password"}
+    # the labels the valves form shows (Valves.svelte reads `title`)
+    assert [p["title"] for p in spec["properties"].values()] == [
+        "Transcript languages",
+        "Translate into",
+        "Video title and channel",
+        "Timestamps",
+        "Paragraph length (seconds)",
+        "Longest transcript (characters)",
+        "Show the video as a source",
+        "Proxy URL",
+        "Cache time (seconds)",
+        "Request timeout (seconds)",
+    ]
     user_spec = deployed.ok("GET", f"/api/v1/tools/id/{TOOL}/valves/user/spec", token=deployed.user)
     timestamps = user_spec["properties"]["INCLUDE_TIMESTAMPS"]
     assert timestamps["type"] == "string" and timestamps["enum"] == ["default", "on", "off"]
     assert "enum" not in user_spec["properties"]["TRANSCRIPT_LANGUAGE"]  # language codes stay free text
+    assert [p["title"] for p in user_spec["properties"].values()] == [
+        "Transcript languages",
+        "Translate into",
+        "Timestamps",
+    ]
 
 
 def test_user_valves_round_trip_as_the_ui_sends_them(deployed):
@@ -117,6 +136,23 @@ def test_no_internet_answers_within_request_timeout(deployed, socket, proxied):
 def test_a_refused_proxy_is_a_quick_network_message(deployed, socket, proxied):
     proxied(PROXY_URL=closed_port_url(), REQUEST_TIMEOUT=20)
     run = deployed.run_tool(TOOL, FUNCTION, {"url": "abcDEF12_-x"}, socket)
-    assert "Could not reach YouTube through the proxy set in PROXY_URL" in run.result
+    assert "Could not reach YouTube through this server's proxy" in run.result
     assert "did not answer" not in run.result  # the refusal itself, not REQUEST_TIMEOUT running out
+    # the caller is the admin: the detail names the valve to check
+    assert "(For administrators: the proxy in the “Proxy URL” valve (PROXY_URL) could not be reached" in run.result
     socket.wait_for("status", where=lambda d: d.get("done") and d.get("description") == "Could not reach the proxy")
+
+
+def test_a_user_reads_a_plain_sentence_without_admin_settings(deployed, socket_for, proxied):
+    proxied(PROXY_URL=closed_port_url(), REQUEST_TIMEOUT=20)
+    theirs = socket_for(deployed.user)
+    run = deployed.run_tool(TOOL, FUNCTION, {"url": "abcDEF12_-x"}, theirs, token=deployed.user)
+    assert run.result == (
+        "Could not reach YouTube through this server's proxy, so the transcript could not be fetched. "
+        "Tell an administrator."
+    )
+    assert exception_names(run.result) == []
+    done = theirs.wait_for("status", where=lambda d: d.get("done"))
+    assert done["description"] == "Could not reach the proxy"
+    for text in [run.result, *(s["description"] for s in statuses(theirs))]:
+        assert "PROXY_URL" not in text and "REQUEST_TIMEOUT" not in text and exception_names(text) == []

@@ -8,9 +8,12 @@ from pathlib import Path
 
 import pytest
 
+import build as build_command
 from buildlib import BuildError
 from buildlib import deploy as build
 from buildlib.deploy import DeployOptions
+
+REPO = Path(__file__).resolve().parents[3]
 
 PIPE = """\"\"\"
 title: T
@@ -151,8 +154,95 @@ def test_global_applies_to_filters_and_actions_only(tmp_path):
 
 
 def test_valve_names_come_from_the_built_text():
-    assert build.valve_names(target()) == ["A", "B"]
+    assert build.valve_names(target()) == build.ValveFields(("A", "B"))
     assert build.valve_names(target(text='"""\n"""\nclass Pipe:\n    pass\n')) is None
+
+
+INHERITED = """\"\"\"
+title: T
+\"\"\"
+from typing import ClassVar
+
+from pydantic import BaseModel, Field
+
+
+class Common(BaseModel):
+    models: list[str] = Field(default_factory=list)
+    _cache: dict = {}
+    LIMIT: ClassVar[int] = 3
+
+
+class Shared(Common):
+    aggregator_model: str = ""
+
+
+class Extra(BaseModel):
+    shown: bool = True
+
+
+class Pipe:
+    class Valves(Shared, Extra):
+        own: int = 1
+        models: list[str] = []
+
+    def pipe(self, body):
+        return "x"
+"""
+
+
+def test_inherited_valves_are_seen_through_the_files_own_classes(tmp_path):
+    fields = build.valve_names(target(text=INHERITED))
+    # pydantic's order: the last base's fields first, then the next base's, then the class's own
+    assert fields == build.ValveFields(("shown", "models", "aggregator_model", "own"))
+    root = write_root(tmp_path, {"id": "p", "text": INHERITED})
+    targets, _ = build.select_targets(root, None)
+    path = tmp_path / "v.json"
+    path.write_text(json.dumps({"p": {"aggregator_model": "m", "models": ["a"], "shown": False, "own": 2}}))
+    assert build.load_valves(path, root, targets) == []
+    assert targets[0].valves == {"aggregator_model": "m", "models": ["a"], "shown": False, "own": 2}
+    path.write_text(json.dumps({"p": {"LIMIT": 1}}))
+    with pytest.raises(BuildError, match=r"has no valve LIMIT \(its valves: shown, models, aggregator_model, own\)"):
+        build.load_valves(path, root, targets)
+
+
+def test_the_built_mixture_of_agents_valves_are_accepted(tmp_path):
+    # the committed built file: its Valves inherits every field from the inlined MoaValves
+    built = (REPO / "dist/functions/mixture_of_agents.py").read_text(encoding="utf-8")
+    root = write_root(tmp_path, {"id": "mixture_of_agents", "text": built})
+    targets, _ = build.select_targets(root, None)
+    path = tmp_path / "v.json"
+    path.write_text(json.dumps({"mixture_of_agents": {"models": ["a", "b"], "aggregator_model": "c"}}))
+    assert build.load_valves(path, root, targets) == []
+    assert targets[0].valves == {"models": ["a", "b"], "aggregator_model": "c"}
+    fields = build.valve_names(targets[0])
+    assert fields is not None and fields.unresolved == ()
+    assert {"models", "aggregator_model", "num_layers", "num_agents_per_layer"} <= set(fields.names)
+
+
+def test_a_base_the_file_does_not_define_means_cannot_tell(tmp_path):
+    text = PIPE.replace("class Valves(BaseModel):", "class Valves(somewhere.Settings):")
+    assert build.valve_names(target(text=text)) == build.ValveFields(("A", "B"), ("somewhere.Settings",))
+    root = write_root(tmp_path, {"id": "p", "text": text})
+    targets, _ = build.select_targets(root, None)
+    path = tmp_path / "v.json"
+    path.write_text(json.dumps({"p": {"A": 2, "HIDDEN": "x"}}))
+    notes = build.load_valves(path, root, targets)
+    assert notes == [
+        "p: cannot check the valve name(s) HIDDEN: its Valves inherits from somewhere.Settings, "
+        "which dist/functions/p.py does not define; Open WebUI checks the values"
+    ]
+    assert targets[0].valves == {"A": 2, "HIDDEN": "x"}
+
+
+def test_valves_assigned_from_a_class_and_cycles_end():
+    text = "class Base(BaseModel):\n    x: int = 1\n\nclass Pipe:\n    Valves = Base\n"
+    assert build.valve_names(target(text=text)) == build.ValveFields(("x",))
+    assert build.valve_names(target(text="class Pipe:\n    Valves = Imported\n")) == build.ValveFields(
+        (), ("Imported",)
+    )
+    loop = "class A(B):\n    a: int = 1\n\nclass B(A):\n    b: int = 1\n\n"
+    loop += "class Pipe:\n    class Valves(A):\n        pass\n"
+    assert set(build.valve_names(target(text=loop)).names) == {"a", "b"}
 
 
 def test_valves_file_is_checked(tmp_path):
@@ -160,7 +250,7 @@ def test_valves_file_is_checked(tmp_path):
     targets, _ = build.select_targets(root, None)
     good = tmp_path / "v.json"
     good.write_text(json.dumps({"p": {"A": 2}}))
-    build.load_valves(good, root, targets)
+    assert build.load_valves(good, root, targets) == []
     assert targets[0].valves == {"A": 2}
     for content, message in [
         ({"p": {"C": 1}}, "p has no valve C \\(its valves: A, B\\)"),
@@ -276,7 +366,7 @@ def test_event_functions_are_deployed_as_functions_and_never_global(tmp_path):
     targets, notes = build.select_targets(root, None)
     assert [(t.id, t.api, t.make_global) for t in targets] == [("ev", "functions", False)] and notes == []
     event = target(kind="event", text='"""\n"""\nclass Event:\n    class Valves:\n        PREFIXES: str = ""\n')
-    assert build.valve_names(event) == ["PREFIXES"]
+    assert build.valve_names(event) == build.ValveFields(("PREFIXES",))
     hidden = build.ApiError("POST", "/api/v1/functions/create", 400, "[ERROR: Error creating function]")
     creates = iter([hidden, {"id": "p"}])
     api = FakeApi(
@@ -297,3 +387,163 @@ def test_deploy_one_dispatches_by_host():
     assert build.deploy_one(FakeApi({}), target(), {"p": stored}, options) == ["unchanged", "active"]
     with pytest.raises(BuildError, match="cannot be deployed"):
         build.deploy_one(FakeApi({}), target(kind="pipeline"), {}, options)
+
+
+# --- sharing the pipes' models ---------------------------------------------------------------
+
+BASE_MODELS = {
+    "data": [
+        {"id": "p", "name": "T", "pipe": {"type": "pipe"}},
+        {"id": "m.one", "name": "M: One", "pipe": {"type": "pipe"}},
+        {"id": "m.two", "name": "M: Two", "pipe": {"type": "pipe"}},
+        {"id": "mx", "name": "not m's", "pipe": {"type": "pipe"}},
+        {"id": "m.conn", "name": "a connection model, not a pipe", "owned_by": "openai"},
+    ]
+}
+GROUPS = [{"id": "g-1", "name": "Staff"}, {"id": "g-2", "name": "Lab"}, {"id": "g-3", "name": "Lab"}]
+
+
+class Entries:
+    """The server's workspace model entries: GET /api/v1/models/base and the access endpoint."""
+
+    def __init__(self, *entries: dict) -> None:
+        self.by_id = {e["id"]: e for e in entries}
+        self.forms: list[dict] = []
+
+    def handlers(self) -> dict:
+        return {
+            ("GET", "/api/models/base"): BASE_MODELS,
+            ("GET", "/api/v1/models/base"): lambda body: list(self.by_id.values()),
+            ("POST", "/api/v1/models/model/access/update"): self.update,
+            ("GET", "/api/v1/groups/"): GROUPS,
+        }
+
+    def update(self, form: dict) -> dict:
+        self.forms.append(form)
+        grants = [{**g, "id": g.get("id") or f"new-{len(self.forms)}"} for g in form["access_grants"]]
+        entry = {**self.by_id.get(form["id"], {"id": form["id"], "name": form["name"]}), "access_grants": grants}
+        self.by_id[form["id"]] = entry
+        return entry
+
+
+def sharing(api, **options) -> build.ModelSharing:
+    return build.ModelSharing.from_options(api, DeployOptions("http://x", "t", **options))
+
+
+def test_no_sharing_option_means_no_sharing():
+    assert sharing(FakeApi({})) is None
+    assert sharing(FakeApi({}), share_models_with=[" , "]) is None
+
+
+def test_every_sub_model_of_a_manifold_is_shared_and_a_second_run_changes_nothing():
+    entries = Entries()
+    api = FakeApi(entries.handlers())
+    share = sharing(api, share_models=True)
+    assert share.share(api, target(id="m"), changed=True, dry_run=False) == (
+        "made shared",
+        "  readable by all users: m.one, m.two",
+    )
+    assert [f["id"] for f in entries.forms] == ["m.one", "m.two"]
+    assert entries.forms[0] == {"id": "m.one", "name": "M: One", "access_grants": [build.PUBLIC_READ]}
+    assert share.share(api, target(id="p"), changed=False, dry_run=False)[0] == "made shared"
+    again_api = FakeApi(entries.handlers())
+    again = sharing(again_api, share_models=True)
+    for plugin in ("m", "p"):
+        assert again.share(again_api, target(id=plugin), changed=False, dry_run=False) == ("shared", None)
+    assert again_api.writes() == []
+    # one read of each list for the whole unchanged run
+    assert [p for m, p, _ in again_api.log] == ["/api/models/base", "/api/v1/models/base"]
+
+
+def test_grants_already_there_are_kept():
+    theirs = {"id": "keep", "principal_type": "user", "principal_id": "u-7", "permission": "write"}
+    entries = Entries({"id": "p", "name": "Renamed by the admin", "access_grants": [theirs]})
+    api = FakeApi(entries.handlers())
+    sharing(api, share_models=True).share(api, target(), changed=False, dry_run=False)
+    assert entries.forms == [
+        {"id": "p", "name": "Renamed by the admin", "access_grants": [theirs, build.PUBLIC_READ]},
+    ]
+
+
+def test_groups_are_resolved_by_name_or_id():
+    entries = Entries()
+    api = FakeApi(entries.handlers())
+    share = sharing(api, share_models_with=["Staff,g-3", "Staff"])
+    assert share.audience == "groups Staff, g-3, Staff"
+    assert [g["principal_id"] for g in share.grants] == ["g-1", "g-3"]
+    word, detail = share.share(api, target(), changed=False, dry_run=False)
+    assert (word, detail) == ("made shared", "  readable by groups Staff, g-3, Staff: p")
+    assert entries.forms[0]["access_grants"] == [
+        {"principal_type": "group", "principal_id": "g-1", "permission": "read"},
+        {"principal_type": "group", "principal_id": "g-3", "permission": "read"},
+    ]
+    both = sharing(FakeApi(entries.handlers()), share_models=True, share_models_with=["Staff"])
+    assert both.audience == "all users and group Staff" and both.grants[0] == build.PUBLIC_READ
+
+
+@pytest.mark.parametrize(
+    ("group", "message"),
+    [
+        ("Nobody", r"no group named 'Nobody' \(groups: Lab, Lab, Staff\)"),
+        ("Lab", r"2 groups are named 'Lab'; pass the id of the one you mean: g-2, g-3"),
+    ],
+)
+def test_unknown_or_ambiguous_group_is_an_error(group, message):
+    with pytest.raises(BuildError, match=message):
+        sharing(FakeApi(Entries().handlers()), share_models_with=[group])
+
+
+def test_dry_run_shares_nothing():
+    entries = Entries()
+    api = FakeApi(entries.handlers())
+    share = sharing(api, share_models=True)
+    assert share.share(api, target(id="m"), changed=False, dry_run=True) == (
+        "made shared",
+        "  would be readable by all users: m.one, m.two",
+    )
+    new = share.share(api, target(id="brand_new"), changed=True, dry_run=True)
+    assert new == ("made shared", "  its models would be readable by all users once it is installed")
+    assert api.writes() == []
+
+
+def test_a_pipe_without_models_fails_clearly():
+    api = FakeApi(Entries().handlers())
+    with pytest.raises(BuildError, match="Open WebUI lists no model for it"):
+        sharing(api, share_models=True).share(api, target(id="broken"), changed=True, dry_run=False)
+
+
+def test_deploy_shares_pipes_only_and_says_so(tmp_path, capsys, monkeypatch):
+    root = write_root(tmp_path, {"id": "p"}, {"id": "f", "kind": "filter"})
+    stored = {"content": PIPE, "meta": {"description": "d"}, "is_active": True}
+    entries = Entries()
+    api = FakeApi(
+        {
+            **entries.handlers(),
+            ("GET", "/api/v1/auths/"): {"role": "admin"},
+            ("GET", "/api/v1/functions/export?include_valves=true"): [{**stored, "id": i, "name": i} for i in "pf"],
+            ("GET", "/api/models"): {"data": []},
+        }
+    )
+    api.url = "http://x"
+    monkeypatch.setattr(build, "OpenWebUIApi", lambda *a, **k: api)
+    assert build.deploy(root, DeployOptions("http://x", "t", share_models=True)) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[:3] == [
+        "p (pipe): unchanged, active, made shared",
+        "  readable by all users: p",
+        "f (filter): unchanged, active",
+    ]
+    assert "stay private until a deploy shares them" in out[3]
+    assert "1 changed, 0 failed" in out[-1]
+    assert [f["id"] for f in entries.forms] == ["p"]
+    assert build.deploy(root, DeployOptions("http://x", "t", share_models=True, dry_run=True)) == 0
+    assert "p (pipe): unchanged, active, shared" in capsys.readouterr().out
+
+
+def test_the_command_line_options():
+    args = build_command.parser().parse_args(
+        ["deploy", "--url", "u", "--share-models", "--share-models-with", "a,b", "--share-models-with", "c"]
+    )
+    assert args.share_models is True and args.share_models_with == ["a,b", "c"]
+    args = build_command.parser().parse_args(["deploy", "--url", "u"])
+    assert args.share_models is False and args.share_models_with is None

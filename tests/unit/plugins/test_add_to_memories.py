@@ -9,7 +9,7 @@ import uuid
 
 import pytest
 
-from tests.helpers import find_built, load_built
+from tests.helpers import exception_names, find_built, load_built
 
 mod = load_built("add_to_memories")
 
@@ -50,8 +50,12 @@ class FakeHost:
     leaves a row behind. Refusals are the built file's HostRefusal, as the real host raises them.
     """
 
-    def __init__(self, user_id="user-1", rows=(), refuse=None, refuse_on_add=None, embed_error=None):
+    def __init__(
+        self, user_id="user-1", rows=(), refuse=None, refuse_on_add=None, embed_error=None, role="user", settings=None
+    ):
         self.user_id = user_id
+        self.role = role
+        self.settings = settings  # the user record's settings (an object in Open WebUI), None = never saved
         self.rows = [mod.StoredMemory(f"old-{i}", text) for i, text in enumerate(rows)]
         self.vectors = set()
         self.refuse = refuse
@@ -64,7 +68,9 @@ class FakeHost:
 
     async def get_user(self, user_id):
         self.seen_users.append(user_id)
-        return types.SimpleNamespace(id=user_id, role="user") if user_id == self.user_id else None
+        if user_id != self.user_id:
+            return None
+        return types.SimpleNamespace(id=user_id, role=self.role, settings=self.settings)
 
     async def check_memories_permission(self, user):
         assert user.id == self.user_id
@@ -582,3 +588,188 @@ async def test_save_memory_outcomes(answers, options, outcome):
         "Some text", store=store_of(FakeHost()), events=events, options=mod.SaveOptions(**options)
     )
     assert got == outcome
+
+
+# --- the user's Memory switch --------------------------------------------------------------------
+
+MEMORY_OFF = "Saved. Memory is off in your settings, so chats won't use it until you turn it on."
+
+
+def clicker(memory=NEVER, role="user"):
+    """`__user__` as Open WebUI 0.12.4 passes it: the user record dumped, settings included."""
+    ui = {} if memory is NEVER else {"memory": memory}
+    return {"id": "user-1", "role": role, "settings": {"ui": {"theme": "dark", **ui}}}
+
+
+@pytest.mark.parametrize(
+    ("settings", "off"),
+    [
+        ({"ui": {"memory": False}}, True),
+        ({"ui": {"memory": True}}, False),
+        ({"ui": {}}, False),  # never touched: the server default, on while memories are enabled
+        ({"ui": None}, False),
+        ({}, False),
+        (None, False),
+        (types.SimpleNamespace(ui={"memory": False}), True),  # a user record's settings object
+        (types.SimpleNamespace(ui={"memory": True}), False),
+    ],
+)
+def test_memory_switch_is_read_from_ui_settings(settings, off):
+    assert mod.memory_switched_off(settings) is off
+
+
+async def test_saved_with_memory_off_says_chats_will_not_use_it():
+    host = FakeHost()
+    browser = Browser()
+    await click(button(host, EDIT_BEFORE_SAVE=False), browser, user=clicker(memory=False))
+    assert host.contents() == ["The user likes green tea."]
+    assert browser.notices() == [("success", MEMORY_OFF)]
+    assert browser.statuses()[-1] == ("Saved to memories", True)
+
+
+@pytest.mark.parametrize("memory", [True, NEVER])
+async def test_saved_with_memory_on_or_unset_is_the_plain_notice(memory):
+    browser = Browser()
+    await click(button(FakeHost(), EDIT_BEFORE_SAVE=False), browser, user=clicker(memory=memory))
+    assert browser.notices() == [("success", "Saved to your memories.")]
+
+
+async def test_duplicate_with_memory_off_says_so_too():
+    host = FakeHost(rows=["The user likes green tea."])
+    browser = Browser()
+    await click(button(host, EDIT_BEFORE_SAVE=False), browser, user=clicker(memory=False))
+    assert host.added == []
+    assert browser.notices() == [
+        ("info", "Already saved in your memories. Memory is off in your settings, so chats won't use it until you "
+         "turn it on."),
+    ]  # fmt: skip
+
+
+async def test_memory_switch_from_the_user_record_when_user_has_no_settings():
+    host = FakeHost(settings=types.SimpleNamespace(ui={"memory": False}))
+    browser = Browser()
+    await click(button(host, EDIT_BEFORE_SAVE=False), browser, user={"id": "user-1", "role": "user"})
+    assert browser.notices() == [("success", MEMORY_OFF)]
+
+
+# --- what a user reads -------------------------------------------------------------------------------
+
+ADMIN_ONLY = (
+    "EDIT_BEFORE_SAVE", "CONFIRMATION_REQUIRED", "MAX_MEMORY_LENGTH", "DEDUPLICATE", "CALL_TIMEOUT",
+    "Admin Panel", "embedding", "Embedding", "For administrators", "server log", "ENABLE_MEMORIES",
+)  # fmt: skip
+
+
+def _db_down(user_id):
+    raise RuntimeError("database is locked")
+
+
+async def _db_down_async(*args):
+    _db_down(None)
+
+
+def _scenarios():
+    """(name, host, valves, browser answers, __user__ changes): every way a click can end."""
+    embed = RuntimeError("500 from http://embed.local/v1/embeddings?key=SECRET123")
+    return [
+        ("saved", FakeHost(), {}, ["ok text"], {}),
+        ("memory off", FakeHost(), {"EDIT_BEFORE_SAVE": False}, [], {"settings": {"ui": {"memory": False}}}),
+        ("cancel", FakeHost(), {}, [False], {}),
+        ("dialog error", FakeHost(), {}, [{"error": "Client session disconnected."}], {}),
+        ("dialog raised", FakeHost(), {}, [RuntimeError("socket broke")], {}),
+        ("dialog timeout", FakeHost(), {"CALL_TIMEOUT": 0.01}, [NEVER], {}),
+        ("no caller", FakeHost(), {}, None, {}),
+        ("empty edit", FakeHost(), {}, [""], {}),
+        ("empty reply", FakeHost(), {"EDIT_BEFORE_SAVE": False}, [], {"body": chat("")}),
+        ("too long", FakeHost(), {"MAX_MEMORY_LENGTH": 5}, ["x" * 9] * 3, {}),
+        ("too long direct", FakeHost(), {"EDIT_BEFORE_SAVE": False, "MAX_MEMORY_LENGTH": 5}, [], {}),
+        ("confirm no", FakeHost(), {"CONFIRMATION_REQUIRED": True}, ["t", False], {}),
+        ("duplicate", FakeHost(rows=["The user likes green tea."]), {"EDIT_BEFORE_SAVE": False}, [], {}),
+        ("off (404)", FakeHost(refuse=404), {}, [], {}),
+        ("forbidden (403)", FakeHost(refuse=403), {}, [], {}),
+        ("check failed (500)", FakeHost(refuse=500), {}, [], {}),
+        ("refused on add", FakeHost(refuse_on_add=404), {"EDIT_BEFORE_SAVE": False}, [], {}),
+        ("embedding failed", FakeHost(embed_error=embed), {"EDIT_BEFORE_SAVE": False}, [], {}),
+        ("read failed", FakeHost(), {"EDIT_BEFORE_SAVE": False}, [], {"memories": _db_down_async}),
+        ("lookup failed", FakeHost(), {}, [], {"get_user": _db_down_async}),
+        ("no user", FakeHost(), {}, [], {"user": {}}),
+    ]
+
+
+def _ambiguous_rollback_host():
+    host = FakeHost(embed_error=RuntimeError("embedding down"))
+
+    async def twin():
+        host.rows.append(mod.StoredMemory("twin", "The user likes green tea."))
+
+    host.during_add = twin
+    return host
+
+
+async def _texts_of(role):
+    """Every notice and status a user with `role` reads, per scenario."""
+    produced = {}
+    scenarios = [
+        *_scenarios(),
+        ("partial entry", _ambiguous_rollback_host(), {"EDIT_BEFORE_SAVE": False, "DEDUPLICATE": False}, [], {}),
+    ]
+    for name, host, valves, answers, changes in scenarios:
+        host.role = role
+        for attr in ("memories", "get_user"):
+            if attr in changes:
+                setattr(host, attr, changes[attr])
+        browser = Browser(*(answers or []))
+        user = {**clicker(role=role), **({"settings": changes["settings"]} if "settings" in changes else {})}
+        user = changes.get("user", user)
+        await click(button(host, **valves), browser, changes.get("body"), user=user, call=answers is not None)
+        produced[name] = [text for _, text in browser.notices()] + [text for text, _ in browser.statuses()]
+        assert produced[name], name
+    return produced
+
+
+async def test_no_message_names_an_exception_or_an_admin_setting_for_a_user():
+    for name, texts in (await _texts_of("user")).items():
+        for text in texts:
+            assert exception_names(text) == [], (name, text)
+            assert not [word for word in ADMIN_ONLY if word in text], (name, text)
+            assert "SECRET123" not in text, (name, text)
+
+
+async def test_an_administrator_reads_the_detail_but_no_exception_names():
+    produced = await _texts_of("admin")
+    for name, texts in produced.items():
+        for text in texts:
+            assert exception_names(text) == [], (name, text)
+            assert "SECRET123" not in text, (name, text)
+    [embedding] = [t for t in produced["embedding failed"] if t.startswith("Could not save")]
+    assert embedding.startswith("Could not save to memories: the server could not index the text.")
+    assert embedding.endswith(
+        "(For administrators: Embedding the memory failed: 500 from http://embed.local/v1/embeddings?key=***; "
+        "check Admin Panel → Settings → Documents → Embedding and the server log.)"
+    )
+    assert "(For administrators: turn on Memories in Admin Panel → Settings → General.)" in produced["off (404)"][0]
+    assert "Admin Panel → Users → Groups" in produced["forbidden (403)"][0]
+    assert "database is locked" in produced["read failed"][0]
+    assert "database is locked" in produced["lookup failed"][0]
+    # with no signed-in user there is no role to trust: the plain sentence
+    assert produced["no user"] == ["Add to memories needs a signed-in user in a chat."]
+    # what every user reads is the same sentence first; only the end differs
+    users = await _texts_of("user")
+    for name, texts in produced.items():
+        for admin_text, user_text in zip(texts, users[name], strict=True):
+            assert admin_text.startswith(user_text), name
+
+
+# --- valve titles -------------------------------------------------------------------------------------
+
+
+def test_every_valve_has_a_human_title():
+    fields = mod.Action.Valves.model_fields
+    titles = {name: field.title for name, field in fields.items()}
+    assert all(titles.values()), titles
+    for name, title in titles.items():
+        assert title != name.replace("_", " ").title(), name  # not the label Open WebUI would generate
+        assert fields[name].description, name
+    assert len(set(titles.values())) == len(titles)
+    schema = mod.Action.Valves.model_json_schema()["properties"]
+    assert {name: prop["title"] for name, prop in schema.items()} == titles  # what the valves form shows

@@ -16,7 +16,7 @@ import aiohttp
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from starlette.responses import JSONResponse, StreamingResponse
+from starlette.responses import JSONResponse, PlainTextResponse, StreamingResponse
 
 from tests.fakes.openai_server import FakeOpenAI
 from tests.helpers import load_built
@@ -102,10 +102,18 @@ class FakeOpenWebUI:
         return await self.proxy(form)
 
     async def proxy(self, form: dict) -> Any:
-        """What routers/openai.py returns: StreamingResponse, dict, or JSONResponse on HTTP errors."""
+        """What routers/openai.py returns: StreamingResponse, dict (or text), JSON/PlainTextResponse on HTTP
+        errors, an HTTPException (here HostRefusal) when the connection fails."""
         payload = {k: v for k, v in form.items() if k != "metadata"}
         session = aiohttp.ClientSession()
-        response = await session.post(f"{self.fake.url}/chat/completions", json=payload)
+        try:
+            response = await session.post(f"{self.fake.url}/chat/completions", json=payload)
+        except aiohttp.ClientError:  # the router turns a transport failure into this HTTPException
+            await session.close()
+            raise pipe_mod.HostRefusal(500, "Open WebUI: Server Connection Error") from None
+        except BaseException:
+            await session.close()
+            raise
         if response.status < 400 and "text/event-stream" in response.headers.get("Content-Type", ""):
 
             async def lines():
@@ -117,9 +125,19 @@ class FakeOpenWebUI:
                     await session.close()
 
             return StreamingResponse(lines(), status_code=response.status, media_type="text/event-stream")
-        body = await response.json(content_type=None)
-        response.close()
-        await session.close()
+        try:
+            text = await response.text()
+        except aiohttp.ClientError:
+            raise pipe_mod.HostRefusal(500, "Open WebUI: Server Connection Error") from None
+        finally:
+            response.close()
+            await session.close()
+        try:
+            body = json.loads(text)
+        except ValueError:  # the router passes a body that is not JSON on as text
+            if response.status >= 400:
+                return PlainTextResponse(status_code=response.status, content=text)
+            return text
         if response.status >= 400:
             return JSONResponse(status_code=response.status, content=body)
         return body
@@ -252,10 +270,26 @@ async def test_task_calls_use_only_the_aggregator(fake, owui) -> None:
     assert recorder.events == []
 
 
+@pytest.mark.parametrize("task", ["title_generation", "tags_generation", "follow_up_generation"])
+async def test_a_task_is_one_plain_call_that_tells_the_aggregator_it_is_a_task(fake, owui, task) -> None:
+    reply = '<think>{"follow_ups": ["no"]}</think>{"follow_ups": ["Is 3 prime?", "Show me 5 primes"]}'
+    fake.set("m-agg", reply=reply)
+    prompt = "### Task:\nPredict 3-5 useful messages this user might naturally send next ..."
+    body = {"model": "mixture_of_agents", "messages": [{"role": "user", "content": prompt}], "stream": False}
+    body["tools"] = [{"type": "function", "function": {"name": "x"}}]
+    answer = await run_pipe(make_pipe(), owui, body, task=task)
+    assert answer == '{"follow_ups": ["Is 3 prime?", "Show me 5 primes"]}'  # what Open WebUI 0.12.4 parses
+    [form] = owui.forms
+    assert form["stream"] is False and "tools" not in form
+    # a pipe aggregator (the pack's Gemini pipe) reads `task` as __task__: no thinking, no tools
+    assert form["metadata"] == {"mixture_of_agents_callers": ["mixture_of_agents"], "task": task}
+
+
 @pytest.mark.parametrize(
     ("valves", "user", "message"),
     [
-        ({"models": []}, ADMIN, "no agent models. Set the `models` valve"),
+        ({"models": []}, ADMIN, 'no agent models to ask yet. (For administrators: Set the "Agent models" valve'),
+        ({"models": []}, USER, "no agent models to ask yet. Ask an administrator to set it up."),
         ({"models": ["m-a", "nope"]}, ADMIN, "cannot use the model `nope`: Open WebUI has no model with this id"),
         ({"aggregator_model": "gone"}, ADMIN, "cannot use the model `gone`"),
         ({"models": ["m-a", "m-b"]}, USER, "cannot use the model `m-b`: you do not have access to it"),
@@ -280,7 +314,7 @@ async def test_access_is_enforced_by_the_call_when_the_early_check_cannot_tell(f
     assert error == {
         "error": {
             "detail": "Mixture of Agents cannot use the model `m-agg`: it does not exist or you do not have access "
-            "to it. Check the `models` and `aggregator_model` valves."
+            "to it. Ask an administrator to give you access to the model `m-agg`."
         }
     }
 

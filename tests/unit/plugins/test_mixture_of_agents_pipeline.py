@@ -155,6 +155,22 @@ def test_pipeline_task_prompt_is_one_aggregator_call(fake) -> None:
     assert [r["model"] for r in fake.chat_requests()] == ["m-agg"]
 
 
+# How Open WebUI 0.12.4's follow-up prompt (DEFAULT_FOLLOW_UP_GENERATION_PROMPT_TEMPLATE) begins and ends
+FOLLOW_UP_TASK = (
+    "### Task:\nPredict 3-5 useful messages this user might naturally send next to advance their current "
+    "objective.\n### Guidelines:\n- ...\n### Chat History:\n<chat_history>\nUSER: 2+2?\nASSISTANT: 4\n</chat_history>"
+)
+
+
+def test_pipeline_follow_up_prompt_is_one_aggregator_call(fake) -> None:
+    fake.set("m-agg", reply='<think>hmm {</think>{"follow_ups": ["And 3+3?"]}')
+    body = {"model": "mixture_of_agents", "messages": [{"role": "user", "content": FOLLOW_UP_TASK}], "stream": False}
+    result, _ = serve(make_pipeline(fake), body)
+    assert result == '{"follow_ups": ["And 3+3?"]}'
+    [request] = fake.chat_requests()
+    assert request["model"] == "m-agg" and request["stream"] is False and "tools" not in request
+
+
 def test_pipeline_rag_prompt_is_not_a_task(fake) -> None:
     """Open WebUI's RAG template also starts with "### Task:"; such a chat still gets the mixture."""
     body = {"model": "mixture_of_agents", "messages": [{"role": "user", "content": RAG_PROMPT}], "stream": False}
@@ -206,7 +222,9 @@ def test_pipeline_misconfiguration_is_an_error_line(fake) -> None:
     body = {"model": "mixture_of_agents", "messages": CONVERSATION, "stream": True}
     _, items = serve(make_pipeline(fake, models=[]), body)
     assert len(items) == 1 and set(items[0]) == {"error"}
-    assert "Set the `models` valve" in items[0]["error"]["detail"]
+    assert items[0]["error"]["detail"] == (
+        "Mixture of Agents has no agent models to ask yet. Ask an administrator to set it up."
+    )
     fake.strict_models = True
     _, items = serve(make_pipeline(fake, aggregator_model="nope"), body)
     assert "cannot use the model `nope`: the model was not found (HTTP 404" in items[-1]["error"]["detail"]

@@ -148,3 +148,19 @@ async def test_event_logs_the_events_its_prefixes_select(caplog):
         "template_event saw auth.signup",
     ]
     assert "ann@example.test" not in caplog.text
+
+
+@pytest.mark.parametrize("template", ["pipe", "manifold", "filter", "action", "event", "tool", "pipeline"])
+def test_every_template_valve_has_a_human_title(template):
+    # Open WebUI 0.12.4's valves form shows the schema's title; pydantic makes one from the field name
+    # ("Max Words") when none is given, so an explicit title is the only way to a readable label.
+    module = load_built(f"template_{template}")
+    cls = next(
+        getattr(module, name)
+        for name in ("Pipe", "Filter", "Action", "Event", "Tools", "Pipeline")
+        if hasattr(module, name)
+    )
+    for valves in (getattr(cls, "Valves", None), getattr(cls, "UserValves", None)):
+        for name, field in (valves.model_fields if valves else {}).items():
+            assert field.title, f"{template}: {name} has no title"
+            assert field.description, f"{template}: {name} has no description"

@@ -30,7 +30,7 @@ from tests.fakes.youtube import (
     proxy_only,
     segments_for,
 )
-from tests.helpers import load_built
+from tests.helpers import exception_names, load_built
 
 VID = "abcDEF12_-x"
 WATCH = f"https://www.youtube.com/watch?v={VID}"
@@ -137,6 +137,10 @@ def tool(mod: types.ModuleType, yt: FakeYouTube, clock: FakeClock) -> Any:
 
 def english(count: int = 100, step: float = 3.0) -> Track:
     return Track("en", "English", segments=segments_for(count, step=step))
+
+
+USER = {"id": "u1", "role": "user"}
+ADMIN = {"id": "a1", "role": "admin"}
 
 
 async def call(tool: Any, url: str = WATCH, language: str = "", user: dict | None = None, events=None) -> str:
@@ -595,8 +599,19 @@ async def test_translation_impossible_lists_available(yt: FakeYouTube, tool: Any
 
 async def test_bad_translate_setting_is_explained(yt: FakeYouTube, tool: Any) -> None:
     tool.valves.TRANSCRIPT_TRANSLATE = "english please"
-    text = await call(tool)
-    assert "TRANSCRIPT_TRANSLATE" in text and yt.requests == []
+    text = await call(tool, user=USER)
+    assert "is not a language code" in text and "Ask an administrator" in text and yt.requests == []
+    assert "TRANSCRIPT_TRANSLATE" not in text and "english please" not in text
+    admins = await call(tool, user=ADMIN)
+    assert admins.startswith(text + " (For administrators: the “Translate into” valve (TRANSCRIPT_TRANSLATE) is ")
+    # the user's own setting: named by its title, for them to fix
+    tool.valves.TRANSCRIPT_TRANSLATE = ""
+    events = Events()
+    own = await call(tool, user={**USER, "valves": {"TRANSCRIPT_TRANSLATE": "deutsch?"}}, events=events)
+    assert own.startswith("Your “Translate into” setting for the YouTube Transcript tool is 'deutsch?'")
+    assert "TRANSCRIPT_TRANSLATE" not in own and "administrator" not in own
+    assert events.of("status")[-1]["description"] == "Your translation setting is not a language code"
+    assert yt.requests == []
 
 
 async def test_consent_page_is_passed(yt: FakeYouTube, tool: Any) -> None:
@@ -647,7 +662,14 @@ async def test_long_transcripts_are_cut_with_a_note(yt: FakeYouTube, tool: Any) 
     text = await call(tool, events=events)
     body = text.split("\nTranscript:\n\n")[1].split("\n\n[The transcript was cut")[0]
     assert len(body) <= 500
-    assert "[The transcript was cut at 500 characters (MAX_TRANSCRIPT_CHARS): it covers 0:00 to 3:00 of 5:00." in text
+    assert text.endswith(
+        "[The transcript was cut at 500 characters: it covers 0:00 to 3:00 of 5:00. Tell the user the rest is missing.]"
+    )
+    assert "MAX_TRANSCRIPT_CHARS" not in text
+    assert (await call(tool, user=ADMIN)).endswith(
+        "Tell the user the rest is missing. (For administrators: the “Longest transcript” valve "
+        "(MAX_TRANSCRIPT_CHARS) sets the limit; 0 means no limit.)]"
+    )
     (data,) = events.of("citation")
     assert len(data["document"]) == 3  # only what the model got
     tool.valves.MAX_TRANSCRIPT_CHARS = 0
@@ -688,14 +710,26 @@ ERRORS = [
     (Video(VID, playability="private"), "is private", "The video is private"),
     (Video(VID, playability="age_restricted"), "is age-restricted", "The video is age-restricted"),
     (Video(VID, playability="unplayable"), "not made this video available in your country", "The video is unplayable"),
-    (Video(VID, playability="bot"), "set the tool's PROXY_URL valve", "YouTube blocked this server's IP"),
-    (Video(VID, watch="recaptcha"), "set the tool's PROXY_URL valve", "YouTube blocked this server's IP"),
-    (Video(VID, watch="too_many"), "set the tool's PROXY_URL valve", "YouTube blocked this server's IP"),
+    (
+        Video(VID, playability="bot"),
+        "blocking transcript requests from this server's IP",
+        "YouTube blocked this server's IP",
+    ),
+    (
+        Video(VID, watch="recaptcha"),
+        "blocking transcript requests from this server's IP",
+        "YouTube blocked this server's IP",
+    ),
+    (
+        Video(VID, watch="too_many"),
+        "blocking transcript requests from this server's IP",
+        "YouTube blocked this server's IP",
+    ),
     (Video(VID, watch="no_key"), "could not read", "YouTube's answer could not be read"),
     (Video(VID, player_status=500), "with an error (HTTP 500)", "YouTube answered with an error (HTTP 500)"),
     (Video(VID, tracks=[english(3)], timedtext="po_token"), "PO token", "YouTube asked for a browser check"),
     (Video(VID, tracks=[english(3)], timedtext="empty"), "empty or broken transcript", "YouTube returned an empty"),
-    (Video(VID, hang="drop"), "Could not reach YouTube (a network error", "Could not reach YouTube"),
+    (Video(VID, hang="drop"), "Could not reach YouTube from this server", "Could not reach YouTube"),
 ]
 
 
@@ -796,7 +830,7 @@ async def test_proxy_url_carries_every_request(raw: types.SimpleNamespace) -> No
         tool.valves.PROXY_URL = proxy.url
         tool.valves.GET_VIDEO_DETAILS = False
         text = await call(tool)
-        assert "through the proxy set in PROXY_URL" in text
+        assert "Could not reach YouTube through this server's proxy" in text
         assert proxy.targets == ["www.youtube.com:443"]
         # oEmbed (aiohttp) goes through the same proxy
         assert await raw.youtube.fetch_details(VID, proxy.url, 2.0) is None
@@ -824,8 +858,9 @@ async def test_refused_proxy_is_a_quick_network_message(raw: types.SimpleNamespa
     tool = raw.tool()
     tool.valves.PROXY_URL = closed_port_url()
     text = await call(tool)
-    assert "Could not reach YouTube through the proxy set in PROXY_URL" in text
+    assert "Could not reach YouTube through this server's proxy" in text
     assert "did not answer" not in text  # the refusal itself, not REQUEST_TIMEOUT running out
+    assert "could not be reached or refused the connection" in await call(tool, user=ADMIN)
 
 
 async def test_black_hole_proxy_times_out(raw: types.SimpleNamespace) -> None:
@@ -842,8 +877,14 @@ async def test_black_hole_proxy_times_out(raw: types.SimpleNamespace) -> None:
 async def test_bad_proxy_url_is_explained_without_requests(raw: types.SimpleNamespace, proxy: str) -> None:
     tool = raw.tool()
     tool.valves.PROXY_URL = proxy
-    text = await call(tool)
-    assert "PROXY_URL setting is not an http:// or https:// proxy URL" in text
+    events = Events()
+    text = await call(tool, events=events)
+    assert text.startswith(
+        "The YouTube Transcript tool is not set up correctly on this server, so no request was sent."
+    )
+    assert "PROXY_URL" not in text and proxy not in text
+    assert events.of("status")[-1]["description"] == "The tool is not set up correctly"
+    assert "“Proxy URL” valve (PROXY_URL) is not an http:// or https:// proxy URL" in await call(tool, user=ADMIN)
 
 
 async def test_proxy_credentials_never_reach_the_message(raw: types.SimpleNamespace) -> None:
@@ -942,7 +983,170 @@ async def test_the_guards_stop_direct_traffic(raw: types.SimpleNamespace, no_dns
     assert await raw.youtube.fetch_details(VID, "", 1.0) is None
     tool = raw.tool()
     tool.valves.GET_VIDEO_DETAILS = False
-    assert "Could not reach YouTube (a network error" in await call(tool)
+    assert "Could not reach YouTube from this server" in await call(tool)
     assert no_dns == ["www.youtube.com"] and escaped == [WATCH]
     no_dns.clear()
     escaped.clear()
+
+
+# --- what a user reads -------------------------------------------------------------------------
+# The tool's text goes to the model, which passes it on: it is user-facing, like the status lines
+# and the citation. A user reads no exception names and no setting only an administrator changes.
+
+ADMIN_ONLY = (
+    "PROXY_URL", "REQUEST_TIMEOUT", "MAX_TRANSCRIPT_CHARS", "CACHE_TTL", "TIMESTAMP_INTERVAL", "GET_VIDEO_DETAILS",
+    "CITATION", "TRANSCRIPT_LANGUAGE", "TRANSCRIPT_TRANSLATE", "INCLUDE_TIMESTAMPS", "Proxy URL", "Request timeout",
+    "Longest transcript", "valve", "For administrators", "youtube-transcript-api", "server log", "pip ",
+)  # fmt: skip
+
+
+def _texts(events: Events, returned: str) -> list[str]:
+    texts = [returned] + [status["description"] for status in events.of("status")]
+    for cite in events.of("citation"):
+        texts += [cite["source"]["name"], *cite["document"], *(m["name"] for m in cite["metadata"])]
+    return texts
+
+
+def _scenarios() -> list[tuple[str, Video | None, dict, dict, str]]:
+    """(name, video, admin valves, the user's valves, url) for every way a call can end."""
+    spanish_only = [Track("es", "Spanish", segments=segments_for(2), translatable=False)]
+    return [
+        *((f"error {short} / {video.watch}", video, {}, {}, WATCH) for video, _, short in ERRORS),
+        ("no wanted language", Video(VID, tracks=spanish_only), {}, {}, WATCH),
+        ("cannot translate", Video(VID, tracks=spanish_only), {"TRANSCRIPT_TRANSLATE": "en"}, {}, WATCH),
+        ("bad admin translate", None, {"TRANSCRIPT_TRANSLATE": "english please"}, {}, WATCH),
+        ("bad own translate", None, {}, {"TRANSCRIPT_TRANSLATE": "deutsch?"}, WATCH),
+        ("bad proxy url", None, {"PROXY_URL": "socks5://127.0.0.1:1080"}, {}, WATCH),
+        ("cut", Video(VID, tracks=[english(100)]), {"MAX_TRANSCRIPT_CHARS": 500}, {}, WATCH),
+        ("timeout", Video(VID, tracks=[english(3)], hang="watch"), {"REQUEST_TIMEOUT": 0.3}, {}, WATCH),
+        ("not youtube", None, {}, {}, "https://vimeo.com/76979871"),
+        ("playlist", None, {}, {}, "https://www.youtube.com/playlist?list=PL123"),
+        ("nothing given", None, {}, {}, " "),
+        ("success", Video(VID, title="Talk", tracks=[english(10)]), {}, {}, WATCH),
+    ]
+
+
+async def _run_all(mod: types.ModuleType, yt: FakeYouTube, clock: FakeClock, role: str) -> dict[str, list[str]]:
+    produced = {}
+    for name, video, valves, user_valves, url in _scenarios():
+        yt.release.set()  # let go of a request the last scenario left hanging
+        yt.reset()
+        if video is not None:
+            yt.add(video)
+        tool = aimed_at(mod, mod._YouTube(oembed_endpoint=yt.oembed_endpoint, session_hook=yt.route), clock)
+        for valve, value in valves.items():
+            setattr(tool.valves, valve, value)
+        events = Events()
+        returned = await call(tool, url, user={"id": "u1", "role": role, "valves": user_valves}, events=events)
+        produced[name] = _texts(events, returned)
+    yt.release.set()
+    return produced
+
+
+def _explained(mod: types.ModuleType, role: str) -> dict[str, list[str]]:
+    """The failures the fake YouTube cannot stage, explained the way the tool explains them."""
+    import requests
+    import youtube_transcript_api as yta
+
+    wrapped = "HTTPSConnectionPool(host='www.youtube.com', port=443): Max retries exceeded (NewConnectionError)"
+    failures = {
+        "blocked (proxy)": (yta.RequestBlocked(VID), "http://127.0.0.1:3128"),
+        "proxy refused": (requests.exceptions.ProxyError(wrapped), "http://127.0.0.1:3128"),
+        "network (proxy)": (requests.exceptions.ConnectionError(wrapped), "http://127.0.0.1:3128"),
+        "network": (requests.exceptions.ConnectionError(wrapped), ""),
+        "read timeout (proxy)": (requests.exceptions.ReadTimeout(wrapped), "http://127.0.0.1:3128"),
+        "our timeout": (TimeoutError(), ""),
+        "unexpected": (KeyError("videoDetails"), ""),
+        "unreadable": (yta.YouTubeDataUnparsable(VID), ""),
+    }
+    produced = {}
+    for name, (exc, proxy) in failures.items():
+        settings = mod.resolve_settings(mod.Tools.Valves(PROXY_URL=proxy), None, "", admin=role == "admin")
+        problem = mod.explain(exc, VID, settings)
+        produced[name] = [problem.text_for(role == "admin"), problem.short]
+    return produced
+
+
+def _missing_package(mod: types.ModuleType, monkeypatch: pytest.MonkeyPatch, role: str) -> list[str]:
+    def no_package() -> None:
+        raise ImportError("No module named 'youtube_transcript_api'")
+
+    monkeypatch.setattr(mod, "_problems", no_package)
+    settings = mod.resolve_settings(mod.Tools.Valves(), None, "")
+    problem = mod.explain(RuntimeError("x"), VID, settings)
+    monkeypatch.undo()
+    return [problem.text_for(role == "admin"), problem.short]
+
+
+async def test_no_text_a_user_reads_names_an_exception_or_an_admin_setting(
+    mod: types.ModuleType, yt: FakeYouTube, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    produced = await _run_all(mod, yt, clock, "user")
+    produced |= _explained(mod, "user")
+    produced["missing package"] = _missing_package(mod, monkeypatch, "user")
+    for name, texts in produced.items():
+        for text in texts:
+            assert exception_names(text) == [], (name, text)
+            assert [word for word in ADMIN_ONLY if word in text] == [], (name, text)
+            assert "127.0.0.1:3128" not in text, (name, text)
+
+
+async def test_an_administrator_gets_the_detail_and_still_no_exception_names(
+    mod: types.ModuleType, yt: FakeYouTube, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    admins = await _run_all(mod, yt, clock, "admin") | _explained(mod, "admin")
+    admins["missing package"] = _missing_package(mod, monkeypatch, "admin")
+    users = await _run_all(mod, yt, clock, "user") | _explained(mod, "user")
+    users["missing package"] = _missing_package(mod, monkeypatch, "user")
+    for name, texts in admins.items():
+        for text in texts:
+            assert exception_names(text) == [], (name, text)
+        # the same sentence, then the detail; the status line is the same for both
+        assert admins[name][0].startswith(users[name][0].removesuffix("]")), name
+        assert admins[name][1:] == users[name][1:], name
+    detailed = {name for name, texts in admins.items() if "(For administrators: " in texts[0]}
+    assert detailed == {
+        "error YouTube blocked this server's IP / ok",
+        "error YouTube blocked this server's IP / recaptcha",
+        "error YouTube blocked this server's IP / too_many",
+        "error YouTube's answer could not be read / no_key",
+        "error Could not reach YouTube / ok",
+        "bad admin translate",
+        "bad proxy url",
+        "cut",
+        "timeout",
+        "blocked (proxy)",
+        "proxy refused",
+        "network (proxy)",
+        "network",
+        "read timeout (proxy)",
+        "our timeout",
+        "unexpected",
+        "unreadable",
+        "missing package",
+    }
+    assert "PROXY_URL" in admins["error YouTube blocked this server's IP / ok"][0]
+    assert "REQUEST_TIMEOUT" in admins["timeout"][0]
+    assert "pip install youtube-transcript-api" in admins["missing package"][0]
+
+
+# --- valve titles -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("which", ["Valves", "UserValves"])
+def test_every_valve_has_a_human_title(mod: types.ModuleType, which: str) -> None:
+    model = getattr(mod.Tools, which)
+    titles = {name: field.title for name, field in model.model_fields.items()}
+    assert all(titles.values()), titles
+    for name, title in titles.items():
+        assert title != name.replace("_", " ").title(), name  # not the label Open WebUI would generate
+        assert model.model_fields[name].description, name
+    assert len(set(titles.values())) == len(titles)
+    schema = model.model_json_schema()["properties"]
+    assert {name: prop["title"] for name, prop in schema.items()} == titles  # what the valves form shows
+
+
+def test_a_user_valve_has_the_title_of_the_valve_it_overrides(mod: types.ModuleType) -> None:
+    admin = mod.Tools.Valves.model_fields
+    for name, field in mod.Tools.UserValves.model_fields.items():
+        assert field.title == admin[name].title, name

@@ -18,13 +18,15 @@ from shared.gemini import (
     decode_call_id,
     describe_error,
     encode_call_id,
+    explain_error,
     gemini_tool_name,
     image_links,
     requested_model,
     with_gemini_retries,
 )
 from shared.gemini_models import model_tier, model_version, thinking_budget, thinking_family, thinking_level
-from shared.gemini_reply import Reply, completion, read_response
+from shared.gemini_reply import Reply, cite, completion, emit_sources, read_response, shown_source_ids, source_name
+from tests.helpers import exception_names
 
 PNG = base64.b64decode(
     "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
@@ -168,13 +170,21 @@ def test_errors_are_recognised_by_type():
 
     assert api_status(api_error(503, "UNAVAILABLE")) == 503
     assert api_status(LookAlike()) is None
+    server = explain_error(api_error(503, "UNAVAILABLE"))
+    assert server.sentence == "Gemini had a server error. Try again shortly."
+    assert server.detail == "503 UNAVAILABLE: busy"
     assert describe_error(api_error(503, "UNAVAILABLE")) == (
-        "Gemini had a server error (503 UNAVAILABLE: busy). Try again shortly."
+        "Gemini had a server error. Try again shortly. (503 UNAVAILABLE: busy)"
     )
-    assert describe_error(ConnectionRefusedError()).startswith(
-        "The connection to Gemini failed (ConnectionRefusedError)"
-    )
-    assert describe_error(TimeoutError(), timeout=5) == "Gemini did not answer within REQUEST_TIMEOUT (5 s)."
+    refused = explain_error(ConnectionRefusedError())
+    assert refused.sentence == "Gemini could not be reached." and refused.connection
+    assert "ConnectionRefusedError" in refused.detail and "GOOGLE_API_BASE_URL" in refused.detail
+    late = explain_error(TimeoutError(), timeout=5)
+    assert late.sentence == "Gemini did not answer within 5 s." and "REQUEST_TIMEOUT" in late.detail
+    odd = explain_error(KeyError("x"))
+    assert odd.sentence == "The Gemini request failed unexpectedly." and odd.detail.startswith("KeyError")
+    for text in (server, refused, late, odd):
+        assert exception_names(text.sentence) == [] and "GOOGLE_" not in text.sentence
 
 
 async def test_a_chat_stopped_during_a_retry_wait_closes_its_status():
@@ -277,3 +287,177 @@ def test_a_response_becomes_an_openai_completion():
     assert decode_call_id(message["tool_calls"][0]["id"]) == ("fc", b"s")
     assert result["choices"][0]["finish_reason"] == "tool_calls"
     assert result["usage"] == {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}
+
+
+# --- Google Search with the chat's tools -------------------------------------------------------
+
+WEATHER = {"type": "function", "function": {"name": "weather", "parameters": {"type": "object"}}}
+BUILTIN = {"get_current_timestamp": {"type": "builtin", "spec": {"name": "get_current_timestamp"}}}
+
+
+def grounded_request(model: str, tools: list, *, dunder: dict | None = None, messages: list | None = None):
+    body = {"model": f"g.{model}", "messages": messages or [{"role": "user", "content": "weather?"}], "tools": tools}
+    return build_request(
+        body, model_id=model, thinking=None, task=False, tools=dunder, options=RequestOptions(grounding=True)
+    )
+
+
+def test_gemini_3_gets_search_and_the_chats_tools_together():
+    request = grounded_request("gemini-3-pro-preview", [WEATHER])
+    assert request.config["tools"] == [
+        {"google_search": {}},
+        {"function_declarations": [{"name": "weather", "parameters_json_schema": {"type": "object"}}]},
+    ]
+    assert request.config["tool_config"] == {"include_server_side_tool_invocations": True}
+    assert request.notes == [] and request.grounded
+    alone = grounded_request("gemini-3-pro-preview", [])
+    assert alone.config["tools"] == [{"google_search": {}}] and "tool_config" not in alone.config
+
+
+def test_earlier_models_use_the_chats_tools_and_say_grounding_is_off():
+    request = grounded_request("gemini-2.5-flash", [WEATHER])
+    assert [list(t) for t in request.config["tools"]] == [["function_declarations"]]
+    assert request.notes == ["Search grounding is off for this reply because tools are on"]
+    assert not request.grounded and "tool_config" not in request.config
+    # Open WebUI's builtin tools alone (added to every chat) do not turn grounding off
+    builtin = grounded_request(
+        "gemini-2.5-flash", [{"type": "function", "function": BUILTIN["get_current_timestamp"]["spec"]}], dunder=BUILTIN
+    )
+    assert builtin.config["tools"] == [{"google_search": {}}] and builtin.notes == []
+    # answering the tool results of this reply: the declarations, and no second note
+    call = {"id": "call_1", "type": "function", "function": {"name": "weather", "arguments": "{}"}}
+    loop = [
+        {"role": "user", "content": "weather?"},
+        {"role": "assistant", "content": "", "tool_calls": [call]},
+        {"role": "tool", "tool_call_id": "call_1", "content": "sunny"},
+    ]
+    answering = grounded_request("gemini-2.5-flash", [WEATHER], messages=loop)
+    assert [list(t) for t in answering.config["tools"]] == [["function_declarations"]] and answering.notes == []
+
+
+def test_the_search_steps_go_back_with_the_tool_results():
+    step = SimpleNamespace(tool_call=SimpleNamespace(id="s1"), model_dump=lambda **_: {"tool_call": {"id": "s1"}})
+    result = SimpleNamespace(
+        tool_response=SimpleNamespace(id="s1"), model_dump=lambda **_: {"tool_response": {"id": "s1"}}
+    )
+    call = SimpleNamespace(function_call=SimpleNamespace(name="weather", args={}, id="fc"), thought_signature=b"s")
+    candidate = SimpleNamespace(content=SimpleNamespace(parts=[step, result, call]), finish_reason="STOP")
+    reply = Reply()
+    read_response(SimpleNamespace(candidates=[candidate]), reply, include_thoughts=True, names={})
+    assert reply.server_parts == [{"tool_call": {"id": "s1"}}, {"tool_response": {"id": "s1"}}]
+    call_id = reply.tool_calls[0]["id"]
+    messages = [
+        {"role": "user", "content": "weather?"},
+        {
+            "role": "assistant",
+            "content": "",
+            "tool_calls": [{k: v for k, v in reply.tool_calls[0].items() if k != "index"}],
+        },
+        {"role": "tool", "tool_call_id": call_id, "content": "sunny"},
+    ]
+    body = {"model": "g.gemini-3-pro-preview", "messages": messages, "tools": [WEATHER]}
+    request = build_request(
+        body, model_id="gemini-3-pro-preview", thinking=None, task=False, options=RequestOptions(grounding=True),
+        fetched=Fetched(server_parts={call_id: reply.server_parts}),
+    )  # fmt: skip
+    model_turn = request.contents[1]["parts"]
+    assert model_turn[:2] == reply.server_parts and "function_call" in model_turn[2]
+
+
+# --- sources and citation marks ----------------------------------------------------------------
+
+
+def web_metadata(chunks: list[tuple[str, str | None]], supports: list[tuple[int | None, int | None, str, list[int]]]):
+    return SimpleNamespace(
+        web_search_queries=["q"],
+        grounding_chunks=[SimpleNamespace(web=SimpleNamespace(uri=u, title=t, domain=None)) for u, t in chunks],
+        grounding_supports=[
+            SimpleNamespace(segment=SimpleNamespace(start_index=s, end_index=e, text=t), grounding_chunk_indices=idx)
+            for s, e, t, idx in supports
+        ],
+    )
+
+
+def grounded_reply(answer: str, metadata) -> Reply:
+    candidate = SimpleNamespace(
+        content=SimpleNamespace(parts=[SimpleNamespace(text=answer, thought=None, function_call=None)]),
+        grounding_metadata=metadata,
+        finish_reason="STOP",
+    )
+    reply = Reply()
+    read_response(SimpleNamespace(candidates=[candidate]), reply, include_thoughts=True, names={})
+    return reply
+
+
+REDIRECT = "https://vertexaisearch.cloud.google.com/grounding-api-redirect/"
+
+
+def test_sources_are_named_by_title_and_site():
+    assert source_name(REDIRECT + "AbC", "example.org", None) == ("example.org", "example.org")
+    assert source_name(REDIRECT + "AbC", "Lisbon - Wikipedia", "en.wikipedia.org") == (
+        "Lisbon - Wikipedia (en.wikipedia.org)",
+        "en.wikipedia.org",
+    )
+    assert source_name("https://www.python.org/doc", None, None) == ("python.org", "python.org")
+    assert source_name(REDIRECT + "x", "Guide", None) == ("Guide", "")  # the redirect host says nothing
+    assert source_name("https://bbc.co.uk/n", "News at bbc.co.uk", None)[0] == "News at bbc.co.uk"
+
+
+def test_citation_marks_go_where_the_supports_end_counted_in_bytes():
+    answer = "Café au lait costs €3. Paris is the capital. Lisbon too."
+    first, second = "Café au lait costs €3.", "Paris is the capital."
+    start2 = len(answer[: answer.index(second)].encode())
+    metadata = web_metadata(
+        [(REDIRECT + "a", "cafe.example"), (REDIRECT + "b", "paris.example")],
+        [(None, len(first.encode()), first, [0]), (start2, start2 + len(second.encode()), second, [1, 0])],
+    )
+    reply = grounded_reply(answer, metadata)
+    assert cite(answer, reply) == "Café au lait costs €3.[1] Paris is the capital.[1][2] Lisbon too."
+    # the sources Open WebUI already shows for the message come first in its numbering
+    assert cite(answer, reply, ["doc-1"]) == "Café au lait costs €3.[2] Paris is the capital.[2][3] Lisbon too."
+    assert completion("m", reply, ["doc-1"])["choices"][0]["message"]["content"].startswith("Café au lait costs €3.[2]")
+
+
+def test_citation_marks_fall_back_to_the_segment_text():
+    answer = "Ünïcödé first. Then a fact."
+    fact = "Then a fact."
+    char_end = answer.index(fact) + len(fact)  # a proxy counting characters, not bytes
+    reply = grounded_reply(answer, web_metadata([(REDIRECT + "a", "facts.example")], [(15, char_end, fact, [0])]))
+    assert cite(answer, reply) == "Ünïcödé first. Then a fact.[1]"
+    lost = grounded_reply(answer, web_metadata([(REDIRECT + "a", "x.example")], [(0, 999, "not in it", [0])]))
+    assert cite(answer, lost) == answer
+
+
+def test_shown_sources_are_counted_as_open_webui_numbers_them():
+    rag = {
+        "source": {"id": "file-1", "name": "notes.md", "type": "file"},
+        "document": ["chunk a", "chunk b"],
+        "metadata": [{"file_id": "file-1", "source": "notes.md"}, {"file_id": "file-1", "source": "notes.md"}],
+    }
+    web = {"source": {"id": "https://e.org", "name": "e.org"}, "document": ["x"], "metadata": [{}]}
+    assert shown_source_ids([rag, web, {}, "junk"]) == ["notes.md", "https://e.org"]
+    assert shown_source_ids(None) == []
+
+
+async def test_sources_are_emitted_with_their_titles_for_the_list():
+    reply = grounded_reply("A fact.", web_metadata([(REDIRECT + "a", "facts.example")], [(0, 7, "A fact.", [0])]))
+    events = Events()
+    await emit_sources(Emitter(events), reply)
+    (cite_event,) = events.of("citation")
+    assert cite_event["source"] == {"name": "facts.example", "id": REDIRECT + "a", "url": REDIRECT + "a"}
+    assert cite_event["metadata"] == [
+        {"source": REDIRECT + "a", "name": "facts.example", "url": REDIRECT + "a", "external": True,
+         "domain": "facts.example"}
+    ]  # fmt: skip
+
+
+def test_gemini_3_with_an_sdk_too_old_for_search_steps_is_treated_like_earlier_models():
+    body = {
+        "model": "g.gemini-3-pro-preview",
+        "messages": [{"role": "user", "content": "weather?"}],
+        "tools": [WEATHER],
+    }
+    options = RequestOptions(grounding=True, sdk_server_side_tools=False)
+    request = build_request(body, model_id="gemini-3-pro-preview", thinking=None, task=False, options=options)
+    assert [list(t) for t in request.config["tools"]] == [["function_declarations"]]
+    assert request.notes == ["Search grounding is off for this reply because tools are on"]

@@ -10,6 +10,7 @@ from shared.openai_wire import (
     completion_text,
     error_from_status,
     error_text,
+    reads_as_internals,
     sse_data,
     stream_text,
 )
@@ -102,5 +103,44 @@ def test_completion_text() -> None:
         completion_text("m", {"error": {"message": "quota exceeded"}})
     with pytest.raises(ModelCallError, match="the answer has no message"):
         completion_text("m", {"choices": []})
-    with pytest.raises(ModelCallError, match="unexpected answer of type str"):
+    with pytest.raises(ModelCallError, match="the answer could not be read") as raised:
         completion_text("m", "text")
+    assert raised.value.detail == "a str instead of a chat completion"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "ValueError: invalid literal",
+        'Traceback (most recent call last):\n  File "app.py", line 3',
+        "Response payload is not completed: <TransferEncodingError: 400>",
+        "httpx.ReadTimeout",
+        "<!DOCTYPE html><html><body>502 Bad Gateway</body></html>",
+        "<class 'KeyError'>",
+    ],
+)
+def test_an_upstream_text_that_reads_as_internals_goes_to_the_detail(text) -> None:
+    assert reads_as_internals(text)
+    failed = error_from_status("m", 500, {"detail": text})
+    assert failed.reason == "HTTP 500" and failed.detail == text
+    missing = error_from_status("m", 404, text)
+    assert missing.reason == "the model was not found (HTTP 404)" and missing.detail == text.strip()[:300]
+    with pytest.raises(ModelCallError) as raised:
+        completion_text("m", {"error": {"message": text}})
+    assert raised.value.reason == "the model reported an error" and raised.value.detail == text
+
+
+@pytest.mark.parametrize(
+    "text", ["Open WebUI: Server Connection Error", "Gateway Timeout", "Rate limit reached, slow down", "Server error"]
+)
+def test_an_upstream_sentence_stays_in_the_reason(text) -> None:
+    assert not reads_as_internals(text)
+    failed = error_from_status("m", 502, {"detail": text})
+    assert failed.reason == f"HTTP 502: {text}" and failed.detail == ""
+
+
+async def test_an_error_line_with_internals_keeps_them_out_of_the_reason() -> None:
+    line = 'data: {"error": {"message": "KeyError: \'choices\'"}}\n'
+    with pytest.raises(ModelCallError) as raised:
+        [t async for t in stream_text("m", from_pieces(line))]
+    assert raised.value.reason == "the model reported an error" and "KeyError" in raised.value.detail
