@@ -1,6 +1,7 @@
-"""Time `python3 build.py deploy` of the whole pack into a running Open WebUI 0.12.4.
+"""Time `python3 build.py deploy` of the whole pack into a running Open WebUI.
 
-    .venv/bin/python bench/bench_deploy.py                       # starts its own server (host harness)
+    .venv/bin/python bench/bench_deploy.py                       # starts its own 0.12.4 (host harness)
+    /work/venvs/owui-0.6.43/bin/python bench/bench_deploy.py     # ... or the version of another venv
     .venv/bin/python bench/bench_deploy.py --url URL --token T   # or use a running one (changes it!)
     .venv/bin/python bench/bench_deploy.py --url URL --token T --share-models   # ... and share its models
 
@@ -33,6 +34,7 @@ from tests.fakes.embeddings import FakeEmbeddings  # noqa: E402
 from tests.fakes.gemini import FakeGemini  # noqa: E402
 from tests.fakes.openai_server import FakeOpenAI  # noqa: E402
 from tests.host._server import Server, signup_admin  # noqa: E402
+from tests.host.versions import OWUI_VERSION_TEXT  # noqa: E402
 
 
 def write_pack(root: Path) -> list[dict]:
@@ -107,7 +109,7 @@ def main() -> int:
             try:
                 server.start()
                 rss = server.rss_mib()
-                print(f"open-webui 0.12.4 ready in {server.ready_seconds:.1f} s (RSS {rss or 0:.0f} MiB)")
+                print(f"open-webui {OWUI_VERSION_TEXT} ready in {server.ready_seconds:.1f} s (RSS {rss or 0:.0f} MiB)")
                 admin = signup_admin(server.url)
                 run(server.url, admin.token, root, entries, ["--share-models", "--valves", str(valves)])
             finally:

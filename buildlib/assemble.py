@@ -130,11 +130,19 @@ def bundle(plugins: list[Plugin], name: str) -> str:
 
 
 def readme_table(entries: list[dict]) -> str:
-    rows = ["| Plugin | Kind | Id | Version | What it does | File |", "|---|---|---|---|---|---|"]
+    # "Open WebUI" is the frontmatter's required_open_webui_version: the oldest version the plugin
+    # passes the host tier on (tests/host runs on every version .ci/run lists).
+    rows = [
+        "| Plugin | Kind | Id | Version | Open WebUI | What it does | File |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for e in sorted(entries, key=lambda e: (e["source"].startswith(f"{PLUGINS}/{TEMPLATES}/"), e["kind"], e["id"])):
         cell = e["description"].replace("|", "\\|")
         link = f"[{e['dist']}]({e['dist']})"
-        rows.append(f"| {e['title']} | {kind(e['kind']).label} | `{e['id']}` | {e['version']} | {cell} | {link} |")
+        since = f"{e['required_open_webui_version']}+"
+        rows.append(
+            f"| {e['title']} | {kind(e['kind']).label} | `{e['id']}` | {e['version']} | {since} | {cell} | {link} |"
+        )
     return "\n".join(rows)
 
 

@@ -3,6 +3,9 @@
 Every change is read-before-write, so a second run changes nothing: the toggle endpoints flip
 state, the valves update endpoint replaces the whole stored set, and the access endpoints replace
 all grants (sharing adds to the grants it read).
+
+Deploy asks the server its version first (GET /api/version, unauthenticated in every version) and
+takes what differs between Open WebUI versions from one table, HOST_FACTS, below.
 """
 
 from __future__ import annotations
@@ -18,9 +21,11 @@ from buildlib import MANIFEST, PLUGINS, BuildError
 from buildlib.kinds import FUNCTION, TEMPLATES, TOOL, Kind, kind
 
 PUBLIC_READ = {"principal_type": "user", "principal_id": "*", "permission": "read"}
-# The create endpoints hide the loader's exception behind this text (Open WebUI 0.12.4,
-# open_webui/constants.py, ERROR_MESSAGES.DEFAULT).
+# Since Open WebUI 0.10 the create endpoints hide the loader's exception behind this text
+# (open_webui/routers/functions.py and tools.py, ERROR_MESSAGES.DEFAULT(e, 'Error creating ...')).
 HIDDEN_CREATE_ERROR = "[ERROR: Error creating"
+# Every version wraps an error text it passes on as "[ERROR: <text>]" (open_webui/constants.py).
+ERROR_WRAP = ("[ERROR: ", "]")
 # Open WebUI 0.12.4 (open_webui/utils/plugin.py, replace_imports) applies these to the content
 # before it is stored.
 OPEN_WEBUI_IMPORT_REWRITES = (
@@ -109,6 +114,7 @@ class DeployTarget:
     text: str
     dist: str
     valves: dict | None = None
+    requires: str = ""  # required_open_webui_version from the manifest
 
     @property
     def kind_row(self) -> Kind:
@@ -187,6 +193,7 @@ def select_targets(root: Path, only: list[str] | None) -> tuple[list[DeployTarge
                 make_global=bool(entry.get("global")) and row.can_be_global,
                 text=text,
                 dist=entry["dist"],
+                requires=str(entry.get("required_open_webui_version") or ""),
             )
         )
     return targets, notes
@@ -298,24 +305,249 @@ def load_valves(path: Path, root: Path, targets: list[DeployTarget]) -> list[str
     return notes
 
 
-def create_plugin(api: OpenWebUIApi, target: DeployTarget) -> dict:
-    """Create; when the server hides why, learn it through the update endpoint, which does not."""
+# --- what differs between the Open WebUI versions deploy is tested with --------------------
+#
+# Deploy reads the server's version once (GET /api/version) and takes every version-dependent
+# decision from HOST_FACTS; the code below it asks the facts, never the version.
+
+GRANT_KEYS = ("principal_type", "principal_id", "permission")
+
+
+def grant_key(grant: dict) -> tuple:
+    return tuple(grant.get(k) for k in GRANT_KEYS)
+
+
+def with_grants(current: list[dict], wanted: list[dict]) -> tuple[bool, list[dict]]:
+    """(whether `current` lacks some of `wanted`, `current` plus the missing ones)."""
+    have = {grant_key(g) for g in current}
+    missing = [g for g in wanted if grant_key(g) not in have]
+    return bool(missing), current + missing
+
+
+class GrantAccess:
+    """Access as an `access_grants` list, replaced through the `.../access/update` endpoints.
+
+    Open WebUI 0.8 and later: a tool created through the API is private, the update endpoints
+    leave the grants alone, and the model access endpoint creates a minimal workspace entry when
+    the model has none, as the admin's access dialog does.
+    """
+
+    def plan(self, record: dict | None, wanted: list[dict]) -> tuple[bool, object]:
+        """(whether `record` lacks some of `wanted`, the access value to store)."""
+        current = [{k: g.get(k) for k in GRANT_KEYS} for g in (record or {}).get("access_grants") or []]
+        return with_grants(current, wanted)
+
+    def tool_fields(self, stored: dict | None) -> dict:
+        """Fields a tool's create or update form must carry to keep its access."""
+        return {}
+
+    def share_tool(self, api: OpenWebUIApi, target: DeployTarget, value: object) -> None:
+        api.call("POST", f"/api/v1/tools/id/{target.id}/access/update", {"access_grants": value})
+
+    def share_model(self, api: OpenWebUIApi, model_id: str, name: str, entry: dict | None, value: object):
+        form = {"id": model_id, "name": name, "access_grants": value}
+        return api.call("POST", "/api/v1/models/model/access/update", form)
+
+
+class ControlAccess:
+    """Access as one `access_control` value, set through the create and update forms.
+
+    Open WebUI 0.6 (open_webui/utils/access_control.py, has_access): `None` is readable by every
+    user, `{}` is private, else `{"read": {"group_ids": [...], "user_ids": [...]}, "write": {...}}`.
+    There is no access endpoint (405). A form without the field stores `None`, so each tool update
+    sends the stored value back, and a new tool is created private (`{}`), as later versions do.
+    """
+
+    def grants(self, control: dict | None) -> list[dict]:
+        """The value as grants (the later versions' shape), so both styles merge the same way."""
+        if control is None:
+            return [dict(PUBLIC_READ)]
+        return [
+            {"principal_type": principal, "principal_id": i, "permission": permission}
+            for permission in ("read", "write")
+            for principal in ("group", "user")
+            for i in (control.get(permission) or {}).get(f"{principal}_ids") or []
+        ]
+
+    def control(self, grants: list[dict]) -> dict | None:
+        if grant_key(PUBLIC_READ) in {grant_key(g) for g in grants}:
+            writes = [g for g in grants if g.get("permission") == "write"]
+            if writes:
+                raise BuildError(
+                    f"Open WebUI 0.6 makes an entry readable by all users by removing its access list, "
+                    f"which would drop the {len(writes)} write grant(s) it has; share it with groups "
+                    f"(--share-models-with) or remove the write grants first"
+                )
+            return None
+        control: dict = {p: {"group_ids": [], "user_ids": []} for p in ("read", "write")}
+        for g in grants:
+            control[g["permission"]][f"{g['principal_type']}_ids"].append(g["principal_id"])
+        return control
+
+    def plan(self, record: dict | None, wanted: list[dict]) -> tuple[bool, object]:
+        if record is None:  # no workspace model entry yet: one is created
+            return True, self.control(wanted)
+        current = self.grants(record.get("access_control"))
+        _, merged = with_grants(current, wanted)
+        value = self.control(merged)
+        return value != self.control(current), value
+
+    def tool_fields(self, stored: dict | None) -> dict:
+        return {"access_control": {} if stored is None else stored.get("access_control")}
+
+    def share_tool(self, api: OpenWebUIApi, target: DeployTarget, value: object) -> None:
+        # the update form replaces the whole record: the text is the one deploy just made current
+        api.call("POST", f"/api/v1/tools/id/{target.id}/update", {**target.form(), "access_control": value})
+
+    def share_model(self, api: OpenWebUIApi, model_id: str, name: str, entry: dict | None, value: object):
+        if entry is None:
+            form = {"id": model_id, "name": name, "meta": {}, "params": {}, "access_control": value}
+            return api.call("POST", "/api/v1/models/create", form)
+        # the update form replaces the entry (is_active included): send it back whole
+        return api.call("POST", "/api/v1/models/model/update", {**entry, "access_control": value})
+
+
+GRANTS, CONTROL = GrantAccess(), ControlAccess()
+
+
+@dataclass(frozen=True)
+class HostFacts:
+    """What deploy relies on that differs between Open WebUI versions, read in that version's code."""
+
+    version: str  # the tested version these facts hold for (and for later ones up to the next row)
+    access: GrantAccess | ControlAccess  # how tools and models store who may read them
+    missing_tool_status: int  # GET /api/v1/tools/id/{id} of a tool that does not exist
+    create_error_shown: bool  # the create endpoints pass the loader's exception on
+    update_error_shown: bool  # the update endpoints pass it on
+    event_functions: bool  # the loader knows `class Event` (open_webui/utils/plugin.py)
+
+
+HOST_FACTS = (
+    HostFacts("0.6.43", CONTROL, 401, create_error_shown=True, update_error_shown=True, event_functions=False),
+    HostFacts("0.8.12", GRANTS, 404, create_error_shown=True, update_error_shown=True, event_functions=False),
+    HostFacts("0.10.2", GRANTS, 404, create_error_shown=False, update_error_shown=False, event_functions=True),
+    HostFacts("0.12.4", GRANTS, 404, create_error_shown=False, update_error_shown=True, event_functions=True),
+)
+EVENT_KIND = "event"
+
+
+def version_key(version: str) -> tuple[int, ...]:
+    """(0, 10, 2) for "0.10.2" (a suffix such as "-dev" or "rc1" is ignored); () when not a version."""
+    key = []
+    for part in version.strip().lstrip("v").split("."):
+        digits = part[: len(part) - len(part.lstrip("0123456789"))]
+        if not digits:
+            break
+        key.append(int(digits))
+        if len(digits) < len(part):
+            break
+    return tuple(key)
+
+
+def facts_for(version: str) -> HostFacts:
+    """The row of the newest tested version not newer than `version` (unknown: the newest row)."""
+    key = version_key(version)
+    if not key:
+        return HOST_FACTS[-1]
+    older = [f for f in HOST_FACTS if version_key(f.version) <= key]
+    return older[-1] if older else HOST_FACTS[0]
+
+
+def unwrapped(detail: str) -> str:
+    start, end = ERROR_WRAP
+    if detail.startswith(start) and detail.endswith(end):
+        return detail[len(start) : -len(end)]
+    return detail
+
+
+@dataclass(frozen=True)
+class Host:
+    """The Open WebUI deploy talks to: the version it reports and the facts for it."""
+
+    version: str  # as the server reports it; "" when it did not say
+    facts: HostFacts
+
+    @classmethod
+    def of(cls, version: str) -> Host:
+        return cls(version, facts_for(version))
+
+    @property
+    def name(self) -> str:
+        return f"Open WebUI {self.version}" if self.version else "Open WebUI (version unknown)"
+
+    def notes(self) -> list[str]:
+        oldest, newest = HOST_FACTS[0].version, HOST_FACTS[-1].version
+        if not version_key(self.version):
+            return [f"the server did not say its version (GET /api/version); deploy treats it as {newest}"]
+        if version_key(self.version) < version_key(oldest):
+            return [f"{self.name} is older than {oldest}, the oldest version deploy is tested with"]
+        return []
+
+    def form(self, target: DeployTarget, stored: dict | None, content: str | None = None) -> dict:
+        """The create (stored None) or update form for `target`."""
+        form = target.form(content)
+        if target.kind_row.host == TOOL:
+            form.update(self.facts.access.tool_fields(stored))
+        return form
+
+    def cannot_install(self, target: DeployTarget) -> str | None:
+        """Why this server cannot take `target` at all (None: it can)."""
+        if target.kind == EVENT_KIND and not self.facts.event_functions:
+            have = next(f.version for f in HOST_FACTS if f.event_functions)
+            return f"{self.name} has no event functions ({have} has)"
+        return None
+
+    def older_than(self, required: str) -> bool:
+        return bool(version_key(self.version) and version_key(required)) and (
+            version_key(self.version) < version_key(required)
+        )
+
+    def load_error(self, target: DeployTarget, detail: str, *, update: bool, shown: bool) -> BuildError:
+        kept = "; the installed version stays" if update else ""
+        if shown:
+            return BuildError(f"Open WebUI cannot load {target.dist}: {unwrapped(detail)}{kept}")
+        return BuildError(
+            f"{self.name} cannot load {target.dist} and does not say why (it answers only "
+            f"{unwrapped(detail)!r}); the server's log has the reason{kept}"
+        )
+
+
+def detect_host(api: OpenWebUIApi) -> Host:
     try:
-        return api.call("POST", f"/api/v1/{target.api}/create", target.form())
+        body = api.call("GET", "/api/version")
+    except ApiError:
+        body = None
+    version = body.get("version") if isinstance(body, dict) else None
+    return Host.of(version if isinstance(version, str) else "")
+
+
+NEWEST = Host.of(HOST_FACTS[-1].version)
+
+
+# --- deploying one plugin --------------------------------------------------------------------
+
+
+def create_plugin(api: OpenWebUIApi, host: Host, target: DeployTarget) -> dict:
+    """Create; when the server hides why it cannot, learn it through the update endpoint if that tells."""
+    try:
+        return api.call("POST", f"/api/v1/{target.api}/create", host.form(target, None))
     except ApiError as exc:
-        if exc.status != 400 or HIDDEN_CREATE_ERROR not in exc.detail:
-            raise
+        if exc.status != 400 or not exc.detail.startswith(ERROR_WRAP[0]):
+            raise  # not the loader's error (e.g. the id is taken): shown as it is
+        hidden = HIDDEN_CREATE_ERROR in exc.detail and not host.facts.create_error_shown
+        if not hidden or not host.facts.update_error_shown:
+            raise host.load_error(target, exc.detail, update=False, shown=not hidden) from None
     # create a harmless placeholder under the same id, update it with our text, then delete it
-    placeholder = target.form(f'"""\ntitle: {target.title}\n"""\n\n' + target.kind_row.placeholder)
+    placeholder = f'"""\ntitle: {target.title}\n"""\n\n' + target.kind_row.placeholder
     try:
-        api.call("POST", f"/api/v1/{target.api}/create", placeholder)
+        api.call("POST", f"/api/v1/{target.api}/create", host.form(target, None, placeholder))
     except ApiError as exc:
         raise BuildError(f"Open WebUI refused to create it ({exc.detail}); its log says why") from None
     try:
-        return api.call("POST", f"/api/v1/{target.api}/id/{target.id}/update", target.form())
+        return api.call("POST", f"/api/v1/{target.api}/id/{target.id}/update", host.form(target, None))
     except ApiError as exc:
         api.call("DELETE", f"/api/v1/{target.api}/id/{target.id}/delete")
-        raise BuildError(f"Open WebUI cannot load {target.dist}: {exc.detail}") from None
+        raise host.load_error(target, exc.detail, update=False, shown=True) from None
 
 
 def content_differs(stored: dict, target: DeployTarget) -> bool:
@@ -332,14 +564,22 @@ def merged_valves(stored: dict | None, ours: dict) -> dict:
     return {k: v for k, v in merged.items() if v is not None}
 
 
-def deploy_content(api: OpenWebUIApi, target: DeployTarget, stored: dict | None, dry_run: bool) -> tuple[str, dict]:
+def deploy_content(
+    api: OpenWebUIApi, host: Host, target: DeployTarget, stored: dict | None, dry_run: bool
+) -> tuple[str, dict]:
+    """("created" | "updated" | "unchanged", the record as stored; in a dry run, as it would be)."""
     if stored is None:
-        return "created", ({} if dry_run else create_plugin(api, target))
-    if content_differs(stored, target):
-        if dry_run:
-            return "updated", stored
-        return "updated", api.call("POST", f"/api/v1/{target.api}/id/{target.id}/update", target.form())
-    return "unchanged", stored
+        return "created", (host.form(target, None) if dry_run else create_plugin(api, host, target))
+    if not content_differs(stored, target):
+        return "unchanged", stored
+    if dry_run:
+        return "updated", stored
+    try:
+        return "updated", api.call("POST", f"/api/v1/{target.api}/id/{target.id}/update", host.form(target, stored))
+    except ApiError as exc:
+        if exc.status != 400:
+            raise
+        raise host.load_error(target, exc.detail, update=True, shown=host.facts.update_error_shown) from None
 
 
 def deploy_valves(api: OpenWebUIApi, target: DeployTarget, stored: dict | None, dry_run: bool) -> str | None:
@@ -370,8 +610,10 @@ def _toggle(api: OpenWebUIApi, target: DeployTarget, current: dict, flag: str, p
     return current
 
 
-def deploy_function(api: OpenWebUIApi, target: DeployTarget, stored: dict | None, dry_run: bool) -> list[str]:
-    state, current = deploy_content(api, target, stored, dry_run)
+def deploy_function(
+    api: OpenWebUIApi, host: Host, target: DeployTarget, stored: dict | None, dry_run: bool
+) -> list[str]:
+    state, current = deploy_content(api, host, target, stored, dry_run)
     words = [state]
     changed_valves = deploy_valves(api, target, (stored or {}).get("valves"), dry_run)
     if current.get("is_active"):
@@ -390,41 +632,30 @@ def deploy_function(api: OpenWebUIApi, target: DeployTarget, stored: dict | None
     return words
 
 
-def deploy_tool(api: OpenWebUIApi, target: DeployTarget, share: bool, dry_run: bool) -> list[str]:
+def deploy_tool(api: OpenWebUIApi, host: Host, target: DeployTarget, share: bool, dry_run: bool) -> list[str]:
     try:
         stored = api.call("GET", f"/api/v1/tools/id/{target.id}")
     except ApiError as exc:
-        if exc.status != 404:
+        if exc.status != host.facts.missing_tool_status:
             raise
         stored = None
-    state, current = deploy_content(api, target, stored, dry_run)
+    state, current = deploy_content(api, host, target, stored, dry_run)
     words = [state]
     valves = None
     if target.valves is not None and stored is not None:
         valves = api.call("GET", f"/api/v1/tools/id/{target.id}/valves")
     changed_valves = deploy_valves(api, target, valves, dry_run)
     if share:
-        grants = [
-            {k: g.get(k) for k in ("principal_type", "principal_id", "permission")}
-            for g in (current.get("access_grants") or [])
-        ]
-        if PUBLIC_READ in grants:
+        missing, value = host.facts.access.plan(current, [PUBLIC_READ])
+        if not missing:
             words.append("shared")
         else:
             if not dry_run:
-                grants.append(PUBLIC_READ)
-                api.call("POST", f"/api/v1/tools/id/{target.id}/access/update", {"access_grants": grants})
+                host.facts.access.share_tool(api, target, value)
             words.append("made shared")
     if changed_valves:
         words.append(changed_valves)
     return words
-
-
-GRANT_KEYS = ("principal_type", "principal_id", "permission")
-
-
-def grant_key(grant: dict) -> tuple:
-    return tuple(grant.get(k) for k in GRANT_KEYS)
 
 
 def group_grants(api: OpenWebUIApi, wanted: list[str]) -> list[dict]:
@@ -449,21 +680,21 @@ def group_grants(api: OpenWebUIApi, wanted: list[str]) -> list[dict]:
 class ModelSharing:
     """Read grants on the models of the deployed pipes (--share-models, --share-models-with).
 
-    Open WebUI 0.12.4 shows a model to a non-admin only when a workspace model entry with that id
-    exists and grants them read access (open_webui/utils/models.py, get_filtered_models and
-    check_model_access); a function's models have no entry until someone creates one. The access
-    endpoint (POST /api/v1/models/model/access/update) creates a minimal entry when none exists,
-    as the admin's access dialog does. A manifold's sub-models (`<function id>.<model>`) are
-    separate models: each one listed at deploy time is shared.
+    Open WebUI shows a model to a non-admin only when a workspace model entry with that id exists
+    and lets them read it (0.12.4: open_webui/utils/models.py, get_filtered_models and
+    check_model_access; the same rule in 0.6.43); a function's models have no entry until someone
+    creates one, which sharing does (how: `access`, per version). A manifold's sub-models
+    (`<function id>.<model>`) are separate models: each one listed at deploy time is shared.
     """
 
     grants: list[dict]
     audience: str
-    entries: dict[str, dict] | None = None  # workspace model entries by id, with their grants
+    access: GrantAccess | ControlAccess = GRANTS
+    entries: dict[str, dict] | None = None  # workspace model entries by id, with their access
     listed: list[dict] | None = None  # the models Open WebUI serves (admin view, no access filter)
 
     @classmethod
-    def from_options(cls, api: OpenWebUIApi, options: DeployOptions) -> ModelSharing | None:
+    def from_options(cls, api: OpenWebUIApi, options: DeployOptions, host: Host = NEWEST) -> ModelSharing | None:
         groups = [g.strip() for value in options.share_models_with or () for g in value.split(",") if g.strip()]
         if not options.share_models and not groups:
             return None
@@ -474,7 +705,7 @@ class ModelSharing:
         if groups:
             grants += group_grants(api, groups)
             audience.append(f"group{'s' if len(groups) > 1 else ''} {', '.join(groups)}")
-        return cls(grants, " and ".join(audience))
+        return cls(grants, " and ".join(audience), host.facts.access)
 
     def models_of(self, api: OpenWebUIApi, target: DeployTarget, changed: bool) -> list[dict]:
         """The models `target` serves: its own id, or `<id>.<sub>` for a manifold's sub-models."""
@@ -504,20 +735,14 @@ class ModelSharing:
         made = []
         for model in models:
             entry = (self.entries or {}).get(model["id"])
-            current = [{k: g.get(k) for k in ("id", *GRANT_KEYS)} for g in (entry or {}).get("access_grants") or []]
-            have = {grant_key(g) for g in current}
-            missing = [g for g in self.grants if grant_key(g) not in have]
+            missing, value = self.access.plan(entry, self.grants)
             if not missing:
                 continue
             made.append(model["id"])
             if dry_run:
                 continue
-            form = {
-                "id": model["id"],
-                "name": (entry or {}).get("name") or model.get("name") or model["id"],
-                "access_grants": current + missing,
-            }
-            stored = api.call("POST", "/api/v1/models/model/access/update", form)
+            name = (entry or {}).get("name") or model.get("name") or model["id"]
+            stored = self.access.share_model(api, model["id"], name, entry, value)
             if isinstance(stored, dict) and self.entries is not None:
                 self.entries[model["id"]] = stored
         if not made:
@@ -536,32 +761,47 @@ def check_admin(api: OpenWebUIApi) -> None:
 
 
 def deploy_one(
-    api: OpenWebUIApi, target: DeployTarget, functions: dict[str, dict], options: DeployOptions
+    api: OpenWebUIApi, host: Host, target: DeployTarget, functions: dict[str, dict], options: DeployOptions
 ) -> list[str]:
-    host = target.kind_row.host
-    if host == TOOL:
-        return deploy_tool(api, target, options.share_tools, options.dry_run)
-    if host == FUNCTION:
-        return deploy_function(api, target, functions.get(target.id), options.dry_run)
+    kind_host = target.kind_row.host
+    if kind_host == TOOL:
+        return deploy_tool(api, host, target, options.share_tools, options.dry_run)
+    if kind_host == FUNCTION:
+        return deploy_function(api, host, target, functions.get(target.id), options.dry_run)
     raise BuildError(f"{target.kind} plugins cannot be deployed into Open WebUI")
 
 
 def deploy_target(
     api: OpenWebUIApi,
+    host: Host,
     target: DeployTarget,
     functions: dict[str, dict],
     options: DeployOptions,
     sharing: ModelSharing | None,
 ) -> tuple[list[str], list[str]]:
     """The plugin's state words and the lines to print under its line."""
-    words = deploy_one(api, target, functions, options)
+    words = deploy_one(api, host, target, functions, options)
     details = []
+    if host.older_than(target.requires):
+        details.append(f"  it is made for Open WebUI {target.requires} and later; this server runs {host.version}")
     if sharing is not None and target.kind == PIPE_KIND:
         changed = any(w not in UNCHANGED_WORDS for w in words)
         word, detail = sharing.share(api, target, changed, options.dry_run)
         words.append(word)
         details += [detail] if detail else []
     return words, details
+
+
+def installable(host: Host, targets: list[DeployTarget]) -> tuple[list[DeployTarget], list[str]]:
+    """The targets this server can take, and a skip note for each of the others."""
+    kept, notes = [], []
+    for target in targets:
+        reason = host.cannot_install(target)
+        if reason:
+            notes.append(f"{target.id} ({target.kind}): skipped; {reason}")
+        else:
+            kept.append(target)
+    return kept, notes
 
 
 def deploy(root: Path, options: DeployOptions) -> int:
@@ -574,17 +814,18 @@ def deploy(root: Path, options: DeployOptions) -> int:
         notes += load_valves(options.valves, root, targets)
     api = OpenWebUIApi(options.url, options.token, timeout=options.timeout)
     check_admin(api)
-    sharing = ModelSharing.from_options(api, options)
+    host = detect_host(api)
+    targets, skipped = installable(host, targets)
+    sharing = ModelSharing.from_options(api, options, host)
     exported = api.call("GET", "/api/v1/functions/export?include_valves=true") or []
     functions = {f["id"]: f for f in exported if isinstance(f, dict)}
-    if options.dry_run:
-        print(f"dry run against {api.url}: nothing is changed")
-    for note in notes:
+    print(f"{host.name} at {api.url}{': dry run, nothing is changed' if options.dry_run else ''}")
+    for note in [*host.notes(), *notes, *skipped]:
         print(note)
     failed, changed = 0, 0
     for target in targets:
         try:
-            words, details = deploy_target(api, target, functions, options, sharing)
+            words, details = deploy_target(api, host, target, functions, options, sharing)
         except (ApiError, BuildError) as exc:
             failed += 1
             print(f"{target.id} ({target.kind}): FAILED: {exc}", flush=True)

@@ -23,6 +23,8 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import unquote_to_bytes, urljoin, urlsplit
 
+from shared.text import content_text
+
 _ATTACH_LOG = logging.getLogger("openwebui_pack.attachments")
 
 MiB = 1024 * 1024
@@ -302,6 +304,23 @@ def context_file_ids(metadata: Any) -> frozenset[str]:
             if isinstance(meta, dict) and isinstance(meta.get("file_id"), str):
                 ids.add(meta["file_id"])
     return frozenset(ids)
+
+
+# Open WebUI 0.6.43 wraps each document of the chat's context as <source id="1" name="notes.txt">
+# (open_webui/utils/middleware.py, process_chat_payload); the name is the attached file item's.
+_CONTEXT_SOURCE = re.compile(r'<source id="[^"]*" name="([^"]*)">')
+
+
+def context_file_names(messages: Any) -> frozenset[str]:
+    """The names of the documents Open WebUI put into the user messages as document context.
+
+    For Open WebUI 0.6.43, which lists no `sources` in `__metadata__` (0.8 and later do: use
+    `context_file_ids` there); the context text names each file instead."""
+    names: set[str] = set()
+    for message in messages if isinstance(messages, list) else []:
+        if isinstance(message, dict) and message.get("role") == "user":
+            names.update(_CONTEXT_SOURCE.findall(content_text(message.get("content"))))
+    return frozenset(names)
 
 
 # --- inline or uploaded --------------------------------------------------------------------------

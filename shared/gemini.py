@@ -182,23 +182,53 @@ def gemini_tool_name(name: str) -> str:
     return clean
 
 
+def _function_calling(params: Any) -> Any:
+    return params.get("function_calling") if isinstance(params, dict) else None
+
+
+def native_tool_calling(body: dict, metadata: Any) -> bool:
+    """Whether the chat runs Open WebUI's native tool loop (the pipe returns the model's tool calls).
+
+    Open WebUI decides the mode and writes it to `__metadata__["params"]["function_calling"]` on every
+    version: 0.6.43 and 0.8.12 write "native" only when the chat or the model asks for it, else
+    "default" (prompt-based: Open WebUI asks the model which tools to run itself, calling the pipe
+    with `__task__="function_calling"`, and adds their results to the chat); 0.10 and later write
+    the chat's or model's choice, "native" by default, and call prompt-based "legacy"
+    (open_webui/main.py, the chat completion metadata). Without that entry (a direct call from
+    another plugin) the request's own `params` and the model's settings decide, and the default is
+    prompt-based: no tool calls are returned to a caller that did not ask for them.
+    """
+    meta = metadata if isinstance(metadata, dict) else {}
+    mode = _function_calling(meta.get("params"))
+    if mode is None:
+        model = meta.get("model")
+        info = model.get("info") if isinstance(model, dict) else None
+        modes = (
+            _function_calling(body.get("params")),
+            _function_calling(info.get("params") if isinstance(info, dict) else None),
+        )
+        mode = next((m for m in modes if m is not None), None)
+    return mode == "native"
+
+
 def tool_specs(body: dict, tools: Any, metadata: Any) -> Any:
-    """The tools offered to the chat: `body['tools']` (native function calling; an explicit empty
-    list opts out), else `__tools__`, unless the chat uses legacy prompt-based tool calling."""
+    """The tools offered to the model: `body['tools']` when Open WebUI put them there (it does only
+    for its native tool loop; an explicit empty list opts out), else `__tools__` when the chat uses
+    native tool calling, else none (prompt-based: Open WebUI runs the tools itself)."""
     if "tools" in body:
         return body["tools"]
-    params = metadata.get("params") if isinstance(metadata, dict) else None
-    if isinstance(params, dict) and params.get("function_calling") == "legacy":
-        return None  # Open WebUI ran the tools itself before calling the pipe
-    if not isinstance(tools, dict):
+    if not isinstance(tools, dict) or not native_tool_calling(body, metadata):
         return None
+    # `__tools__` holds the chat's workspace tools (0.6.43, 0.8.12: open_webui/functions.py, get_tools)
+    # or every tool of the chat, Open WebUI's builtin ones included (0.10 and later: metadata "tools").
     return [{"type": "function", "function": t.get("spec")} for t in tools.values() if isinstance(t, dict)]
 
 
 def builtin_tool_names(tools: Any) -> frozenset[str]:
-    """The names of Open WebUI's own builtin tools among `__tools__` (time, ask_user, memory...):
-    Open WebUI 0.12.4 adds them to every chat with native function calling (open_webui/utils/tools.py,
-    get_builtin_tools, entries of type "builtin"), so they do not mean the user turned tools on."""
+    """The names of Open WebUI's own builtin tools among `__tools__` or `__metadata__["tools"]` (time,
+    ask_user, memory...): Open WebUI 0.8 and later add them to every chat with native function calling
+    (open_webui/utils/tools.py, get_builtin_tools, entries of type "builtin"), so they do not mean the
+    user turned tools on."""
     if not isinstance(tools, dict):
         return frozenset()
     return frozenset(name for name, t in tools.items() if isinstance(t, dict) and t.get("type") == "builtin")
@@ -631,7 +661,10 @@ def build_request(
     )
     if thinking_cfg:
         config["thinking_config"] = thinking_cfg
-    builtin = builtin_tool_names(tools)
+    # 0.8.12 passes only the workspace tools as `__tools__`; its builtin ones are in the metadata
+    builtin = builtin_tool_names(tools) | builtin_tool_names(
+        metadata.get("tools") if isinstance(metadata, dict) else None
+    )
     plan = (
         ToolPlan()
         if task

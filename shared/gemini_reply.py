@@ -383,20 +383,14 @@ _DELTA_FIELDS = {"text": "content", "thought": "reasoning_content"}
 def replace_message(text: str) -> dict[str, Any]:
     """A stream item that replaces the reply's text as a whole, once the citation marks are known.
 
-    Open WebUI 0.12.4 reads Responses API events inside a Chat Completions stream: an
-    `response.output_item.done` without `output_index` replaces the last output item, the message
-    being streamed (open_webui/utils/response.py handle_responses_streaming_event, and the frontend's
-    applyResponseStreamEvent), and the output items are what it stores and shows."""
-    return {
-        "type": "response.output_item.done",
-        "item": {
-            "type": "message",
-            "id": "msg_" + uuid.uuid4().hex,
-            "status": "completed",
-            "role": "assistant",
-            "content": [{"type": "output_text", "text": text}],
-        },
-    }
+    Open WebUI reads Responses API events inside a Chat Completions stream: a
+    `response.output_text.done` without `output_index` sets the text of the last output item, the
+    message being streamed, and the output items are what it stores and shows (0.8.12 and 0.10.2:
+    open_webui/utils/middleware.py, 0.12.4: open_webui/utils/response.py,
+    handle_responses_streaming_event). 0.10.2 drops `response.output_item.done` there, so this is
+    the event every version from 0.8 takes. 0.6.43 builds the message from the streamed text alone
+    and ignores it: the reply keeps its text without the marks, and its sources are listed."""
+    return {"type": "response.output_text.done", "content_index": 0, "text": text}
 
 
 @dataclass

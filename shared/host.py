@@ -9,11 +9,17 @@ classes a plugin reaches): `ChatHost` (users, models access, the chat path), `Me
 memories) and `FileHost` (uploaded files). A plugin keeps one as an attribute (`self.host`); tests
 give it a fake with the same methods instead of patching module globals. Host functions may be synchronous or
 asynchronous (Open WebUI made its database layer async in 0.9): `_settle` accepts both.
+
+The pack runs on Open WebUI 0.6.43 through 0.12.4. An internal some of those versions lack is looked up
+with `_internal`, which answers None for "this Open WebUI has no such thing"; the method that asks
+says, next to the lookup, what that means on those versions (a fallback, or "allowed").
 """
 
 import asyncio
+import importlib
 import inspect
 import logging
+import re
 from typing import Any
 
 _HOST_LOG = logging.getLogger("openwebui_pack.host")
@@ -37,6 +43,30 @@ async def _settle(value: Any) -> Any:
     if inspect.isawaitable(value):
         return await value
     return value
+
+
+def _internal(module: str, name: str) -> Any | None:
+    """An Open WebUI internal (`module.name`), or None when this Open WebUI has no such module or name.
+
+    Only absence counts: a module that exists but fails to import for another reason still raises.
+    """
+    try:
+        found = importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        missing = exc.name or ""
+        if missing and (module == missing or module.startswith(missing + ".")):
+            return None
+        raise
+    return getattr(found, name, None)
+
+
+def _open_webui_version() -> tuple[int, ...] | None:
+    """The running Open WebUI's version, e.g. (0, 10, 2); None when it cannot be read."""
+    text = _internal("open_webui.env", "VERSION")
+    if not isinstance(text, str):
+        return None
+    parts = [re.match(r"\d*", piece).group() for piece in text.split(".")]
+    return tuple(int(p or 0) for p in parts)
 
 
 def _http_exception_type() -> type[BaseException]:
@@ -90,13 +120,13 @@ class ChatHost(UsersHost):
         itself still enforces access, so this early check is a courtesy that gives a clear message)."""
         if getattr(user, "role", None) != "user":
             return True
-        try:
-            from open_webui.env import BYPASS_MODEL_ACCESS_CONTROL
-            from open_webui.utils.models import check_model_access
-        except ImportError:
+        # present in 0.6.43 through 0.12.4 (synchronous before 0.10); passed (user, model) positionally,
+        # the one form every version accepts
+        check_model_access = _internal("open_webui.utils.models", "check_model_access")
+        if check_model_access is None:
             _HOST_LOG.info("this Open WebUI has no check_model_access; model access is checked by the chat call")
             return True
-        if BYPASS_MODEL_ACCESS_CONTROL:
+        if _internal("open_webui.env", "BYPASS_MODEL_ACCESS_CONTROL"):
             return True
         try:
             await _settle(check_model_access(user, model_info))
@@ -121,14 +151,30 @@ class ChatHost(UsersHost):
 class MemoryHost(UsersHost):
     """One server's memories, written the way Settings → Personalization writes them."""
 
-    async def check_memories_permission(self, user: Any) -> None:
-        """Raises HostRefusal(404) when memories are off, HostRefusal(403) without the permission."""
-        from open_webui.routers.memories import check_memories_permission
+    async def check_memories_permission(self, request: Any, user: Any) -> None:
+        """Raises HostRefusal(404) when memories are off, HostRefusal(403) without the permission.
 
+        `request` is the action's `__request__`: Open WebUI 0.8.12 keeps both settings on it.
+        """
+        check = _internal("open_webui.routers.memories", "check_memories_permission")
         try:
-            await _settle(check_memories_permission(user))
+            if check is not None:
+                # 0.10.2 and 0.12.4 have it (async, reads the config itself; admins are exempt)
+                await _settle(check(user))
+            else:
+                await _memories_gate_without_check(request, user)
         except Exception as exc:
             raise _refused(exc) from exc
+
+    def memory_on_when_unset(self) -> bool:
+        """Whether a user's Memory switch (Settings → Personalization) counts as on when never set.
+
+        The switch is the user's `ui.memory` setting, read by the page, so the server code cannot tell:
+        Open WebUI's page defaults it to off before 0.10 (`$settings?.memory ?? false`) and from 0.10 to
+        the server's memories setting, which is on whenever this action gets past the permission check.
+        """
+        version = _open_webui_version()
+        return version is None or version >= (0, 10)
 
     async def memories(self, user_id: str) -> list[Any]:
         """The user's stored memories (objects with `id` and `content`)."""
@@ -145,6 +191,7 @@ class MemoryHost(UsersHost):
         from open_webui.routers.memories import AddMemoryForm, add_memory
 
         try:
+            # the same call on 0.6.43 through 0.12.4; the route applies that version's own gate
             memory = await _settle(add_memory(request=request, form_data=AddMemoryForm(content=content), user=user))
         except Exception as exc:
             raise _refused(exc) from exc
@@ -153,15 +200,49 @@ class MemoryHost(UsersHost):
     async def delete_memory(self, memory_id: str, user_id: str) -> bool:
         """Deletes one of the user's memories and its vector, if one was written."""
         from open_webui.models.memories import Memories
-        from open_webui.retrieval.vector.async_client import ASYNC_VECTOR_DB_CLIENT
 
         deleted = await _settle(Memories.delete_memory_by_id_and_user_id(memory_id, user_id))
+        target = {"collection_name": f"user-memory-{user_id}", "ids": [memory_id]}
         try:
-            await ASYNC_VECTOR_DB_CLIENT.delete(collection_name=f"user-memory-{user_id}", ids=[memory_id])
+            client = _internal("open_webui.retrieval.vector.async_client", "ASYNC_VECTOR_DB_CLIENT")
+            if client is not None:
+                await _settle(client.delete(**target))
+            else:
+                # before 0.10 there is only the synchronous client: run it off the event loop
+                client = _internal("open_webui.retrieval.vector.factory", "VECTOR_DB_CLIENT")
+                if client is None:
+                    raise RuntimeError("this Open WebUI has no vector database client")
+                await asyncio.to_thread(client.delete, **target)
         except Exception as exc:
             # normally there is no vector yet: the failure came before the upsert
             _HOST_LOG.debug("no vector to remove for memory %s: %s", memory_id, type(exc).__name__)
         return bool(deleted)
+
+
+_NOT_SET = object()
+
+
+async def _memories_gate_without_check(request: Any, user: Any) -> None:
+    """The memories gate of an Open WebUI without `check_memories_permission`.
+
+    0.8.12 checks inline in each memories route (open_webui/routers/memories.py): the server's
+    ENABLE_MEMORIES (404 when off), then the user's `features.memories` permission (403), with no
+    exemption for admins. 0.6.43 has neither setting and no gate: memories are always allowed.
+    """
+    config = getattr(getattr(getattr(request, "app", None), "state", None), "config", None)
+    if config is None:
+        raise RuntimeError("the request carries no server configuration to check the memories permission")
+    enabled = getattr(config, "ENABLE_MEMORIES", _NOT_SET)
+    if enabled is _NOT_SET:
+        return
+    if not enabled:
+        raise HostRefusal(404, "memories are turned off on this server (ENABLE_MEMORIES)")
+    has_permission = _internal("open_webui.utils.access_control", "has_permission")
+    if has_permission is None:
+        raise RuntimeError("this Open WebUI has ENABLE_MEMORIES but no has_permission")
+    permissions = getattr(config, "USER_PERMISSIONS", None) or {}
+    if not await _settle(has_permission(user.id, "features.memories", permissions)):
+        raise HostRefusal(403, "the user lacks the features.memories permission")
 
 
 class FileHost:

@@ -4,7 +4,7 @@ author: Open WebUI Pack contributors
 version: 0.1.0
 description: Saves a reply to your memories (edit first; reasoning and citation marks removed) so later chats recall it.
 license: MIT
-required_open_webui_version: 0.12.4
+required_open_webui_version: 0.6.43
 global: true
 icon_url: data:image/svg+xml;base64,PHN2ZyB4bWxucz0iaHR0cDovL3d3dy53My5vcmcvMjAwMC9zdmciIHZpZXdCb3g9IjAgMCAyNCAyNCIgZmlsbD0ibm9uZSIgc3Ryb2tlPSJibGFjayIgc3Ryb2tlLXdpZHRoPSIyIiBzdHJva2UtbGluZWNhcD0icm91bmQiIHN0cm9rZS1saW5lam9pbj0icm91bmQiPjxwYXRoIGQ9Ik02IDNoMTJ2MThsLTYtNC02IDR6Ii8+PHBhdGggZD0iTTEyIDd2Nk05IDEwaDYiLz48L3N2Zz4=
 """
@@ -14,6 +14,7 @@ icon_url: data:image/svg+xml;base64,PHN2ZyB4bWxucz0iaHR0cDovL3d3dy53My5vcmcvMjAw
 import asyncio
 from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
+import importlib
 import inspect
 import logging
 import re
@@ -263,7 +264,7 @@ class Emitter:
 # --- end inlined: shared/events.py ---
 
 
-# --- begin inlined: shared/host.py (sha256:c4f7cf211bff1d8d) ---
+# --- begin inlined: shared/host.py (sha256:f05d5f951acc0695) ---
 _HOST_LOG = logging.getLogger("openwebui_pack.host")
 
 
@@ -281,6 +282,30 @@ async def _settle(value: Any) -> Any:
     if inspect.isawaitable(value):
         return await value
     return value
+
+
+def _internal(module: str, name: str) -> Any | None:
+    """An Open WebUI internal (`module.name`), or None when this Open WebUI has no such module or name.
+
+    Only absence counts: a module that exists but fails to import for another reason still raises.
+    """
+    try:
+        found = importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        missing = exc.name or ""
+        if missing and (module == missing or module.startswith(missing + ".")):
+            return None
+        raise
+    return getattr(found, name, None)
+
+
+def _open_webui_version() -> tuple[int, ...] | None:
+    """The running Open WebUI's version, e.g. (0, 10, 2); None when it cannot be read."""
+    text = _internal("open_webui.env", "VERSION")
+    if not isinstance(text, str):
+        return None
+    parts = [re.match(r"\d*", piece).group() for piece in text.split(".")]
+    return tuple(int(p or 0) for p in parts)
 
 
 def _http_exception_type() -> type[BaseException]:
@@ -316,14 +341,30 @@ class UsersHost:
 class MemoryHost(UsersHost):
     """One server's memories, written the way Settings → Personalization writes them."""
 
-    async def check_memories_permission(self, user: Any) -> None:
-        """Raises HostRefusal(404) when memories are off, HostRefusal(403) without the permission."""
-        from open_webui.routers.memories import check_memories_permission
+    async def check_memories_permission(self, request: Any, user: Any) -> None:
+        """Raises HostRefusal(404) when memories are off, HostRefusal(403) without the permission.
 
+        `request` is the action's `__request__`: Open WebUI 0.8.12 keeps both settings on it.
+        """
+        check = _internal("open_webui.routers.memories", "check_memories_permission")
         try:
-            await _settle(check_memories_permission(user))
+            if check is not None:
+                # 0.10.2 and 0.12.4 have it (async, reads the config itself; admins are exempt)
+                await _settle(check(user))
+            else:
+                await _memories_gate_without_check(request, user)
         except Exception as exc:
             raise _refused(exc) from exc
+
+    def memory_on_when_unset(self) -> bool:
+        """Whether a user's Memory switch (Settings → Personalization) counts as on when never set.
+
+        The switch is the user's `ui.memory` setting, read by the page, so the server code cannot tell:
+        Open WebUI's page defaults it to off before 0.10 (`$settings?.memory ?? false`) and from 0.10 to
+        the server's memories setting, which is on whenever this action gets past the permission check.
+        """
+        version = _open_webui_version()
+        return version is None or version >= (0, 10)
 
     async def memories(self, user_id: str) -> list[Any]:
         """The user's stored memories (objects with `id` and `content`)."""
@@ -340,6 +381,7 @@ class MemoryHost(UsersHost):
         from open_webui.routers.memories import AddMemoryForm, add_memory
 
         try:
+            # the same call on 0.6.43 through 0.12.4; the route applies that version's own gate
             memory = await _settle(add_memory(request=request, form_data=AddMemoryForm(content=content), user=user))
         except Exception as exc:
             raise _refused(exc) from exc
@@ -348,15 +390,49 @@ class MemoryHost(UsersHost):
     async def delete_memory(self, memory_id: str, user_id: str) -> bool:
         """Deletes one of the user's memories and its vector, if one was written."""
         from open_webui.models.memories import Memories
-        from open_webui.retrieval.vector.async_client import ASYNC_VECTOR_DB_CLIENT
 
         deleted = await _settle(Memories.delete_memory_by_id_and_user_id(memory_id, user_id))
+        target = {"collection_name": f"user-memory-{user_id}", "ids": [memory_id]}
         try:
-            await ASYNC_VECTOR_DB_CLIENT.delete(collection_name=f"user-memory-{user_id}", ids=[memory_id])
+            client = _internal("open_webui.retrieval.vector.async_client", "ASYNC_VECTOR_DB_CLIENT")
+            if client is not None:
+                await _settle(client.delete(**target))
+            else:
+                # before 0.10 there is only the synchronous client: run it off the event loop
+                client = _internal("open_webui.retrieval.vector.factory", "VECTOR_DB_CLIENT")
+                if client is None:
+                    raise RuntimeError("this Open WebUI has no vector database client")
+                await asyncio.to_thread(client.delete, **target)
         except Exception as exc:
             # normally there is no vector yet: the failure came before the upsert
             _HOST_LOG.debug("no vector to remove for memory %s: %s", memory_id, type(exc).__name__)
         return bool(deleted)
+
+
+_NOT_SET = object()
+
+
+async def _memories_gate_without_check(request: Any, user: Any) -> None:
+    """The memories gate of an Open WebUI without `check_memories_permission`.
+
+    0.8.12 checks inline in each memories route (open_webui/routers/memories.py): the server's
+    ENABLE_MEMORIES (404 when off), then the user's `features.memories` permission (403), with no
+    exemption for admins. 0.6.43 has neither setting and no gate: memories are always allowed.
+    """
+    config = getattr(getattr(getattr(request, "app", None), "state", None), "config", None)
+    if config is None:
+        raise RuntimeError("the request carries no server configuration to check the memories permission")
+    enabled = getattr(config, "ENABLE_MEMORIES", _NOT_SET)
+    if enabled is _NOT_SET:
+        return
+    if not enabled:
+        raise HostRefusal(404, "memories are turned off on this server (ENABLE_MEMORIES)")
+    has_permission = _internal("open_webui.utils.access_control", "has_permission")
+    if has_permission is None:
+        raise RuntimeError("this Open WebUI has ENABLE_MEMORIES but no has_permission")
+    permissions = getattr(config, "USER_PERMISSIONS", None) or {}
+    if not await _settle(has_permission(user.id, "features.memories", permissions)):
+        raise HostRefusal(403, "the user lacks the features.memories permission")
 # --- end inlined: shared/host.py ---
 
 
@@ -548,16 +624,18 @@ class MemoriesUnavailable(Exception):
         return "the Memories feature permission is off for this user (Admin Panel → Users → Groups)."
 
 
-def memory_switched_off(settings: Any) -> bool:
-    """Whether the user turned Memory off in Settings → Personalization.
+def memory_switched_off(settings: Any, *, on_when_unset: bool = True) -> bool:
+    """Whether the user's Memory switch in Settings → Personalization is off.
 
-    Open WebUI 0.12.4 keeps that switch in the user's settings as `ui.memory` (frontend
-    Personalization.svelte saves it; Chat.svelte sends `features.memory` only when it is on).
-    Unset means the server default, which is on whenever memories are enabled on the server.
+    Open WebUI 0.6.43 through 0.12.4 keep that switch in the user's settings as `ui.memory`
+    (frontend Personalization.svelte saves it; Chat.svelte sends `features.memory` only when it is
+    on). Unset (or null, which the settings update stores before 0.12) means the page's default:
+    `on_when_unset`, which the host knows (MemoryHost.memory_on_when_unset).
     `settings` is `__user__["settings"]` (a dict) or a user record's settings (an object).
     """
     ui = settings.get("ui") if isinstance(settings, dict) else getattr(settings, "ui", None)
-    return isinstance(ui, dict) and ui.get("memory") is False
+    switch = ui.get("memory") if isinstance(ui, dict) else None
+    return not on_when_unset if switch is None else switch is False
 
 
 class MemoryStore(Protocol):
@@ -590,7 +668,7 @@ class _HostMemories:
 
     async def check_access(self) -> None:
         try:
-            await self._host.check_memories_permission(self._user)
+            await self._host.check_memories_permission(self._request, self._user)
         except Exception as exc:
             refusal = _refusal(exc)
             if refusal is None:
@@ -849,7 +927,7 @@ class Action:
             await events.notify(for_reader(sentence, problem, admin=is_admin(clicker)), "error")
             return None
         store = _HostMemories(self.host, __request__, user)
-        # __user__ carries the user's settings in 0.12.4; the record loaded above has them too
+        # __user__ carries the user's settings (0.6.43 to 0.12.4); the record loaded above has them too
         settings = clicker.get("settings") if "settings" in clicker else getattr(user, "settings", None)
         options = SaveOptions(
             edit=valves.EDIT_BEFORE_SAVE,
@@ -857,7 +935,7 @@ class Action:
             max_length=valves.MAX_MEMORY_LENGTH,
             deduplicate=valves.DEDUPLICATE,
             admin=is_admin(user),
-            memory_on=not memory_switched_off(settings),
+            memory_on=not memory_switched_off(settings, on_when_unset=self.host.memory_on_when_unset()),
         )
         await save_memory(clicked_text(body), store=store, events=events, options=options)
         # The reply is left as it is: returning messages would rewrite it in the chat.

@@ -4,7 +4,7 @@ author: Open WebUI Pack contributors
 version: 0.1.0
 description: Saves a reply to your memories (edit first; reasoning and citation marks removed) so later chats recall it.
 license: MIT
-required_open_webui_version: 0.12.4
+required_open_webui_version: 0.6.43
 global: true
 icon_url: data:image/svg+xml;base64,PHN2ZyB4bWxucz0iaHR0cDovL3d3dy53My5vcmcvMjAwMC9zdmciIHZpZXdCb3g9IjAgMCAyNCAyNCIgZmlsbD0ibm9uZSIgc3Ryb2tlPSJibGFjayIgc3Ryb2tlLXdpZHRoPSIyIiBzdHJva2UtbGluZWNhcD0icm91bmQiIHN0cm9rZS1saW5lam9pbj0icm91bmQiPjxwYXRoIGQ9Ik02IDNoMTJ2MThsLTYtNC02IDR6Ii8+PHBhdGggZD0iTTEyIDd2Nk05IDEwaDYiLz48L3N2Zz4=
 """
@@ -101,16 +101,18 @@ class MemoriesUnavailable(Exception):
         return "the Memories feature permission is off for this user (Admin Panel → Users → Groups)."
 
 
-def memory_switched_off(settings: Any) -> bool:
-    """Whether the user turned Memory off in Settings → Personalization.
+def memory_switched_off(settings: Any, *, on_when_unset: bool = True) -> bool:
+    """Whether the user's Memory switch in Settings → Personalization is off.
 
-    Open WebUI 0.12.4 keeps that switch in the user's settings as `ui.memory` (frontend
-    Personalization.svelte saves it; Chat.svelte sends `features.memory` only when it is on).
-    Unset means the server default, which is on whenever memories are enabled on the server.
+    Open WebUI 0.6.43 through 0.12.4 keep that switch in the user's settings as `ui.memory`
+    (frontend Personalization.svelte saves it; Chat.svelte sends `features.memory` only when it is
+    on). Unset (or null, which the settings update stores before 0.12) means the page's default:
+    `on_when_unset`, which the host knows (MemoryHost.memory_on_when_unset).
     `settings` is `__user__["settings"]` (a dict) or a user record's settings (an object).
     """
     ui = settings.get("ui") if isinstance(settings, dict) else getattr(settings, "ui", None)
-    return isinstance(ui, dict) and ui.get("memory") is False
+    switch = ui.get("memory") if isinstance(ui, dict) else None
+    return not on_when_unset if switch is None else switch is False
 
 
 class MemoryStore(Protocol):
@@ -143,7 +145,7 @@ class _HostMemories:
 
     async def check_access(self) -> None:
         try:
-            await self._host.check_memories_permission(self._user)
+            await self._host.check_memories_permission(self._request, self._user)
         except Exception as exc:
             refusal = _refusal(exc)
             if refusal is None:
@@ -402,7 +404,7 @@ class Action:
             await events.notify(for_reader(sentence, problem, admin=is_admin(clicker)), "error")
             return None
         store = _HostMemories(self.host, __request__, user)
-        # __user__ carries the user's settings in 0.12.4; the record loaded above has them too
+        # __user__ carries the user's settings (0.6.43 to 0.12.4); the record loaded above has them too
         settings = clicker.get("settings") if "settings" in clicker else getattr(user, "settings", None)
         options = SaveOptions(
             edit=valves.EDIT_BEFORE_SAVE,
@@ -410,7 +412,7 @@ class Action:
             max_length=valves.MAX_MEMORY_LENGTH,
             deduplicate=valves.DEDUPLICATE,
             admin=is_admin(user),
-            memory_on=not memory_switched_off(settings),
+            memory_on=not memory_switched_off(settings, on_when_unset=self.host.memory_on_when_unset()),
         )
         await save_memory(clicked_text(body), store=store, events=events, options=options)
         # The reply is left as it is: returning messages would rewrite it in the chat.

@@ -4,7 +4,7 @@ author: Open WebUI Pack contributors
 version: 0.1.0
 description: Google Gemini chat models with thoughts, Google Search citations, native tool calls, files and retries.
 license: MIT
-required_open_webui_version: 0.12.4
+required_open_webui_version: 0.6.43
 requirements: google-genai>=1.54.0
 """
 
@@ -32,6 +32,7 @@ from shared.attachments import (
     MiB,
     attachment_kind,
     context_file_ids,
+    context_file_names,
     fetch_image,
     file_refs,
     read_host_file,
@@ -420,8 +421,11 @@ class Pipe:
             except AttachmentError as exc:
                 fetched.images[url] = exc
         in_context = context_file_ids(metadata)
+        # Open WebUI 0.6.43 lists no sources in the metadata; its document context names the files.
+        listed = isinstance(metadata, dict) and "sources" in metadata
+        named = frozenset() if listed else context_file_names(body.get("messages"))
         for ref in file_refs(files):
-            if ref.file_id in in_context and attachment_kind(ref.mime) == "text":
+            if attachment_kind(ref.mime) == "text" and (ref.file_id in in_context or ref.name in named):
                 _LOG.debug("%s is in Open WebUI's document context: not sent again", ref.name)
                 continue
             try:

@@ -4,7 +4,7 @@ author: Open WebUI Pack contributors
 version: 0.1.0
 description: Several models answer in layers, each refining the last; an aggregator streams one combined reply.
 license: MIT
-required_open_webui_version: 0.12.4
+required_open_webui_version: 0.6.43
 """
 
 import json
@@ -205,20 +205,17 @@ async def load_user(host: ChatHost, user: dict[str, Any]) -> Any:
 
 
 async def mixture_reply(
-    messages: Any, client: OpenWebUIClient, settings: MoaSettings, events: Emitter, streaming: bool, admin: bool
+    messages: Any, client: OpenWebUIClient, settings: MoaSettings, events: Emitter, admin: bool
 ) -> AsyncIterator[str | dict[str, Any]]:
+    """The streamed reply; a failure after it began is its last chunk, not an exception."""
     try:
         async with aclosing(run_mixture(messages, client, settings, events)) as pieces:
             async for piece in pieces:
                 yield piece
     except MoaError as exc:
-        text = message_for(exc, admin=admin)
-        if not streaming:
-            raise MoaError(text) from None
-        # Open WebUI 0.12.4 shows this line as the message's error block plus a toast (the same
-        # thing it does for an exception raised before streaming) and keeps the text so far; an
-        # exception raised now would wipe that text.
-        yield {"error": {"detail": text}}
+        # Open WebUI (0.6.43 to 0.12.4, open_webui/utils/middleware.py) shows this line as the
+        # message's error block and keeps the text so far; an exception raised now would wipe that text.
+        yield {"error": {"detail": message_for(exc, admin=admin)}}
 
 
 class Pipe:
@@ -271,4 +268,11 @@ class Pipe:
             return await run_task(body.get("messages"), client, settings)
         await check_models(settings.models_in_use(), request, user, self.host, chain)
         events = Emitter(emitter, status_interval=self.valves.emit_interval)
-        return mixture_reply(body.get("messages"), client, settings, events, bool(body.get("stream")), admin)
+        if not body.get("stream"):
+            # The whole answer is gathered here, so a failure is raised by pipe() itself, which every
+            # version answers with {"error": {"detail": ...}}: Open WebUI 0.6.43 loses an exception
+            # raised while it reads a returned generator (open_webui/functions.py, get_message_content),
+            # and the API caller would get `null`.
+            async with aclosing(run_mixture(body.get("messages"), client, settings, events)) as pieces:
+                return "".join([piece async for piece in pieces])
+        return mixture_reply(body.get("messages"), client, settings, events, admin)

@@ -4,7 +4,7 @@ author: Open WebUI Pack contributors
 version: 0.1.0
 description: Mixture of Agents for the Pipelines server; agents and aggregator on one OpenAI-compatible endpoint.
 license: MIT
-required_open_webui_version: 0.12.4
+required_open_webui_version: 0.6.43
 """
 
 import asyncio

@@ -4,7 +4,7 @@ author: Open WebUI Pack contributors
 version: 0.1.0
 description: A minimal event function that writes one server log line for each server event it is told about.
 license: MIT
-required_open_webui_version: 0.12.4
+required_open_webui_version: 0.10.2
 """
 
 import logging

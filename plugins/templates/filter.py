@@ -4,7 +4,7 @@ author: Open WebUI Pack contributors
 version: 0.1.0
 description: A minimal filter that sees the request, each streamed chunk and the finished reply.
 license: MIT
-required_open_webui_version: 0.12.4
+required_open_webui_version: 0.6.43
 """
 
 from pydantic import BaseModel, Field
@@ -41,8 +41,10 @@ class Filter:
 
 
 def mark_reply(message: dict, mark: str) -> None:
-    # Open WebUI 0.12.4 shows a reply's structured `output`, not its `content`: edit both.
-    message["content"] = f"{message.get('content', '')}{mark}"
+    # Open WebUI 0.10+ shows a reply's structured `output`, older versions its `content`: edit both
+    # (0.10.x hands the outlet an empty `content` next to the `output`; leave that one empty).
+    if message.get("content") or not message.get("output"):
+        message["content"] = f"{message.get('content', '')}{mark}"
     for item in message.get("output") or []:
         for part in item.get("content") or []:
             if isinstance(part, dict) and part.get("type") == "output_text":

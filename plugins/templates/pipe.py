@@ -4,7 +4,7 @@ author: Open WebUI Pack contributors
 version: 0.1.0
 description: A minimal pipe that streams an answer and reports progress; start here for a single model.
 license: MIT
-required_open_webui_version: 0.12.4
+required_open_webui_version: 0.6.43
 """
 
 from collections.abc import AsyncIterator

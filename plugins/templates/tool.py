@@ -4,7 +4,7 @@ author: Open WebUI Pack contributors
 version: 0.1.0
 description: A minimal tool the model can call; every public method is a tool.
 license: MIT
-required_open_webui_version: 0.12.4
+required_open_webui_version: 0.6.43
 """
 
 from pydantic import BaseModel, Field

@@ -4,7 +4,7 @@ author: Open WebUI Pack contributors
 version: 0.1.0
 description: Title, channel and timestamped transcript of a YouTube video, with citations, a proxy and a cache.
 license: MIT
-required_open_webui_version: 0.12.4
+required_open_webui_version: 0.6.43
 """
 
 import asyncio
@@ -918,8 +918,8 @@ class Tools:
 
     def __init__(self) -> None:
         self.valves = self.Valves()
-        # Plain objects, not callables: Open WebUI 0.12.4 (get_functions_from_tool in
-        # open_webui/utils/tools.py) offers the model every public callable attribute of Tools.
+        # Plain objects, not callables: Open WebUI (get_functions_from_tool in open_webui/utils/tools.py,
+        # 0.6.43 to 0.12.4) offers the model every public callable attribute of Tools.
         self.cache = _CACHE
         self.youtube = _YouTube()
 

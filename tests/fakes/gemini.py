@@ -273,13 +273,26 @@ TASK_ANSWERS: tuple[tuple[str, dict[str, Any]], ...] = (
 )
 
 
+# The same tasks in the words of Open WebUI 0.6.43 to 0.10.2 (open_webui/config.py), by the
+# TASK_ANSWERS opening they stand for (the title and tags prompts open alike in every version).
+TASK_OPENING_ALIASES: dict[str, str] = {
+    "Suggest 3-5 relevant follow-up questions": "Predict 3-5 useful messages",
+}
+
+
+def task_kind(body: dict[str, Any]) -> str | None:
+    """The TASK_ANSWERS opening of the task prompt a request carries (any version's words), or None."""
+    text = last_user_text(body)
+    for opening, _ in TASK_ANSWERS:
+        if opening in text:
+            return opening
+    return next((kind for alias, kind in TASK_OPENING_ALIASES.items() if alias in text), None)
+
+
 def task_reply(body: dict[str, Any]) -> list[Chunk] | None:
     """The JSON answer to an Open WebUI task prompt (title, tags, follow-ups), None for a chat."""
-    text = last_user_text(body)
-    for opening, answer in TASK_ANSWERS:
-        if opening in text:
-            return reply(json.dumps(answer))
-    return None
+    kind = task_kind(body)
+    return reply(json.dumps(dict(TASK_ANSWERS)[kind])) if kind else None
 
 
 def default_reply(body: dict[str, Any]) -> list[Chunk]:

@@ -1,4 +1,8 @@
-"""Start, drive and stop one real Open WebUI 0.12.4 for the host tier (see conftest.py for the interface)."""
+"""Start, drive and stop one real Open WebUI for the host tier (see conftest.py for the interface).
+
+The version is the one installed in the running venv; where driving it differs by version, the
+harness asks tests/host/versions.py.
+"""
 
 from __future__ import annotations
 
@@ -23,12 +27,14 @@ import httpx
 from buildlib import MANIFEST
 from buildlib.assemble import build_plugin, discover, manifest_entry
 from buildlib.kinds import plugin_id
+from tests.host import versions
 
 ROOT = Path(__file__).resolve().parents[2]
 ADMIN_PASSWORD = "Admin-Passw0rd!"  # test-only accounts on a throwaway loopback server
 USER_PASSWORD = "User-Passw0rd!"
 READY_TIMEOUT = float(os.environ.get("OWUI_READY_TIMEOUT", "180"))
-EVENT_CALL_TIMEOUT = 10
+# what the server waits for an unanswered __event_call__: the setting below, or 60 s on 0.6.43
+EVENT_CALL_TIMEOUT = versions.event_call_timeout(10)
 HOST_PLUGINS = Path(__file__).resolve().parent / "plugins"
 DRIVER_ID = "host_tool_driver"
 
@@ -106,7 +112,7 @@ class Server:
     def start(self) -> None:
         exe = Path(sys.executable).parent / "open-webui"
         if not exe.exists():
-            raise RuntimeError(f"{exe} not found: run the host tier with the venv that holds open-webui==0.12.4")
+            raise RuntimeError(f"{exe} not found: run the host tier with a venv that holds open-webui")
         started = time.monotonic()
         with open(self.log_path, "wb") as log:
             # the python of this venv runs the script: a copied venv's shebang may point elsewhere
@@ -133,7 +139,8 @@ class Server:
                         f"log {self.log_path}:\n{self.log_tail()}"
                     )
                 with contextlib.suppress(httpx.HTTPError):
-                    if client.get(f"{self.url}/ready").status_code == 200:
+                    response = client.get(f"{self.url}{versions.READY_PATH}")
+                    if response.status_code == 200 and "json" in response.headers.get("content-type", ""):
                         self.ready_seconds = time.monotonic() - started
                         return
                 time.sleep(0.1)
@@ -235,6 +242,9 @@ class OpenWebUI:
         self.user = user
         self.log_path = server.log_path
         self.ready_seconds = server.ready_seconds
+        self.version = versions.OWUI_VERSION  # comparable tuple, e.g. (0, 10, 2)
+        self.version_text = versions.OWUI_VERSION_TEXT
+        self.at_least = versions.at_least
         self._deploy_root = deploy_root
         self._installed: set[str] = set()
         self._driver_grants: set[str] = set()
@@ -290,23 +300,46 @@ class OpenWebUI:
     def grant_model(self, model_id: str, user: User | None = None) -> None:
         """Let `user` (default: the non-admin user) use `model_id` via a workspace model read grant."""
         user = user or self.user
-        grant = {"principal_type": "user", "principal_id": user.id, "permission": "read"}
-        grants: list[dict] = []
         existing = self.api("GET", "/api/v1/models/model", params={"id": model_id})
-        if existing.status_code == 200 and existing.json():
-            grants = [
-                {k: g[k] for k in ("principal_type", "principal_id", "permission")}
-                for g in existing.json().get("access_grants") or []
-            ]
+        record = existing.json() if existing.status_code == 200 else None
+        name = (
+            (record or {}).get("name")
+            or next((m.get("name") for m in self.models() if m["id"] == model_id), None)
+            or model_id
+        )
+        if versions.ACCESS_GRANTS:
+            self._grant_model_access_grants(model_id, name, user, record)
+        else:
+            self._grant_model_access_control(model_id, name, user, record)
+        self.models()
+
+    def _grant_model_access_grants(self, model_id: str, name: str, user: User, record: dict | None) -> None:
+        grant = {"principal_type": "user", "principal_id": user.id, "permission": "read"}
+        grants = [
+            {k: g[k] for k in ("principal_type", "principal_id", "permission")}
+            for g in (record or {}).get("access_grants") or []
+        ]
         if grant not in grants:
-            name = next((m.get("name") for m in self.models() if m["id"] == model_id), None) or model_id
             # the UI's "access" dialog: creates a minimal workspace entry when the model has none
             self.ok(
                 "POST",
                 "/api/v1/models/model/access/update",
                 json={"id": model_id, "name": name, "access_grants": [*grants, grant]},
             )
-        self.models()
+
+    def _grant_model_access_control(self, model_id: str, name: str, user: User, record: dict | None) -> None:
+        """0.6.43: the model's `access_control` dict, through the workspace model create/update forms."""
+        if record is None:
+            form = {"id": model_id, "base_model_id": None, "name": name, "meta": {}, "params": {}}
+            access = versions.access_control_with_reader(None, user.id)
+            self.ok("POST", "/api/v1/models/create", json={**form, "access_control": access})
+            return
+        if record.get("access_control") is None:
+            return  # public: every user may read it
+        access = versions.access_control_with_reader(record["access_control"], user.id)
+        if access != record["access_control"]:
+            form = {k: record.get(k) for k in ("id", "base_model_id", "name", "meta", "params", "is_active")}
+            self.ok("POST", "/api/v1/models/model/update", json={**form, "access_control": access})
 
     # --- plugins -------------------------------------------------------------------------
 
@@ -383,6 +416,8 @@ class OpenWebUI:
         if isinstance(token, User) and token.role != "admin" and token.id not in self._driver_grants:
             self.grant_model(DRIVER_ID, token)
             self._driver_grants.add(token.id)
+        if versions.NATIVE_TOOLS_NEED_PARAM:
+            body["params"] = {"function_calling": "native", **(body.get("params") or {})}
         completion = self.chat_background(
             DRIVER_ID,
             json.dumps({"name": name, "arguments": arguments}),
@@ -392,7 +427,7 @@ class OpenWebUI:
             tool_ids=[tool_id],
             **body,
         )
-        output = completion.get("output") or []
+        output = completion["output"]
         reply = output_text(output, "message") or str(completion.get("content") or "")
         return ToolRun(output_text(output, "function_call_output"), reply, output, completion)
 
@@ -444,7 +479,8 @@ class OpenWebUI:
         """A UI-like request (session + `local:` chat + message id), as the native tool loop needs.
 
         Returns the final `chat:completion` data (`done: true`; `output` items, `content`), read from
-        `socket` (which must belong to the same user as `token`).
+        `socket` (which must belong to the same user as `token`). Both keys are there on every version
+        (versions.normalise_completion); `socket` keeps the raw event.
         """
         message_id = str(uuid.uuid4())
         response = self.api(
@@ -464,7 +500,31 @@ class OpenWebUI:
         )
         if response.status_code != 200 or not response.json().get("status"):
             raise AssertionError(f"background chat {model!r} -> {response.status_code}: {response.text[:2000]}")
-        return socket.wait_done(timeout, message_id=message_id)
+        return versions.normalise_completion(socket.wait_done(timeout, message_id=message_id))
+
+    def chat_completed(
+        self,
+        model: str,
+        messages: list[dict],
+        socket: Any,
+        *,
+        message_id: str | None = None,
+        token: str | User | None = None,
+        timeout: float = 60,
+    ) -> dict:
+        """POST /api/chat/completed, the UI's call after a reply finished: runs the outlet filters.
+
+        Before 0.10 this is the only way outlets run (versions.OUTLET_INLINE). Returns the answer: the
+        request body with `messages` as the outlets left them.
+        """
+        payload = {
+            "model": model,
+            "messages": messages,
+            "chat_id": f"local:{socket.sid}",
+            "id": message_id or str(uuid.uuid4()),
+            "session_id": socket.sid,
+        }
+        return self.ok("POST", "/api/chat/completed", token=token, json=payload, timeout=timeout)
 
     def action(self, action_id: str, body: dict, *, token: str | User | None = None, timeout: float = 60) -> Any:
         """POST /api/chat/actions/{action_id}; fills the keys the endpoint requires (chat_id, id, session_id)."""

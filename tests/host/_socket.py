@@ -4,7 +4,8 @@ The client runs its own asyncio loop in a daemon thread, so sync tests use it di
 sends both plain events (`__event_emitter__`) and calls (`__event_call__`, a Socket.IO call that waits
 for the acknowledgement) as the Socket.IO event `events` with payload
 `{"chat_id", "message_id", "data": {"type", "data"}}`; a call's acknowledgement value is what the
-plugin's `await __event_call__(...)` returns (Open WebUI 0.12.4, open_webui/socket/main.py).
+plugin's `await __event_call__(...)` returns (the same in Open WebUI 0.6.43 to 0.12.4,
+open_webui/socket/main.py).
 """
 
 from __future__ import annotations

@@ -1,7 +1,11 @@
-"""Host tier: a real Open WebUI 0.12.4 on 127.0.0.1 for the whole pytest session.
+"""Host tier: a real Open WebUI on 127.0.0.1 for the whole pytest session.
 
-Run: `.venv/bin/python -m pytest tests/host -q`. Every test under tests/host/ gets the `host` marker
-(select or skip the tier with `-m host` / `-m "not host"`). Host tests are plain sync functions.
+Run: `.venv/bin/python -m pytest tests/host -q` (0.12.4), or another version with its own venv:
+`OWUI_VERSION=0.6.43 bash tests/run.sh tests/host` (0.6.43, 0.8.12, 0.10.2). The version is the
+open-webui installed in the running venv; tests/host/versions.py is the one place that says where the
+harness differs by version (`OWUI_VERSION`, `at_least("0.10.0")`, `skip_before(...)`, the facts).
+Every test under tests/host/ gets the `host` marker (select or skip the tier with `-m host` /
+`-m "not host"`). Host tests are plain sync functions.
 The server starts on first use of `owui` (~15-20 s, ~800 MB) and is stopped by PID (with its process
 group) at the end, also when tests fail or pytest is interrupted. The time-to-ready and the server log
 path are printed at the end of the run; a failing test that used `owui` gets the log's last lines
@@ -9,12 +13,14 @@ attached to its report.
 
 Server environment: OFFLINE_MODE, temp DATA_DIR/STATIC_DIR, 64-hex-char WEBUI_SECRET_KEY, Ollama off,
 the OpenAI connection pointed at `fake_openai`, RAG_EMBEDDING_ENGINE=openai at `fake_embeddings`
-(model "fake-embed"), WEBSOCKET_EVENT_CALLER_TIMEOUT=10 (`EVENT_CALL_TIMEOUT`), CORS_ALLOW_ORIGIN set.
+(model "fake-embed"), WEBSOCKET_EVENT_CALLER_TIMEOUT=10 (`EVENT_CALL_TIMEOUT`: 10, or 60 on 0.6.43,
+which has no such setting), CORS_ALLOW_ORIGIN set.
 
 SESSION FIXTURES
 
 `owui` — the running server, an `OpenWebUI` (tests/host/_server.py):
-  - `.url` ("http://127.0.0.1:PORT"), `.log_path`, `.ready_seconds`.
+  - `.url` ("http://127.0.0.1:PORT"), `.log_path`, `.ready_seconds`, `.version` (tuple, e.g. (0, 10, 2)),
+    `.version_text` ("0.10.2"), `.at_least("0.10.0")`.
   - `.admin` (first user, role "admin") and `.user` (role "user", created by the admin with
     POST /api/v1/auths/add): `User` with `.token`, `.id`, `.email`, `.name`, `.role`.
   - `.api(method, path, *, token=None, json=None, timeout=60, **httpx_kwargs) -> httpx.Response`;
@@ -39,20 +45,27 @@ SESSION FIXTURES
     user's sockets).
   - `.chat_background(model, messages, socket, *, timeout=60, token=None, **body) -> dict`: a UI-like
     request (session_id + chat_id "local:<sid>" + message id, stream), the mode in which filters'
-    outlets and the native tool loop run; returns that message's final `chat:completion` data
-    (`done: true`, `output` items), read from `socket` (same user as `token`).
+    outlets and the native tool loop run (outlets inline only from 0.10; before, only via
+    POST /api/chat/completed); returns that message's final `chat:completion` data (`done: true`,
+    `output` items and `content` on every version: 0.6.43's `content` is turned into `output` items,
+    0.10+'s `output` gives `content`), read from `socket` (same user as `token`).
   - `.run_tool(tool_id, name, arguments, socket, *, token=None, timeout=60) -> ToolRun`: runs one tool
     function through Open WebUI's real native tool loop, with a test-only driver pipe
-    ("host_tool_driver", installed on first use) playing the LLM. `ToolRun.result` (what the tool
+    ("host_tool_driver", installed on first use) playing the LLM (before 0.10 the request asks for
+    params.function_calling "native", which those versions do not default to). `ToolRun.result` (what the tool
     returned, as the host hands it to the model), `.reply`, `.output`, `.completion`. For `token=owui.user`
     the driver is granted automatically; the tool must be shared (deploy args=("--share-tools",)).
+  - `.chat_completed(model, messages, socket, *, message_id=None, token=None) -> dict`: POST
+    /api/chat/completed (what the UI sends after a reply): runs the outlet filters on `messages` and
+    returns the body they left; before 0.10 the only way outlets run.
   - `.action(action_id, body, *, token=None) -> JSON`: POST /api/chat/actions/{action_id} ("fn" or
     "fn.sub"); the required keys chat_id/id/session_id default to None.
   - `.models(token=None)` / `.model_ids(token=None)`: GET /api/models (also rebuilds the server's
     model cache). `.wait_for_model(model_id, timeout=10)`: polls until listed (Open WebUI caches the
     OpenAI model list for 1 s, so a model just added to `fake_openai` can take a moment).
     `.grant_model(model_id, user=None)`: lets the non-admin user (or `user`) use the model (workspace
-    model entry + read grant, as the admin's access dialog does).
+    model entry + read grant, as the admin's access dialog does; 0.6.43: the model's `access_control`
+    dict through the workspace model create/update forms).
 
 `fake_openai` — `tests.fakes.openai_server.FakeOpenAI`, Open WebUI's OpenAI connection from the start
   (base URL `.url`, key "sk-fake-openai"). Model "fake-gpt" exists (answers "<model> says: <text>").
@@ -77,8 +90,9 @@ FUNCTION FIXTURES
     `.clear()`, `.emit(event, data)`.
   - `.answer(type, *values)`: scripted answers to `confirmation` / `input` / `execute` calls, used in
     order, the last one repeating. A value is the answer itself (True/False, a string, any JSON),
-    `NEVER` (never acknowledged: the server gives up after 10 s and the plugin gets
-    `{'error': 'Event call timed out…'}`), `Late(seconds, value)`, or a function of the call's `data`.
+    `NEVER` (never acknowledged: the server gives up after `EVENT_CALL_TIMEOUT` s; on 0.12.4 the plugin
+    gets `{'error': 'Event call timed out…'}`, older versions raise python-socketio's TimeoutError in
+    the plugin), `Late(seconds, value)`, or a function of the call's `data`.
     Unscripted calls are answered with None at once.
   - `.wait_for(type, timeout=10, *, where=None, count=1, message_id=None)`: blocks until `count`
     events of `type` (data passing `where`, about `message_id`) arrived; returns the last one's
@@ -106,6 +120,7 @@ from tests.fakes.embeddings import FakeEmbeddings
 from tests.fakes.openai_server import FakeOpenAI
 from tests.host._server import EVENT_CALL_TIMEOUT, OpenWebUI, Server, User, add_user, signup_admin
 from tests.host._socket import NEVER, Late, SocketClient
+from tests.host.versions import OWUI_VERSION_TEXT
 
 __all__ = ["EVENT_CALL_TIMEOUT", "NEVER", "Late", "OpenWebUI", "SocketClient", "User"]
 
@@ -223,6 +238,6 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
     figures = f"ready in {ready:.1f} s" if isinstance(ready, float) else "never became ready"
     if isinstance(rss, float):
         figures += f", RSS {rss:.0f} MiB at ready"
-    terminalreporter.write_line(f"open-webui 0.12.4 host: {figures}; log {server.log_path}")
+    terminalreporter.write_line(f"open-webui {OWUI_VERSION_TEXT} host: {figures}; log {server.log_path}")
     if _STATE.get("failed") or exitstatus not in (0, 5):
         terminalreporter.write_line(f"(host tests failed: the full server log is {server.log_path})")

@@ -1,14 +1,20 @@
-"""The Gemini manifold in a real Open WebUI 0.12.4, talking to the fake Gemini server.
+"""The Gemini manifold in a real Open WebUI (0.6.43 to 0.12.4), talking to the fake Gemini server.
 
 The dist file is deployed with GOOGLE_API_BASE_URL pointing at `tests/fakes/gemini.py`; the fake
 answers by looking at each request (so Open WebUI's own extra calls, like title generation, cannot
 steal a scripted answer). Every test also checks that the key went only into the x-goog-api-key
 header, and the last one scans the whole server log for it.
+
+Where Open WebUI versions differ (tests/host/versions.py): before 0.10 the native tool loop runs
+only when the chat asks for it (`params.function_calling = "native"`), and the google-genai SDK the
+older versions install cannot ask for Gemini 3's search steps, so Gemini 3 then gets the chat's tools
+without Google Search, as earlier models do.
 """
 
 from __future__ import annotations
 
 import base64
+import html
 import json
 import time
 import uuid
@@ -18,6 +24,12 @@ import pytest
 
 from tests.fakes import gemini as g
 from tests.helpers import exception_names
+from tests.host import versions
+
+try:  # the server runs in this venv: its google-genai is the one the pipe uses
+    from google.genai import types as genai_types
+except ImportError:
+    genai_types = None
 
 PIPE = "gemini_manifold"
 TOOL = "template_tool"
@@ -30,6 +42,15 @@ PNG = base64.b64decode(
 )
 SIGNATURE = b"host-signature\x00\xff" * 4
 REDIRECT = "https://vertexaisearch.cloud.google.com/grounding-api-redirect/"
+# google-genai 3.x has ToolConfig.include_server_side_tool_invocations; 1.56/1.66 (Open WebUI 0.6-0.10) do not
+SDK_SEARCH_STEPS = "include_server_side_tool_invocations" in getattr(
+    getattr(genai_types, "ToolConfig", None), "model_fields", {}
+)
+# the chat's tools through Open WebUI's native tool loop: a request parameter before 0.10, the default after
+NATIVE = {"params": {"function_calling": "native"}} if versions.NATIVE_TOOLS_NEED_PARAM else {}
+# prompt-based tool calling: the default before 0.10 ("default"), "legacy" from 0.10
+PROMPT_BASED = {"params": {"function_calling": "default" if versions.NATIVE_TOOLS_NEED_PARAM else "legacy"}}
+GROUNDING_OFF = "Search grounding is off"
 
 
 def _parts(request: dict) -> list[dict]:
@@ -47,10 +68,19 @@ def reply_text(done: dict) -> str:
     )
 
 
+def _system(request: dict) -> str:
+    instruction = request.get("systemInstruction") or request.get("system_instruction") or {}
+    return "".join(p.get("text", "") for p in instruction.get("parts", []))
+
+
 def route(request: dict) -> Any:
     """The fake's answer, chosen from the request like a model would."""
     text = g.last_user_text(request)
     parts = _parts(request)
+    if _system(request).startswith("Available Tools:"):  # Open WebUI's prompt-based tool choice
+        if "tally the words" in text:
+            return g.reply(json.dumps({"tool_calls": [{"name": "count_words", "parameters": {"text": "a b c d"}}]}))
+        return g.reply('{"tool_calls": []}')
     responses = [p["functionResponse"] for p in parts if "functionResponse" in p]
     if responses:
         return g.reply(f"The tool said: {responses[-1]['response']['output']}")
@@ -129,8 +159,9 @@ def test_stream_and_non_stream_replies(owui, gemini):
     chunks = owui.chat(FLASH, "hello stream", stream=True)
     assert owui.text_of(chunks) == "Echo: hello stream"
     finishes = [c["choices"][0]["finish_reason"] for c in chunks if c.get("choices")]
-    # the text, the pipe's finish chunk, then Open WebUI's own closing chunk (open_webui/functions.py:318)
-    assert finishes == [None, "stop", "stop"]
+    # the text, the pipe's finish chunk, then Open WebUI's own closing chunk (open_webui/functions.py),
+    # which 0.6.43 and 0.8.12 send only after a string or a plain generator, not an async generator
+    assert finishes == ([None, "stop", "stop"] if owui.at_least("0.10.0") else [None, "stop"])
     usage = [c["usage"] for c in chunks if c.get("usage")]
     assert usage == [{"prompt_tokens": 7, "completion_tokens": 5, "total_tokens": 12}]  # the fake's usage()
     paths = [r.path for r in gemini.generate_requests()]
@@ -146,8 +177,10 @@ def test_reasoning_is_shown_in_the_reasoning_block(owui, gemini, socket):
     done = owui.chat_background(FLASH, "think first, then answer", socket)
     kinds = [item["type"] for item in done["output"]]
     assert kinds[:2] == ["reasoning", "message"], kinds
-    reasoning = done["output"][0]
-    assert "".join(p["text"] for p in reasoning["content"]) == "Weighing the options. Settled."
+    reasoning = "".join(p["text"] for p in done["output"][0]["content"])
+    # 0.6.43 sends the block inside `content`, its quote marks escaped ("&gt; "): the text is the same
+    reasoning = html.unescape(reasoning).removeprefix("> ")
+    assert reasoning == "Weighing the options. Settled."
     assert reply_text(done) == "Forty-two."
     assert "Weighing" not in done["output"][1]["content"][0]["text"]
     # the usage of the final chunk reached Open WebUI
@@ -182,13 +215,17 @@ def test_grounding_citations_reach_the_socket(owui, gemini, socket):
 
 
 def test_a_grounded_chat_reply_carries_citation_marks(owui, gemini, socket):
-    """In a chat, Open WebUI takes the pipe's replacement item: the stored and shown text has the marks."""
+    """In a chat, Open WebUI 0.8+ takes the pipe's replacement text: the stored and shown text has the
+    marks. 0.6.43 keeps the streamed text as it came (no marks); the sources are listed."""
     set_valves(owui, GOOGLE_SEARCH_GROUNDING=True)
     try:
         done = owui.chat_background(FLASH, "search the web: capital of Portugal?", socket, tool_ids=[])
     finally:
         set_valves(owui, GOOGLE_SEARCH_GROUNDING=False)
-    assert reply_text(done) == "Lisbon is the capital of Portugal.[1][2] It lies on the Tagus.[2]"
+    if owui.at_least("0.8.0"):
+        assert reply_text(done) == "Lisbon is the capital of Portugal.[1][2] It lies on the Tagus.[2]"
+    else:
+        assert reply_text(done) == "Lisbon is the capital of Portugal. It lies on the Tagus."
     messages = [i for i in done["output"] if i["type"] == "message"]
     assert len(messages) == 1  # replaced, not appended
     # the numbers are the positions Open WebUI gives the message's sources
@@ -199,26 +236,45 @@ def test_a_grounded_chat_reply_carries_citation_marks(owui, gemini, socket):
 def test_grounding_and_the_chats_tools(owui, gemini, socket):
     set_valves(owui, GOOGLE_SEARCH_GROUNDING=True)
     try:
-        # Gemini 3: Google Search and the chat's tool in one request
-        owui.chat_background(PRO3, "hello with tools", socket, tool_ids=[TOOL])
+        owui.chat_background(PRO3, "hello with tools", socket, tool_ids=[TOOL], **NATIVE)
         request = gemini.generate_requests()[-1].json
-        assert {next(iter(t)) for t in request["tools"]} == {"googleSearch", "functionDeclarations"}
-        assert request["toolConfig"] == {"includeServerSideToolInvocations": True}
+        if SDK_SEARCH_STEPS:
+            # Gemini 3: Google Search and the chat's tool in one request
+            assert {next(iter(t)) for t in request["tools"]} == {"googleSearch", "functionDeclarations"}
+            assert request["toolConfig"] == {"includeServerSideToolInvocations": True}
+        else:
+            # an SDK that cannot ask for the search steps: the tool wins, as for earlier models
+            assert [next(iter(t)) for t in request["tools"]] == ["functionDeclarations"]
+            socket.wait_for("status", where=lambda d: d.get("description", "").startswith(GROUNDING_OFF))
         # Gemini 2.5: the tool wins and the status line says so (the fake refuses the mix, like Google)
         socket.clear()
-        done = owui.chat_background(FLASH, "hello again with tools", socket, tool_ids=[TOOL])
+        done = owui.chat_background(FLASH, "hello again with tools", socket, tool_ids=[TOOL], **NATIVE)
         assert reply_text(done) == "Echo: hello again with tools"
         request = gemini.generate_requests()[-1].json
         assert [next(iter(t)) for t in request["tools"]] == ["functionDeclarations"]
-        socket.wait_for("status", where=lambda d: d.get("description", "").startswith("Search grounding is off"))
-        # Open WebUI's builtin tools alone (time, ask_user...) leave grounding on, without a note
+        socket.wait_for("status", where=lambda d: d.get("description", "").startswith(GROUNDING_OFF))
+        # Open WebUI's builtin tools alone (time, ask_user...; 0.10+) leave grounding on, without a note
         socket.clear()
-        owui.chat_background(FLASH, "hello without tools", socket)
+        owui.chat_background(FLASH, "hello without tools", socket, **NATIVE)
         request = gemini.generate_requests()[-1].json
         assert {"googleSearch": {}} in request["tools"]
         assert not [s for s in socket.of_type("status") if "grounding is off" in s.get("description", "")]
     finally:
         set_valves(owui, GOOGLE_SEARCH_GROUNDING=False)
+
+
+def test_prompt_based_tool_calling_leaves_the_tools_to_open_webui(owui, gemini, socket):
+    """Prompt-based tool calling (the default before 0.10, "legacy" after): Open WebUI asks the model
+    which tool to run (a task call), runs it, and calls the pipe with the result in the chat; the
+    pipe declares no tools to Gemini, so the tool cannot run twice."""
+    done = owui.chat_background(FLASH, "Please tally the words in: a b c d", socket, tool_ids=[TOOL], **PROMPT_BASED)
+    choice, answer = gemini.generate_requests()[-2:]
+    assert _system(choice.json).startswith("Available Tools:") and "tools" not in choice.json
+    assert "tools" not in answer.json
+    assert "4 words" in json.dumps(answer.json["contents"])  # the tool's result, in Open WebUI's context
+    assert reply_text(done).startswith("Echo: ")
+    assert not [i for i in done["output"] if i["type"] == "function_call"]
+    socket.wait_for("status", where=lambda d: d.get("description") == "Counted 4 words")
 
 
 def test_image_input(owui, gemini):
@@ -231,7 +287,7 @@ def test_image_input(owui, gemini):
 
 
 def test_a_tool_runs_through_open_webuis_tool_loop(owui, gemini, socket):
-    done = owui.chat_background(PRO3, "Please count the words in: one two three", socket, tool_ids=[TOOL])
+    done = owui.chat_background(PRO3, "Please count the words in: one two three", socket, tool_ids=[TOOL], **NATIVE)
     output = done["output"]
     calls = [i for i in output if i["type"] == "function_call"]
     results = [i for i in output if i["type"] == "function_call_output"]
@@ -283,7 +339,7 @@ def test_follow_ups_title_and_tags_after_a_chat(owui, gemini, socket, model):
     response = owui.api("POST", "/api/chat/completions", json={
         "model": model, "messages": [{"role": "user", "content": "Tell me about fake servers"}], "stream": True,
         "session_id": socket.sid, "chat_id": chat["id"], "id": message_id, "parent_id": user_id,
-        "user_message": user_message,
+        "user_message": user_message, "parent_message": user_message,  # 0.6.43 requires parent_message
         "background_tasks": {"title_generation": True, "tags_generation": True, "follow_up_generation": True},
     })  # fmt: skip
     assert response.status_code == 200, response.text
@@ -291,18 +347,19 @@ def test_follow_ups_title_and_tags_after_a_chat(owui, gemini, socket, model):
     follow_ups = socket.wait_for("chat:message:follow_ups", 30)
     assert follow_ups["follow_ups"] == g.TASK_ANSWERS[0][1]["follow_ups"]
     stored: dict = {}
+    tags: list = []
     for _ in range(200):  # the tasks run one after another after the reply: poll the stored chat
         stored = owui.ok("GET", f"/api/v1/chats/{chat['id']}")
+        tags = owui.ok("GET", f"/api/v1/chats/{chat['id']}/tags")
         asked = [r for r in gemini.generate_requests() if g.task_reply(r.json)]
-        if stored["title"] == "Fake Gemini Chat" and len(asked) == 3:
+        if stored["title"] == "Fake Gemini Chat" and len(asked) == 3 and tags:
             break
         time.sleep(0.1)
     assert stored["chat"]["history"]["messages"][message_id]["followUps"] == follow_ups["follow_ups"]
     assert stored["title"] == "Fake Gemini Chat"
-    tags = owui.ok("GET", f"/api/v1/chats/{chat['id']}/tags")
     assert {t["name"].lower() for t in tags} == {"technology", "testing"}
     tasks = [r for r in gemini.generate_requests() if g.task_reply(r.json)]
-    prompts = {next(k for k, _ in g.TASK_ANSWERS if k in g.last_user_text(r.json)) for r in tasks}
+    prompts = {g.task_kind(r.json) for r in tasks}
     assert prompts == {k for k, _ in g.TASK_ANSWERS}  # follow-ups, tags, title: each once
     assert len(tasks) == 3
     for task in tasks:
@@ -422,3 +479,17 @@ def test_an_attached_text_file_reaches_gemini_once(owui, gemini):
     request = gemini.generate_requests()[-1]
     assert request.body.count(marker.encode()) == 1  # in Open WebUI's context, not again as a part
     assert not [p for p in _parts(request.json) if "inlineData" in p]
+
+
+def test_an_attached_pdf_is_read_from_open_webuis_file_store(owui, gemini):
+    """The pipe reads the file's bytes itself (Open WebUI's file record and storage; the record lookup is
+    synchronous before 0.10) and sends the PDF to Gemini natively."""
+    data = b"%PDF-1.4 host test " + uuid.uuid4().hex.encode()
+    upload = owui.api("POST", "/api/v1/files/?process=false", files={"file": ("report.pdf", data, "application/pdf")})
+    assert upload.status_code == 200, upload.text
+    file = upload.json()
+    item = {"type": "file", "id": file["id"], "name": "report.pdf", "file": file, "status": "uploaded"}
+    reply = owui.text_of(owui.chat(FLASH, "What does the report say?", files=[item]))
+    assert reply == f"I see a application/pdf image of {len(data)} bytes."
+    parts = [p for p in _parts(gemini.generate_requests()[-1].json) if "inlineData" in p]
+    assert len(parts) == 1 and base64.urlsafe_b64decode(parts[0]["inlineData"]["data"]) == data

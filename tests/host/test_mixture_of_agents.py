@@ -15,7 +15,8 @@ import pytest
 
 from buildlib import assemble as build  # build.build_plugin
 from tests.helpers import exception_names
-from tests.host._server import ROOT, output_text
+from tests.host import versions
+from tests.host._server import ROOT
 
 PIPE = "mixture_of_agents"
 CONVERSATION = [
@@ -93,7 +94,7 @@ def test_streamed_answer_and_statuses_on_the_socket(agents, fake_openai, socket)
 def test_intermediate_blocks_in_a_ui_chat(agents, socket):
     set_valves(agents, show_intermediate=True, num_layers=1)
     completion = agents.chat_background(PIPE, CONVERSATION, socket)
-    content = output_text(completion["output"], "message")  # what the 0.12.4 UI renders
+    content = completion["content"]  # what the UI renders (the harness reads it on every version)
     assert content.startswith('<details type="mixture_of_agents" done="true">\n<summary>Layer 1 of 1: 3 of 3')
     assert content.endswith(FINAL)
     assert "**Agent 2** · `moa-b`" in content
@@ -126,10 +127,10 @@ def test_dropped_agent_and_failed_layer(agents, fake_openai, socket):
     done = socket.wait_for("status", where=lambda d: d.get("done"))
     assert done["description"].startswith("Stopped: ")
 
-    # not streaming, the failure is raised: API callers get it as the error detail
+    # not streaming, the failure is raised by pipe(): API callers get it as the error detail
     response = agents.api("POST", "/api/chat/completions", json={"model": PIPE, "messages": CONVERSATION})
-    assert response.status_code == 400
-    assert response.json()["detail"].startswith("Mixture of Agents stopped in layer 1 of 2")
+    assert response.status_code == 200
+    assert response.json()["error"]["detail"].startswith("Mixture of Agents stopped in layer 1 of 2")
 
 
 def test_failed_layer_in_a_ui_chat_keeps_the_blocks_and_shows_the_error(agents, fake_openai, socket):
@@ -137,7 +138,7 @@ def test_failed_layer_in_a_ui_chat_keeps_the_blocks_and_shows_the_error(agents, 
         fake_openai.set(model, fail_status=400, fail_message=f"{model} refuses")
     set_valves(agents, show_intermediate=True)
     completion = agents.chat_background(PIPE, CONVERSATION, socket)
-    content = output_text(completion["output"], "message")
+    content = completion["content"]
     assert content.startswith('<details type="mixture_of_agents" done="true">\n<summary>Layer 1 of 2: 0 of 3')
     errors = [d["error"] for d in socket.of_type("chat:completion") if isinstance(d, dict) and d.get("error")]
     assert errors == [{"detail": errors[0]["detail"]}]
@@ -188,7 +189,8 @@ def task_replies(body: dict) -> str:
     """moa-agg as a model that follows Open WebUI 0.12.4's task prompts (open_webui/config.py)."""
     prompt = body["messages"][-1]["content"] if body.get("messages") else ""
     if isinstance(prompt, str) and prompt.startswith("### Task:"):
-        if "Predict 3-5 useful messages" in prompt:
+        # 0.12.4's follow-up prompt, and the one of 0.6.43 to 0.10.2
+        if "Predict 3-5 useful messages" in prompt or "Suggest 3-5 relevant follow-up" in prompt:
             return '{"follow_ups": ["Name a third colour.", "Why is green calming?"]}'
         if '"tags"' in prompt:
             return '<think>colours { maybe art }</think>{"tags": ["Colours", "Art"]}'
@@ -233,6 +235,7 @@ def test_follow_ups_title_and_tags_of_a_saved_ui_chat(agents, fake_openai, socke
             "session_id": socket.sid,
             "chat_id": chat["id"],
             "id": reply_id,
+            "parent_message": history[user_id],  # 0.6.43 requires it for a saved chat (the UI sends it)
             "background_tasks": {"title_generation": True, "tags_generation": True, "follow_up_generation": True},
         },
     )
@@ -250,9 +253,11 @@ def test_follow_ups_title_and_tags_of_a_saved_ui_chat(agents, fake_openai, socke
     stored = wait_until(saved)
     assert stored, agents.ok("GET", f"/api/v1/chats/{chat['id']}")
     message = stored["chat"]["history"]["messages"][reply_id]
-    assert message["content"] == FINAL
+    # 0.10.2 stores the reply as `output` items only (its `content` stays empty)
+    assert (message.get("content") or versions.message_text(message.get("output") or [])) == FINAL
     assert message["followUps"] == ["Name a third colour.", "Why is green calming?"]  # shown under the reply
-    assert stored["meta"]["tags"] == ["colours", "art"]  # the reasoning before the JSON was dropped
+    # the reasoning before the JSON was dropped (0.6.43 stores the tags in another order)
+    assert sorted(stored["meta"]["tags"]) == ["art", "colours"]
     # each task was one plain aggregator call: not the mixture, no tools, no stream
     tasks = [r for r in fake_openai.chat_requests() if r["messages"][-1]["content"].startswith("### Task:")]
     assert len(tasks) == 3 and {r["model"] for r in tasks} == {"moa-agg"}

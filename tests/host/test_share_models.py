@@ -1,7 +1,8 @@
-"""`deploy --share-models` against the real Open WebUI 0.12.4: what a plain user sees and can chat with.
+"""`deploy --share-models` against a real Open WebUI: what a plain user sees and can chat with.
 
-Open WebUI 0.12.4 shows a function's models to admins only until a workspace model entry grants
-others read access. The module deploys the pack (default selection, valves from a file: the Gemini
+Open WebUI (0.6.43 to 0.12.4) shows a function's models to admins only until a workspace model entry
+lets others read them: `access_grants` from 0.8, an `access_control` dict on 0.6.43 (None = every
+user reads it; tests/host/versions.py). The module deploys the pack (default selection, valves from a file: the Gemini
 manifold at the fake Gemini server, Mixture of Agents over two fake OpenAI models), signs in as the
 plain user the host tier creates, and checks that user's view before and after sharing.
 
@@ -22,6 +23,7 @@ import pytest
 from buildlib.assemble import discover
 from buildlib.kinds import TEMPLATES, plugin_id
 from tests.fakes import gemini as g
+from tests.host import versions
 from tests.host._server import ROOT, USER_PASSWORD, build_subset
 
 KEY = "AIzaSySHARE-key-0123456789abcdefghijklm"
@@ -64,6 +66,28 @@ def pack_models(owui) -> list[str]:
 
 def entries(owui) -> dict[str, dict]:
     return {e["id"]: e for e in owui.ok("GET", "/api/v1/models/base")}
+
+
+def readers(entry: dict) -> set[tuple[str, str]]:
+    """Who may read a workspace model entry: (principal type, id); ("user", "*") is every user."""
+    if versions.ACCESS_GRANTS:
+        return {(g["principal_type"], g["principal_id"]) for g in entry["access_grants"] if g["permission"] == "read"}
+    control = entry["access_control"]
+    if control is None:
+        return {("user", "*")}
+    read = control.get("read") or {}
+    return {("group", i) for i in read.get("group_ids") or []} | {("user", i) for i in read.get("user_ids") or []}
+
+
+def restore(owui, entry: dict) -> None:
+    """Put a workspace model entry back as it was, access included."""
+    if versions.ACCESS_GRANTS:
+        grants = [{k: g[k] for k in ("principal_type", "principal_id", "permission")} for g in entry["access_grants"]]
+        form = {"id": entry["id"], "name": entry["name"], "access_grants": grants}
+        owui.ok("POST", "/api/v1/models/model/access/update", json=form)
+    else:
+        keys = ("id", "base_model_id", "name", "meta", "params", "access_control", "is_active")
+        owui.ok("POST", "/api/v1/models/create", json={k: entry.get(k) for k in keys})
 
 
 @pytest.fixture(scope="module")
@@ -114,16 +138,8 @@ def pack(owui, fake_openai, tmp_path_factory) -> Iterator[dict]:
         finally:
             for model_id in set(entries(owui)) & set(models):
                 owui.ok("POST", "/api/v1/models/model/delete", json={"id": model_id})
-            for model_id, entry in before.items():
-                grants = [
-                    {k: grant[k] for k in ("principal_type", "principal_id", "permission")}
-                    for grant in entry["access_grants"]
-                ]
-                owui.ok(
-                    "POST",
-                    "/api/v1/models/model/access/update",
-                    json={"id": model_id, "name": entry["name"], "access_grants": grants},
-                )
+            for entry in before.values():
+                restore(owui, entry)
             for p in PIPES:
                 owui.ok("POST", f"/api/v1/functions/id/{p}/valves/update", json=saved_valves.get(p, {}))
             owui.models()
@@ -185,9 +201,7 @@ def test_sharing_with_a_group_reaches_its_members_only(owui, pack):
         assert f"  readable by group {GROUP}: {MOA}" in output.splitlines()
         stored = entries(owui)
         for model in pack["models"]:
-            assert [(x["principal_type"], x["principal_id"]) for x in stored[model]["access_grants"]] == [
-                ("group", group["id"])
-            ]
+            assert readers(stored[model]) == {("group", group["id"])}, model
         assert set(pack["models"]) <= user_sees(owui, token)
         flash = f"{GEMINI}.gemini-2.5-flash"
         assert chat_reply(owui, flash, token) == f"Echo: hello {flash}"
@@ -211,7 +225,8 @@ def test_after_share_models_a_plain_user_chats_with_every_pack_model(owui, pack)
     assert "stay private until a deploy shares them" in output
     assert set(pack["models"]) <= user_sees(owui, token)
 
-    # Mixture of Agents calls its agent models as the chatting user: in 0.12.4 a connection model is
+    assert all(("user", "*") in readers(e) for i, e in entries(owui).items() if i in pack["models"])
+    # Mixture of Agents calls its agent models as the chatting user: a connection model is
     # admin-only too until the admin grants it (the access dialog of Admin > Settings > Models)
     for model in (AGENT, AGGREGATOR):
         owui.grant_model(model)

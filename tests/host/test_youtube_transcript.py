@@ -1,4 +1,7 @@
-"""youtube_transcript inside a real Open WebUI 0.12.4: stored spec, valves, the native tool loop.
+"""youtube_transcript inside a real Open WebUI (0.6.43 to 0.12.4): stored spec, valves, the native tool loop.
+
+The same assertions hold on every version: the harness asks for the native tool loop where it is not
+the default (before 0.10) and reads the tool result from the final message on 0.6.43.
 
 No request may leave 127.0.0.1: valid videos are only asked for with PROXY_URL pointing at a
 loopback proxy that refuses (connection refused) or never answers (a black hole), which is how

@@ -4,7 +4,7 @@ author: Open WebUI Pack contributors
 version: 0.1.0
 description: Test-only pipe that sends raw __event_call__ requests and replies with the answers.
 license: MIT
-required_open_webui_version: 0.12.4
+required_open_webui_version: 0.6.43
 """
 
 # Test-only: the last user message is a JSON list of events ({"type", "data"}); each is sent with

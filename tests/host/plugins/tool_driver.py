@@ -4,7 +4,7 @@ author: Open WebUI Pack contributors
 version: 0.1.0
 description: Test-only pipe that plays the LLM in Open WebUI's native tool loop.
 license: MIT
-required_open_webui_version: 0.12.4
+required_open_webui_version: 0.6.43
 """
 
 # Test-only: installed by tests/host (OpenWebUI.run_tool), never shipped in dist/.

@@ -167,7 +167,8 @@ def test_readme_table_is_generated_and_checked(tree, capsys):
     readme = read(tree, "README.md")
     assert "old rows" not in readme
     assert (
-        "| Demo | Pipe | `demo` | 1.2.3 | A test plugin. | [dist/functions/demo.py](dist/functions/demo.py) |" in readme
+        "| Demo | Pipe | `demo` | 1.2.3 | 0.12.4+ | A test plugin. | [dist/functions/demo.py](dist/functions/demo.py) |"
+        in readme
     )
     assert "| Audit | Event | `audit` |" in readme
     assert readme.endswith(f"{TABLE_END}\n\nmore\n")

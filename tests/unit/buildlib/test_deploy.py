@@ -14,6 +14,7 @@ from buildlib import deploy as build
 from buildlib.deploy import DeployOptions
 
 REPO = Path(__file__).resolve().parents[3]
+NEW = build.NEWEST  # the facts of the newest tested Open WebUI
 
 PIPE = """\"\"\"
 title: T
@@ -274,7 +275,7 @@ def test_merged_valves_keep_stored_ones_and_null_resets():
 def test_unchanged_function_makes_no_writes():
     stored = {"content": PIPE, "name": "T", "meta": {"description": "d"}, "is_active": True, "valves": {"A": 2}}
     api = FakeApi({})
-    assert build.deploy_function(api, target(valves={"A": 2}), stored, dry_run=False) == ["unchanged", "active"]
+    assert build.deploy_function(api, NEW, target(valves={"A": 2}), stored, dry_run=False) == ["unchanged", "active"]
     assert api.log == []
 
 
@@ -286,7 +287,7 @@ def test_new_function_is_created_then_activated_and_made_global():
             ("POST", "/api/v1/functions/id/p/toggle/global"): {"is_active": True, "is_global": True},
         }
     )
-    words = build.deploy_function(api, target(kind="filter", make_global=True), None, dry_run=False)
+    words = build.deploy_function(api, NEW, target(kind="filter", make_global=True), None, dry_run=False)
     assert words == ["created", "activated", "made global"]
     assert api.writes() == [
         ("POST", "/api/v1/functions/create"),
@@ -297,7 +298,9 @@ def test_new_function_is_created_then_activated_and_made_global():
 
 def test_dry_run_writes_nothing():
     api = FakeApi({})
-    words = build.deploy_function(api, target(make_global=True, kind="action", valves={"A": 1}), None, dry_run=True)
+    words = build.deploy_function(
+        api, NEW, target(make_global=True, kind="action", valves={"A": 1}), None, dry_run=True
+    )
     assert words == ["created", "activated", "made global", "valves updated"]
     assert api.log == []
 
@@ -313,7 +316,7 @@ def test_hidden_create_error_is_read_through_a_placeholder_update():
         }
     )
     with pytest.raises(BuildError, match=r"cannot load dist/functions/p\.py: No module named 'zz'"):
-        build.create_plugin(api, target())
+        build.create_plugin(api, NEW, target())
     placeholder = api.log[1][2]
     assert "class Pipe" in placeholder["content"] and placeholder["id"] == "p"
     assert api.writes()[-1] == ("DELETE", "/api/v1/functions/id/p/delete")
@@ -328,25 +331,25 @@ def test_create_that_fails_only_once_ends_up_created():
             ("POST", "/api/v1/tools/id/p/update"): {"id": "p", "content": PIPE},
         }
     )
-    assert build.create_plugin(api, target(kind="tool"))["content"] == PIPE
+    assert build.create_plugin(api, NEW, target(kind="tool"))["content"] == PIPE
 
 
 def test_other_create_errors_are_shown_as_they_are():
     taken = build.ApiError("POST", "/api/v1/functions/create", 400, "Uh-oh! This id is already registered.")
     api = FakeApi({("POST", "/api/v1/functions/create"): taken})
     with pytest.raises(build.ApiError, match="already registered"):
-        build.create_plugin(api, target())
+        build.create_plugin(api, NEW, target())
 
 
 def test_tool_sharing_is_idempotent():
     public = {"principal_type": "user", "principal_id": "*", "permission": "read", "id": "g1"}
     stored = {"content": PIPE, "name": "T", "meta": {"description": "d"}, "access_grants": [public]}
     api = FakeApi({("GET", "/api/v1/tools/id/p"): stored})
-    assert build.deploy_tool(api, target(kind="tool"), share=True, dry_run=False) == ["unchanged", "shared"]
+    assert build.deploy_tool(api, NEW, target(kind="tool"), share=True, dry_run=False) == ["unchanged", "shared"]
     assert api.writes() == []
     stored["access_grants"] = []
     api = FakeApi({("GET", "/api/v1/tools/id/p"): stored, ("POST", "/api/v1/tools/id/p/access/update"): {}})
-    assert build.deploy_tool(api, target(kind="tool"), share=True, dry_run=False) == ["unchanged", "made shared"]
+    assert build.deploy_tool(api, NEW, target(kind="tool"), share=True, dry_run=False) == ["unchanged", "made shared"]
     assert api.log[-1][2] == {"access_grants": [build.PUBLIC_READ]}
 
 
@@ -375,18 +378,18 @@ def test_event_functions_are_deployed_as_functions_and_never_global(tmp_path):
             ("POST", "/api/v1/functions/id/p/update"): {"id": "p"},
         }
     )
-    build.create_plugin(api, event)
+    build.create_plugin(api, NEW, event)
     assert "class Event:" in api.log[1][2]["content"]
 
 
 def test_deploy_one_dispatches_by_host():
     api = FakeApi({("GET", "/api/v1/tools/id/p"): {"content": PIPE, "name": "T", "meta": {"description": "d"}}})
     options = DeployOptions("http://x", "t")
-    assert build.deploy_one(api, target(kind="tool"), {}, options) == ["unchanged"]
+    assert build.deploy_one(api, NEW, target(kind="tool"), {}, options) == ["unchanged"]
     stored = {"content": PIPE, "name": "T", "meta": {"description": "d"}, "is_active": True}
-    assert build.deploy_one(FakeApi({}), target(), {"p": stored}, options) == ["unchanged", "active"]
+    assert build.deploy_one(FakeApi({}), NEW, target(), {"p": stored}, options) == ["unchanged", "active"]
     with pytest.raises(BuildError, match="cannot be deployed"):
-        build.deploy_one(FakeApi({}), target(kind="pipeline"), {}, options)
+        build.deploy_one(FakeApi({}), NEW, target(kind="pipeline"), {}, options)
 
 
 # --- sharing the pipes' models ---------------------------------------------------------------
@@ -460,8 +463,9 @@ def test_grants_already_there_are_kept():
     entries = Entries({"id": "p", "name": "Renamed by the admin", "access_grants": [theirs]})
     api = FakeApi(entries.handlers())
     sharing(api, share_models=True).share(api, target(), changed=False, dry_run=False)
+    kept = {k: theirs[k] for k in build.GRANT_KEYS}  # the server gives each grant a new id anyway
     assert entries.forms == [
-        {"id": "p", "name": "Renamed by the admin", "access_grants": [theirs, build.PUBLIC_READ]},
+        {"id": "p", "name": "Renamed by the admin", "access_grants": [kept, build.PUBLIC_READ]},
     ]
 
 
@@ -520,6 +524,7 @@ def test_deploy_shares_pipes_only_and_says_so(tmp_path, capsys, monkeypatch):
         {
             **entries.handlers(),
             ("GET", "/api/v1/auths/"): {"role": "admin"},
+            ("GET", "/api/version"): {"version": "0.12.4"},
             ("GET", "/api/v1/functions/export?include_valves=true"): [{**stored, "id": i, "name": i} for i in "pf"],
             ("GET", "/api/models"): {"data": []},
         }
@@ -528,12 +533,13 @@ def test_deploy_shares_pipes_only_and_says_so(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(build, "OpenWebUIApi", lambda *a, **k: api)
     assert build.deploy(root, DeployOptions("http://x", "t", share_models=True)) == 0
     out = capsys.readouterr().out.splitlines()
-    assert out[:3] == [
+    assert out[:4] == [
+        "Open WebUI 0.12.4 at http://x",
         "p (pipe): unchanged, active, made shared",
         "  readable by all users: p",
         "f (filter): unchanged, active",
     ]
-    assert "stay private until a deploy shares them" in out[3]
+    assert "stay private until a deploy shares them" in out[4]
     assert "1 changed, 0 failed" in out[-1]
     assert [f["id"] for f in entries.forms] == ["p"]
     assert build.deploy(root, DeployOptions("http://x", "t", share_models=True, dry_run=True)) == 0
@@ -547,3 +553,287 @@ def test_the_command_line_options():
     assert args.share_models is True and args.share_models_with == ["a,b", "c"]
     args = build_command.parser().parse_args(["deploy", "--url", "u"])
     assert args.share_models is False and args.share_models_with is None
+
+
+# --- per-version facts -----------------------------------------------------------------------
+
+OLD, V08, V010 = build.Host.of("0.6.43"), build.Host.of("0.8.12"), build.Host.of("0.10.2")
+
+
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [("0.10.2", (0, 10, 2)), ("v0.6.43", (0, 6, 43)), ("0.12.4-dev", (0, 12, 4)), ("1.0rc1", (1, 0)), ("", ())],
+)
+def test_version_key(text, key):
+    assert build.version_key(text) == key
+
+
+@pytest.mark.parametrize(
+    ("version", "row"),
+    [
+        ("0.6.43", "0.6.43"),
+        ("0.7.2", "0.6.43"),  # between tested versions: the newest tested one not newer
+        ("0.8.12", "0.8.12"),
+        ("0.9.5", "0.8.12"),
+        ("0.10.2", "0.10.2"),
+        ("0.12.4", "0.12.4"),
+        ("0.13.0", "0.12.4"),
+        ("0.5.0", "0.6.43"),  # older than every row: the oldest rules, and a note says so
+        ("", "0.12.4"),  # the server did not say: the newest rules, and a note says so
+    ],
+)
+def test_facts_for_a_version(version, row):
+    assert build.facts_for(version).version == row
+
+
+def test_the_table_is_ordered_and_says_what_each_version_does():
+    keys = [build.version_key(f.version) for f in build.HOST_FACTS]
+    assert keys == sorted(keys)
+    old, v08, v010, v012 = build.HOST_FACTS
+    assert old.access is build.CONTROL and old.missing_tool_status == 401
+    assert all(f.access is build.GRANTS and f.missing_tool_status == 404 for f in (v08, v010, v012))
+    assert [(f.create_error_shown, f.update_error_shown) for f in build.HOST_FACTS] == [
+        (True, True),
+        (True, True),
+        (False, False),
+        (False, True),
+    ]
+    assert [f.event_functions for f in build.HOST_FACTS] == [False, False, True, True]
+
+
+def test_host_notes():
+    assert build.Host.of("0.8.12").notes() == []
+    assert build.Host.of("0.9.1").notes() == []
+    assert build.Host.of("0.5.9").notes() == [
+        "Open WebUI 0.5.9 is older than 0.6.43, the oldest version deploy is tested with"
+    ]
+    assert "did not say its version" in build.Host.of("").notes()[0]
+    assert build.Host.of("").name == "Open WebUI (version unknown)"
+
+
+def test_the_version_comes_from_api_version():
+    assert build.detect_host(FakeApi({("GET", "/api/version"): {"version": "0.8.12"}})).facts.version == "0.8.12"
+    missing = build.ApiError("GET", "/api/version", 404, "Not Found")
+    assert build.detect_host(FakeApi({("GET", "/api/version"): missing})) == build.Host("", build.HOST_FACTS[-1])
+
+
+def test_event_functions_are_skipped_where_the_server_has_none():
+    event = target(id="ev", kind="event")
+    kept, notes = build.installable(V08, [event, target()])
+    assert [t.id for t in kept] == ["p"]
+    assert notes == ["ev (event): skipped; Open WebUI 0.8.12 has no event functions (0.10.2 has)"]
+    assert build.installable(V010, [event])[0] == [event]
+
+
+def test_older_than_the_plugin_requires():
+    assert V08.older_than("0.10.2") and not V08.older_than("0.8.12") and not V08.older_than("")
+    assert not build.Host.of("").older_than("0.12.4")
+
+
+def test_a_load_error_shown_on_create_is_reported_without_a_placeholder():
+    # 0.6.43 and 0.8.12 pass the loader's exception on
+    shown = build.ApiError("POST", "/api/v1/functions/create", 400, "[ERROR: No module named 'zz']")
+    api = FakeApi({("POST", "/api/v1/functions/create"): shown})
+    with pytest.raises(BuildError, match=r"^Open WebUI cannot load dist/functions/p\.py: No module named 'zz'$"):
+        build.create_plugin(api, V08, target())
+    assert len(api.log) == 1
+
+
+def test_where_create_and_update_both_hide_the_error_deploy_says_the_log_has_it():
+    # 0.10.2: the placeholder trick would learn nothing
+    hidden = build.ApiError("POST", "/api/v1/functions/create", 400, "[ERROR: Error creating function]")
+    api = FakeApi({("POST", "/api/v1/functions/create"): hidden})
+    with pytest.raises(BuildError) as caught:
+        build.create_plugin(api, V010, target())
+    assert str(caught.value) == (
+        "Open WebUI 0.10.2 cannot load dist/functions/p.py and does not say why "
+        "(it answers only 'Error creating function'); the server's log has the reason"
+    )
+    assert len(api.log) == 1  # no placeholder was made
+
+
+def test_a_hidden_update_error_keeps_the_installed_version_and_points_at_the_log():
+    stored = {"content": "old", "name": "T", "meta": {"description": "d"}}
+    failed = build.ApiError("POST", "u", 400, "[ERROR: Error updating function]")
+    api = FakeApi({("POST", "/api/v1/functions/id/p/update"): failed})
+    with pytest.raises(BuildError, match=r"0\.10\.2 cannot load .* the server's log has the reason; the installed"):
+        build.deploy_content(api, V010, target(), stored, dry_run=False)
+    real = build.ApiError("POST", "u", 400, "dt load failure")
+    api = FakeApi({("POST", "/api/v1/functions/id/p/update"): real})
+    with pytest.raises(BuildError, match=r"^Open WebUI cannot load dist/functions/p\.py: dt load failure; the inst"):
+        build.deploy_content(api, NEW, target(), stored, dry_run=False)
+
+
+# --- 0.6.43: access_control dicts ----------------------------------------------------------------
+
+
+def control(read_groups=(), read_users=(), write_groups=(), write_users=()) -> dict:
+    return {
+        "read": {"group_ids": list(read_groups), "user_ids": list(read_users)},
+        "write": {"group_ids": list(write_groups), "user_ids": list(write_users)},
+    }
+
+
+def group(i: str, permission: str = "read") -> dict:
+    return {"principal_type": "group", "principal_id": i, "permission": permission}
+
+
+def test_access_control_as_grants_and_back():
+    c = build.CONTROL
+    assert c.grants(None) == [build.PUBLIC_READ]
+    assert c.grants({}) == []
+    value = control(read_groups=["g"], read_users=["u"], write_users=["w"])
+    grants = c.grants(value)
+    assert grants == [
+        group("g"),
+        {"principal_type": "user", "principal_id": "u", "permission": "read"},
+        {"principal_type": "user", "principal_id": "w", "permission": "write"},
+    ]
+    assert c.control(grants) == value
+    assert c.control([build.PUBLIC_READ, group("g")]) is None  # readable by all covers the group
+
+
+@pytest.mark.parametrize(
+    ("stored", "wanted", "expected"),
+    [
+        ({}, [build.PUBLIC_READ], (True, None)),
+        (None, [build.PUBLIC_READ], (False, None)),  # already public
+        (None, [group("g")], (False, None)),  # public already lets the group read
+        ({}, [group("g")], (True, control(read_groups=["g"]))),
+        ({"read": {"group_ids": ["g"]}}, [group("g")], (False, control(read_groups=["g"]))),  # a short form
+        (control(read_users=["u"]), [group("g")], (True, control(read_groups=["g"], read_users=["u"]))),
+    ],
+)
+def test_access_control_plan(stored, wanted, expected):
+    assert build.CONTROL.plan({"access_control": stored}, wanted) == expected
+
+
+def test_no_entry_yet_means_one_is_made():
+    assert build.CONTROL.plan(None, [build.PUBLIC_READ]) == (True, None)
+    assert build.CONTROL.plan(None, [group("g")]) == (True, control(read_groups=["g"]))
+
+
+def test_public_read_cannot_keep_write_grants_on_0_6():
+    with pytest.raises(BuildError, match=r"would drop the 1 write grant\(s\) it has; share it with groups"):
+        build.CONTROL.plan({"access_control": control(write_groups=["g"])}, [build.PUBLIC_READ])
+
+
+TOOL = PIPE.replace("class Pipe:", "class Tools:")
+
+
+def test_0_6_tools_are_created_private_and_updates_keep_their_access():
+    created = []
+    api = FakeApi(
+        {
+            ("GET", "/api/v1/tools/id/p"): build.ApiError("GET", "/api/v1/tools/id/p", 401, "not found"),
+            ("POST", "/api/v1/tools/create"): lambda body: created.append(body) or {**body, "id": "p"},
+        }
+    )
+    assert build.deploy_tool(api, OLD, target(kind="tool", text=TOOL), share=False, dry_run=False) == ["created"]
+    assert created[0]["access_control"] == {}
+    stored = {"content": "old", "name": "T", "meta": {"description": "d"}, "access_control": control(read_users=["u"])}
+    api = FakeApi(
+        {("GET", "/api/v1/tools/id/p"): stored, ("POST", "/api/v1/tools/id/p/update"): lambda body: {**stored, **body}}
+    )
+    assert build.deploy_tool(api, OLD, target(kind="tool", text=TOOL), share=False, dry_run=False) == ["updated"]
+    assert api.log[-1][2]["access_control"] == control(read_users=["u"])  # a form without it would make it public
+    # on the newer versions a 401 is not "missing"
+    api = FakeApi({("GET", "/api/v1/tools/id/p"): build.ApiError("GET", "/api/v1/tools/id/p", 401, "no")})
+    with pytest.raises(build.ApiError):
+        build.deploy_tool(api, NEW, target(kind="tool"), share=False, dry_run=False)
+
+
+def test_0_6_share_tools_sets_access_control_through_the_update_form():
+    stored = {"content": PIPE, "name": "T", "meta": {"description": "d"}, "access_control": {}}
+    api = FakeApi({("GET", "/api/v1/tools/id/p"): stored, ("POST", "/api/v1/tools/id/p/update"): {}})
+    assert build.deploy_tool(api, OLD, target(kind="tool"), share=True, dry_run=False) == ["unchanged", "made shared"]
+    form = api.log[-1][2]
+    assert form["access_control"] is None and form["content"] == PIPE and form["id"] == "p"
+    stored["access_control"] = None
+    api = FakeApi({("GET", "/api/v1/tools/id/p"): stored})
+    assert build.deploy_tool(api, OLD, target(kind="tool"), share=True, dry_run=False) == ["unchanged", "shared"]
+    assert api.writes() == []
+
+
+def test_0_6_dry_run_of_a_new_tool_would_share_it():
+    api = FakeApi({("GET", "/api/v1/tools/id/p"): build.ApiError("GET", "x", 401, "not found")})
+    words = build.deploy_tool(api, OLD, target(kind="tool"), share=True, dry_run=True)
+    assert words == ["created", "made shared"] and api.writes() == []
+
+
+class OldEntries(Entries):
+    """0.6.43's workspace model entries: access_control, no access endpoint."""
+
+    def handlers(self) -> dict:
+        return {
+            ("GET", "/api/models/base"): BASE_MODELS,
+            ("GET", "/api/v1/models/base"): lambda body: list(self.by_id.values()),
+            ("POST", "/api/v1/models/create"): self.create,
+            ("POST", "/api/v1/models/model/update"): self.update,
+            ("GET", "/api/v1/groups/"): GROUPS,
+        }
+
+    def create(self, form: dict) -> dict:
+        assert form["id"] not in self.by_id
+        return self.update(form)
+
+    def update(self, form: dict) -> dict:
+        self.forms.append(form)
+        self.by_id[form["id"]] = {"is_active": True, "base_model_id": None, "user_id": "admin", **form}
+        return self.by_id[form["id"]]
+
+
+def test_0_6_models_are_shared_through_create_then_update_and_a_second_run_changes_nothing():
+    entries = OldEntries()
+    api = FakeApi(entries.handlers())
+    share = build.ModelSharing.from_options(api, DeployOptions("http://x", "t", share_models_with=["Staff"]), OLD)
+    assert share.share(api, target(id="m"), changed=True, dry_run=False) == (
+        "made shared",
+        "  readable by group Staff: m.one, m.two",
+    )
+    assert api.writes() == [("POST", "/api/v1/models/create")] * 2
+    assert entries.forms[0] == {
+        "id": "m.one",
+        "name": "M: One",
+        "meta": {},
+        "params": {},
+        "access_control": control(read_groups=["g-1"]),
+    }
+    # all users as well: the existing entries are updated whole, access_control None = every user reads
+    api = FakeApi(entries.handlers())
+    options = DeployOptions("http://x", "t", share_models=True, share_models_with=["Staff"])
+    share = build.ModelSharing.from_options(api, options, OLD)
+    assert share.share(api, target(id="m"), changed=False, dry_run=False)[0] == "made shared"
+    assert api.writes() == [("POST", "/api/v1/models/model/update")] * 2
+    assert entries.forms[-1]["access_control"] is None and entries.forms[-1]["is_active"] is True
+    api = FakeApi(entries.handlers())
+    share = build.ModelSharing.from_options(api, options, OLD)
+    assert share.share(api, target(id="m"), changed=False, dry_run=False) == ("shared", None)
+    assert api.writes() == []
+
+
+def test_deploy_reports_the_version_skips_events_and_notes_the_required_version(tmp_path, capsys, monkeypatch):
+    root = write_root(tmp_path, {"id": "p"}, {"id": "ev", "kind": "event", "folder": "events"})
+    manifest = json.loads((root / "manifest.json").read_text())
+    manifest["plugins"][0]["required_open_webui_version"] = "0.10.2"
+    (root / "manifest.json").write_text(json.dumps(manifest))
+    stored = {"content": PIPE, "meta": {"description": "d"}, "is_active": True, "id": "p", "name": "p"}
+    api = FakeApi(
+        {
+            ("GET", "/api/v1/auths/"): {"role": "admin"},
+            ("GET", "/api/version"): {"version": "0.8.12"},
+            ("GET", "/api/v1/functions/export?include_valves=true"): [stored],
+            ("GET", "/api/models"): {"data": []},
+        }
+    )
+    api.url = "http://x"
+    monkeypatch.setattr(build, "OpenWebUIApi", lambda *a, **k: api)
+    assert build.deploy(root, DeployOptions("http://x", "t", only=["p", "ev"])) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[:4] == [
+        "Open WebUI 0.8.12 at http://x",
+        "ev (event): skipped; Open WebUI 0.8.12 has no event functions (0.10.2 has)",
+        "p (pipe): unchanged, active",
+        "  it is made for Open WebUI 0.10.2 and later; this server runs 0.8.12",
+    ]
+    assert "deployed 1 of 1 plugins" in out[-1]

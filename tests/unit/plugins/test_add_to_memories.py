@@ -51,9 +51,18 @@ class FakeHost:
     """
 
     def __init__(
-        self, user_id="user-1", rows=(), refuse=None, refuse_on_add=None, embed_error=None, role="user", settings=None
+        self,
+        user_id="user-1",
+        rows=(),
+        refuse=None,
+        refuse_on_add=None,
+        embed_error=None,
+        role="user",
+        settings=None,
+        memory_on_when_unset=True,
     ):
         self.user_id = user_id
+        self.on_when_unset = memory_on_when_unset  # False: the page of Open WebUI before 0.10
         self.role = role
         self.settings = settings  # the user record's settings (an object in Open WebUI), None = never saved
         self.rows = [mod.StoredMemory(f"old-{i}", text) for i, text in enumerate(rows)]
@@ -72,10 +81,13 @@ class FakeHost:
             return None
         return types.SimpleNamespace(id=user_id, role=self.role, settings=self.settings)
 
-    async def check_memories_permission(self, user):
-        assert user.id == self.user_id
+    async def check_memories_permission(self, request, user):
+        assert request is not None and user.id == self.user_id
         if self.refuse:
             raise mod.HostRefusal(self.refuse)
+
+    def memory_on_when_unset(self):
+        return self.on_when_unset
 
     async def memories(self, user_id):
         assert user_id == self.user_id
@@ -616,6 +628,30 @@ def clicker(memory=NEVER, role="user"):
 )
 def test_memory_switch_is_read_from_ui_settings(settings, off):
     assert mod.memory_switched_off(settings) is off
+
+
+@pytest.mark.parametrize(
+    ("settings", "off"),
+    [
+        ({"ui": {"memory": False}}, True),
+        ({"ui": {"memory": True}}, False),
+        ({"ui": {}}, True),  # never touched: the page of Open WebUI before 0.10 shows it off
+        ({"ui": {"memory": None}}, True),  # null, as the settings update stores it before 0.12
+        (None, True),
+    ],
+)
+def test_memory_switch_where_unset_means_off(settings, off):
+    assert mod.memory_switched_off(settings, on_when_unset=False) is off
+
+
+async def test_saved_with_memory_never_set_on_a_host_where_that_is_off():
+    browser = Browser()
+    host = FakeHost(memory_on_when_unset=False)
+    await click(button(host, EDIT_BEFORE_SAVE=False), browser, user=clicker())
+    assert browser.notices() == [("success", MEMORY_OFF)]
+    browser = Browser()
+    await click(button(host, EDIT_BEFORE_SAVE=False), browser, user=clicker(memory=True))
+    assert browser.notices() == [("info", "Already saved in your memories.")]
 
 
 async def test_saved_with_memory_off_says_chats_will_not_use_it():

@@ -26,6 +26,17 @@ from hypothesis import strategies as st
 from tests.fakes import gemini as g
 from tests.helpers import ROOT, exception_names, load_built
 
+try:
+    from google.genai import types as genai_types
+except ImportError:  # the SDK is a requirement of this tier; the tests that need it fail clearly
+    genai_types = None
+
+# google-genai gained ToolConfig.include_server_side_tool_invocations after 1.66 (Open WebUI 0.6-0.10 ship
+# 1.56/1.66): without it the pipe cannot keep Gemini 3's search steps and treats it like earlier models.
+SDK_SEARCH_STEPS = "include_server_side_tool_invocations" in getattr(
+    getattr(genai_types, "ToolConfig", None), "model_fields", {}
+)
+
 KEY = "AIzaSyTEST-key-0123456789abcdefghijkl"
 USER_KEY = "AIzaSyUSER-key-9876543210zyxwvutsrqpo"
 PNG = base64.b64decode(
@@ -157,9 +168,9 @@ def content_of(result: Any) -> str:
 
 def replaced_text(result: list) -> str | None:
     """The text of the stream item that replaces the streamed message as a whole, if any."""
-    items = [c["item"] for c in result if c.get("type") == "response.output_item.done"]
+    items = [c for c in result if c.get("type") == "response.output_text.done"]
     assert len(items) <= 1
-    return items[0]["content"][0]["text"] if items else None
+    return items[0]["text"] if items else None
 
 
 def reasoning_of(result: Any) -> str:
@@ -980,13 +991,41 @@ async def test_foreign_tool_calls_get_the_skip_signature_on_gemini_3(pipe, fake)
     assert tool_calls_of(result)[0]["function"]["name"] == "get time!"
 
 
-async def test_tools_from_dunder_tools_unless_legacy(pipe, fake):
+NATIVE = {"params": {"function_calling": "native"}}
+
+
+@pytest.mark.parametrize(
+    ("extra", "metadata", "offered"),
+    [
+        ({}, NATIVE, True),  # native tool calling, as every version writes it into the metadata
+        ({}, {"params": {"function_calling": "default"}}, False),  # 0.6.43 / 0.8.12 prompt-based
+        ({}, {"params": {"function_calling": "legacy"}}, False),  # 0.10+ prompt-based
+        ({}, None, False),  # a direct call that does not ask for native tool calling
+        ({"params": {"function_calling": "native"}}, None, True),  # ... or that does, in the request
+        ({}, {"model": {"info": {"params": {"function_calling": "native"}}}}, True),  # ... or the model's settings
+        ({"params": {"function_calling": "native"}}, {"params": {"function_calling": "default"}}, False),
+        ({"tools": []}, NATIVE, False),  # an explicit empty list opts out
+    ],
+)
+async def test_dunder_tools_are_offered_only_with_native_tool_calling(pipe, fake, extra, metadata, offered):
     dunder = {"count_words": {"spec": COUNT_TOOL["function"], "callable": None}}
-    await run(pipe, body(), __tools__=dunder)
-    assert sent(fake)["tools"][0]["functionDeclarations"][0]["name"] == "count_words"
-    await run(pipe, body(), __tools__=dunder, __metadata__={"params": {"function_calling": "legacy"}})
-    assert "tools" not in sent(fake)
-    await run(pipe, body(tools=[]), __tools__=dunder)  # an explicit empty list opts out
+    await run(pipe, body(**extra), __tools__=dunder, __metadata__=metadata)
+    declared = [d["name"] for t in sent(fake).get("tools", []) for d in t.get("functionDeclarations", [])]
+    assert declared == (["count_words"] if offered else [])
+
+
+async def test_prompt_based_tool_calling_gets_one_plain_task_call(pipe, fake):
+    """Before 0.10 the default: Open WebUI asks the model which tools to use (a task), runs them itself,
+    and then calls the pipe again with their results in the chat and no tools."""
+    dunder = {"count_words": {"spec": COUNT_TOOL["function"], "callable": None}}
+    prompt_based = {"params": {"function_calling": "default"}, "task": "function_calling"}
+    fake.script(g.reply('{"tool_calls": [{"name": "count_words", "parameters": {"text": "a b"}}]}'))
+    result, events = await run(
+        pipe, body("count a b", stream=False), __tools__=dunder, __metadata__=prompt_based, __task__="function_calling"
+    )
+    assert result == '{"tool_calls": [{"name": "count_words", "parameters": {"text": "a b"}}]}'
+    assert "tools" not in sent(fake) and list(events) == []
+    await run(pipe, body("count a b"), __tools__=dunder, __metadata__={"params": {"function_calling": "default"}})
     assert "tools" not in sent(fake)
 
 
@@ -1002,6 +1041,7 @@ async def test_grounding_keeps_function_tools_while_answering_tool_results(pipe,
     assert [list(t) for t in sent(fake)["tools"]] == [["functionDeclarations"]]
 
 
+@pytest.mark.skipif(not SDK_SEARCH_STEPS, reason="this google-genai has no include_server_side_tool_invocations")
 async def test_gemini_3_grounds_and_calls_the_chats_tools_in_one_request(pipe, fake):
     pipe.valves = pipe.valves.model_copy(update={"GOOGLE_SEARCH_GROUNDING": True})
     fake.script(
@@ -1040,6 +1080,25 @@ async def test_gemini_3_grounds_and_calls_the_chats_tools_in_one_request(pipe, f
     assert base64.urlsafe_b64decode(model_turn[2]["thoughtSignature"]) == b"call-signature"
 
 
+async def test_gemini_3_with_an_older_sdk_uses_the_chats_tools_and_says_grounding_is_off(pipe, fake, mod, monkeypatch):
+    """google-genai before include_server_side_tool_invocations (the SDK of older Open WebUI installs)."""
+
+    async def older_sdk() -> bool:
+        return False
+
+    monkeypatch.setattr(mod, "sdk_takes_server_side_tools", older_sdk)
+    pipe.valves = pipe.valves.model_copy(update={"GOOGLE_SEARCH_GROUNDING": True})
+    result, events = await run(pipe, body("count", model="g.gemini-3-pro-preview", tools=[COUNT_TOOL]))
+    assert content_of(result) == "Echo: count"
+    request = sent(fake)
+    assert [list(t) for t in request["tools"]] == [["functionDeclarations"]] and "toolConfig" not in request
+    notes = [s["description"] for s in events.of("status") if "grounding" in s.get("description", "")]
+    assert notes == ["Search grounding is off for this reply because tools are on"]
+    # without the chat's tools Gemini 3 still searches
+    await run(pipe, body("search", model="g.gemini-3-pro-preview"))
+    assert sent(fake)["tools"] == [{"googleSearch": {}}]
+
+
 async def test_earlier_models_use_the_chats_tools_and_say_grounding_is_off(pipe, fake):
     pipe.valves = pipe.valves.model_copy(update={"GOOGLE_SEARCH_GROUNDING": True})
     result, events = await run(pipe, body("count", tools=[COUNT_TOOL]))
@@ -1053,6 +1112,10 @@ async def test_earlier_models_use_the_chats_tools_and_say_grounding_is_off(pipe,
     builtin = {"get_current_timestamp": {"type": "builtin", "spec": {"name": "get_current_timestamp"}}}
     tools = [{"type": "function", "function": builtin["get_current_timestamp"]["spec"]}]
     _, events = await run(pipe, body("time?", tools=tools), __tools__=builtin)
+    assert sent(fake)["tools"] == [{"googleSearch": {}}]
+    assert not [s for s in events.of("status") if "grounding" in s.get("description", "")]
+    # 0.8.12 lists them only in the metadata; `__tools__` holds the workspace tools alone
+    _, events = await run(pipe, body("time?", tools=tools), __tools__={}, __metadata__={"tools": builtin})
     assert sent(fake)["tools"] == [{"googleSearch": {}}]
     assert not [s for s in events.of("status") if "grounding" in s.get("description", "")]
     # the fake refuses the mix like Google does, so sending both would have failed here
@@ -1081,6 +1144,28 @@ async def test_a_text_file_open_webui_put_in_the_chat_is_not_sent_again(pipe, fa
     await run(pipe, body("summarise", stream=False), __files__=files)
     mimes = [pick(_inline(p), "mimeType", "mime_type") for p in _parts(fake) if _inline(p)]
     assert mimes == ["text/plain", "application/pdf"]
+
+
+async def test_open_webui_0_6_document_context_is_recognised_by_name(pipe, fake, tmp_path):
+    """0.6.43 lists no sources in the metadata; its document context names each file, and
+    `__files__` is None in a chat without files (0.6 to 0.10)."""
+    store = {"f-txt": (b"plain notes", "text/plain", "notes.txt"), "f-md": (b"# other", "text/markdown", "other.md")}
+    pipe.host = FakeHost(tmp_path, store, owner="u1")
+    files = [
+        {"type": "file", "id": fid, "name": name, "file": {"meta": {"content_type": mime}}}
+        for fid, (_, mime, name) in store.items()
+    ]
+    context = '### Task:\nUse the context.\n<context>\n<source id="1" name="notes.txt">plain notes</source>\n</context>'
+    request = {"model": "gemini_manifold.gemini-2.5-flash", "messages": [{"role": "user", "content": context}]}
+    await run(pipe, request, __files__=files, __metadata__={"chat_id": "c1", "files": files})
+    assert [pick(_inline(p), "mimeType", "mime_type") for p in _parts(fake) if _inline(p)] == ["text/plain"]
+    # the file the context does not name is sent
+    assert base64.b64encode(b"# other") in fake.generate_requests()[-1].body
+    # 0.8 and later list the sources: an empty list means nothing is in the context, names aside
+    await run(pipe, request, __files__=files, __metadata__={"sources": []})
+    assert len([p for p in _parts(fake) if _inline(p)]) == 2
+    result, _ = await run(pipe, body("no files", stream=False), __files__=None, __metadata__={"files": None})
+    assert content_of(result) == "Echo: no files"
 
 
 # --- what users read -------------------------------------------------------------------------

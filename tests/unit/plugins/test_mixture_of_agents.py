@@ -260,6 +260,20 @@ async def test_pipe_non_stream_joins_the_answer(fake, owui) -> None:
     assert "".join(pieces) == "The final answer."
 
 
+async def test_a_non_stream_failure_is_raised_by_pipe_itself(fake, owui) -> None:
+    """Open WebUI 0.6.43 loses an exception raised while it reads a returned generator (the caller
+    gets `null`): not streaming, pipe() gathers the answer and raises, and returns a string."""
+    pipe = make_pipe(num_layers=1)
+    pipe.host = owui
+    kwargs = {"__user__": {"id": ADMIN.id, "role": ADMIN.role}, "__request__": owui.request, "__metadata__": {}}
+    body = {"model": "mixture_of_agents", "messages": CONVERSATION, "stream": False}
+    assert await pipe.pipe(body=body, **kwargs) == "The final answer."
+    for model in AGENTS:
+        fake.set(model, fail_status=400)
+    with pytest.raises(pipe_mod.MoaError, match="stopped in layer 1"):
+        await pipe.pipe(body=body, **kwargs)
+
+
 async def test_task_calls_use_only_the_aggregator(fake, owui) -> None:
     fake.set("m-agg", reply='{"title": "Primes"}')
     recorder = Recorder()

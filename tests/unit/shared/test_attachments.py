@@ -12,6 +12,7 @@ from shared.attachments import (
     Blob,
     FileAttachment,
     context_file_ids,
+    context_file_names,
     convert_image,
     fetch_image,
     file_refs,
@@ -150,3 +151,17 @@ def test_files_open_webui_put_in_the_chat_are_known_by_id():
     ]
     assert context_file_ids({"sources": sources}) == {"f-1", "f-2"}
     assert context_file_ids(None) == frozenset() and context_file_ids({"sources": "x"}) == frozenset()
+
+
+def test_files_open_webui_0_6_put_in_the_chat_are_known_by_name():
+    context = (
+        'Context:\n<source id="1" name="notes.txt">a</source>\n<source id="2" name="b c.md">b</source>\n'
+        '<source id="3">x</source>'
+    )
+    messages = [
+        {"role": "system", "content": '<source id="9" name="system.txt">s</source>'},
+        {"role": "user", "content": [{"type": "text", "text": context}]},
+        "junk",
+    ]
+    assert context_file_names(messages) == {"notes.txt", "b c.md"}
+    assert context_file_names(None) == frozenset()
