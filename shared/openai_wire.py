@@ -57,9 +57,10 @@ class ModelUnavailable(ModelCallError):
 
 
 # What marks a text as a program's internals rather than a sentence: exception class names
-# (TimeoutError, ClientPayloadError, ReadTimeout, StopIteration ...), tracebacks, reprs.
+# (TimeoutError, OSError, HTTPError, ClientPayloadError, ReadTimeout, StopIteration ...),
+# tracebacks, reprs.
 _INTERNALS = re.compile(
-    r"\b[A-Z][A-Za-z0-9]*[a-z](?:Error|Exception|Exc|Timeout|Interrupt|Iteration|Exit|Warning|Group)\b"
+    r"\b[A-Z][A-Za-z0-9]*(?:Error|Exception|Exc|Timeout|Interrupt|Iteration|Exit|Warning|Group)\b"
     r"|\bIncompleteRead\b|Traceback \(most recent call last\)|\bFile \"|<class '|\bobject at 0x"
     r"|(?i:\A\s*<(?:!doctype|html|head|body)\b)"  # an HTML error page
 )

@@ -453,6 +453,19 @@ def for_reader(sentence: str, detail: str = "", *, admin: bool) -> str:
 # --- end inlined: shared/messages.py ---
 
 
+# --- begin inlined: shared/secrets.py (sha256:70f568bdd2292706) ---
+def mask_key_shapes(text: str, limit: int = 300) -> str:
+    """`text` with anything shaped like a key masked, cut to `limit` characters.
+
+    For errors that may echo a key the plugin was never given (an embedding or upstream server's
+    key, in a URL or an Authorization header): `redact` can only replace the secrets it is told.
+    """
+    text = re.sub(r"(?i)\b(bearer)\s+\S+", r"\1 ***", text)
+    text = re.sub(r"(?i)\b(api[_-]?key|key|token|secret|password)(\W{1,3})[^\s&\"',]+", r"\1\2***", text)
+    return re.sub(r"\bsk-[A-Za-z0-9_-]{6,}", "sk-***", text)[:limit]
+# --- end inlined: shared/secrets.py ---
+
+
 # --- begin inlined: shared/text.py (sha256:fe6438e699ab1c1d) ---
 # Content part types that carry text: Chat Completions ("text") and the Responses form that
 # Open WebUI 0.12.4 also stores for some connections ("input_text", "output_text").
@@ -545,6 +558,7 @@ def _hidden(token: re.Match[str], kind: str | None, details: DetailsTypes, reaso
 # from shared.events import Emitter  (inlined above)
 # from shared.host import MemoryHost, as_refusal  (inlined above)
 # from shared.messages import for_reader, is_admin  (inlined above)
+# from shared.secrets import mask_key_shapes  (inlined above)
 # from shared.text import content_text, strip_blocks  (inlined above)
 
 _LOG = logging.getLogger("openwebui_pack.add_to_memories")
@@ -718,25 +732,13 @@ _MEMORY_OFF = "Memory is off in your settings, so chats won't use it until you t
 
 def _failure_detail(step: str, exc: BaseException, check: str = "") -> str:
     """What an administrator reads about a failure: the step, the error without secrets, where to look."""
-    said = _redacted(" ".join(str(exc).split())).rstrip(".")
+    said = mask_key_shapes(" ".join(str(exc).split())).rstrip(".")
     where = f"check {check} and the server log" if check else "the server log has more"
     return f"{step} failed: {said}; {where}." if said else f"{step} failed; {where}."
 
 
 def _quoted(text: str) -> str:
     return "\n".join(f"> {line}" if line else ">" for line in text.splitlines())
-
-
-def _redacted(text: str) -> str:
-    """`text` for a log line: anything shaped like a key masked, cut to 300 characters.
-
-    An embedding error can echo the embedding server's key (in a URL or an Authorization header),
-    and the action is never told that key, so keys are found by their shape. shared/secrets.redact
-    does a different job: it replaces the secrets it is given.
-    """
-    text = re.sub(r"(?i)\b(bearer)\s+\S+", r"\1 ***", text)
-    text = re.sub(r"(?i)\b(api[_-]?key|key|token|secret|password)(\W{1,3})[^\s&\"',]+", r"\1\2***", text)
-    return re.sub(r"\bsk-[A-Za-z0-9_-]{6,}", "sk-***", text)[:300]
 
 
 async def _edited(text: str, events: Emitter, limit: int) -> tuple[Outcome | None, str]:
@@ -774,7 +776,7 @@ async def save_memory(
         await events.notify(for_reader(str(exc), exc.admin_detail, admin=options.admin), "warning")
         return "unavailable"
     except Exception as exc:
-        _LOG.warning("memory access check failed: %s: %s", type(exc).__name__, _redacted(str(exc)))
+        _LOG.warning("memory access check failed: %s: %s", type(exc).__name__, mask_key_shapes(str(exc)))
         sentence = "Could not reach your memories: nothing was saved. Try again later."
         detail = _failure_detail("Checking the memories permission", exc)
         await events.notify(for_reader(sentence, detail, admin=options.admin), "error")
@@ -807,7 +809,7 @@ async def _write(text: str, store: MemoryStore, events: Emitter, options: SaveOp
     try:
         before = await store.existing()
     except Exception as exc:
-        _LOG.warning("reading memories failed: %s: %s", type(exc).__name__, _redacted(str(exc)))
+        _LOG.warning("reading memories failed: %s: %s", type(exc).__name__, mask_key_shapes(str(exc)))
         sentence = "Could not read your memories: nothing was saved. Try again later."
         detail = _failure_detail("Reading the user's memories", exc)
         await events.notify(for_reader(sentence, detail, admin=options.admin), "error")
@@ -828,7 +830,7 @@ async def _write(text: str, store: MemoryStore, events: Emitter, options: SaveOp
         await asyncio.shield(_roll_back(text, {m.id for m in before}, store))
         raise
     except Exception as exc:
-        _LOG.warning("add_memory failed: %s: %s", type(exc).__name__, _redacted(str(exc)))
+        _LOG.warning("add_memory failed: %s: %s", type(exc).__name__, mask_key_shapes(str(exc)))
         clean = await _roll_back(text, {m.id for m in before}, store)
         tail = "" if clean else " A partial entry may remain: delete it in Settings → Personalization → Memory."
         sentence = (
@@ -918,7 +920,7 @@ class Action:
             try:
                 user = await self.host.get_user(user_id)
             except Exception as exc:
-                _LOG.warning("loading the user failed: %s: %s", type(exc).__name__, _redacted(str(exc)))
+                _LOG.warning("loading the user failed: %s: %s", type(exc).__name__, mask_key_shapes(str(exc)))
                 problem = _failure_detail("Loading the user record", exc)
             else:
                 problem = "Open WebUI has no user record for this user" if user is None else ""

@@ -940,7 +940,7 @@ async def with_retries(
 # --- end inlined: shared/retry.py ---
 
 
-# --- begin inlined: shared/secrets.py (sha256:3807ee5532d6c241) ---
+# --- begin inlined: shared/secrets.py (sha256:70f568bdd2292706) ---
 def redact(text: str, secrets: Iterable[str], limit: int | None = None) -> str:
     """`text` with every secret replaced, then shortened to `limit` characters.
 

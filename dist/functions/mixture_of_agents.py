@@ -580,7 +580,7 @@ def strip_reasoning(text: str) -> str:
 # --- end inlined: shared/text.py ---
 
 
-# --- begin inlined: shared/openai_wire.py (sha256:caa579c8b558094f) ---
+# --- begin inlined: shared/openai_wire.py (sha256:0a60f9847a073d28) ---
 class ModelCallError(Exception):
     """One call to a model failed. `retryable`: worth another try (see shared/retry.py for the
     statuses; a dropped connection is retryable too, which its caller says).
@@ -623,9 +623,10 @@ class ModelUnavailable(ModelCallError):
 
 
 # What marks a text as a program's internals rather than a sentence: exception class names
-# (TimeoutError, ClientPayloadError, ReadTimeout, StopIteration ...), tracebacks, reprs.
+# (TimeoutError, OSError, HTTPError, ClientPayloadError, ReadTimeout, StopIteration ...),
+# tracebacks, reprs.
 _INTERNALS = re.compile(
-    r"\b[A-Z][A-Za-z0-9]*[a-z](?:Error|Exception|Exc|Timeout|Interrupt|Iteration|Exit|Warning|Group)\b"
+    r"\b[A-Z][A-Za-z0-9]*(?:Error|Exception|Exc|Timeout|Interrupt|Iteration|Exit|Warning|Group)\b"
     r"|\bIncompleteRead\b|Traceback \(most recent call last\)|\bFile \"|<class '|\bobject at 0x"
     r"|(?i:\A\s*<(?:!doctype|html|head|body)\b)"  # an HTML error page
 )

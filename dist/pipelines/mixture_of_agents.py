@@ -472,7 +472,7 @@ def strip_reasoning(text: str) -> str:
 # --- end inlined: shared/text.py ---
 
 
-# --- begin inlined: shared/openai_wire.py (sha256:caa579c8b558094f) ---
+# --- begin inlined: shared/openai_wire.py (sha256:0a60f9847a073d28) ---
 class ModelCallError(Exception):
     """One call to a model failed. `retryable`: worth another try (see shared/retry.py for the
     statuses; a dropped connection is retryable too, which its caller says).
@@ -515,9 +515,10 @@ class ModelUnavailable(ModelCallError):
 
 
 # What marks a text as a program's internals rather than a sentence: exception class names
-# (TimeoutError, ClientPayloadError, ReadTimeout, StopIteration ...), tracebacks, reprs.
+# (TimeoutError, OSError, HTTPError, ClientPayloadError, ReadTimeout, StopIteration ...),
+# tracebacks, reprs.
 _INTERNALS = re.compile(
-    r"\b[A-Z][A-Za-z0-9]*[a-z](?:Error|Exception|Exc|Timeout|Interrupt|Iteration|Exit|Warning|Group)\b"
+    r"\b[A-Z][A-Za-z0-9]*(?:Error|Exception|Exc|Timeout|Interrupt|Iteration|Exit|Warning|Group)\b"
     r"|\bIncompleteRead\b|Traceback \(most recent call last\)|\bFile \"|<class '|\bobject at 0x"
     r"|(?i:\A\s*<(?:!doctype|html|head|body)\b)"  # an HTML error page
 )
@@ -1358,7 +1359,7 @@ async def run_task(conversation: Any, client: ModelClient, settings: MoaSettings
 # --- end inlined: shared/moa.py ---
 
 
-# --- begin inlined: shared/secrets.py (sha256:3807ee5532d6c241) ---
+# --- begin inlined: shared/secrets.py (sha256:70f568bdd2292706) ---
 def redact(text: str, secrets: Iterable[str], limit: int | None = None) -> str:
     """`text` with every secret replaced, then shortened to `limit` characters.
 

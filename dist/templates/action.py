@@ -286,7 +286,9 @@ class Action:
         text = str(clicked_message(body).get("content", ""))
         note = await events.ask("Add a note", "A note for this message:", placeholder="note", default=text[:40])
         if note is None or not await events.confirm("Save the note?", note):
-            await events.notify("Nothing was done.")
+            # call_problem says why a dialog got no answer (closed tab, timeout); None after a Cancel
+            problem = events.call_problem
+            await events.notify(f"{problem}: nothing was done." if problem else "Nothing was done.")
             await events.status("Cancelled", done=True)
             return
         await events.notify(f"Noted: {note}", "success")

@@ -16,6 +16,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 from urllib.parse import parse_qs, quote, urlsplit
+from xml.etree.ElementTree import ParseError as ElementTreeParseError  # what the caption parser raises
 
 from pydantic import BaseModel, Field, field_validator
 
@@ -756,7 +757,7 @@ def explain(exc: BaseException, video_id: str, settings: _Settings) -> _Problem:
     for kinds, problem in problems:
         if isinstance(exc, kinds):
             return problem(exc, url, settings)
-    if type(exc).__name__ == "ParseError":
+    if isinstance(exc, ElementTreeParseError):
         # YouTube sometimes answers the caption request with an empty body instead of XML
         return _Problem(
             f"YouTube returned an empty or broken transcript for {url}. Try again later.",

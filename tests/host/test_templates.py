@@ -207,10 +207,12 @@ def test_action_unanswered_dialog_times_out(templates, socket):
     templates.deploy("template_action", valves={"template_action": {"CALL_TIMEOUT": 1}})
     try:
         socket.answer("input", NEVER)
-        started = time.monotonic()
         templates.action("template_action", action_body(socket))
-        assert time.monotonic() - started < 8  # the plugin's own 1 s timeout, not the server's 10 s
         assert socket.wait_for("status", where=lambda d: d.get("done"))["description"] == "Cancelled"
+        # the plugin's own 1 s timeout fired, not the server's (10 s, 60 s on 0.6.43): its notice says so
+        assert socket.of_type("notification") == [
+            {"type": "info", "content": "No answer within 1 s: nothing was done."}
+        ]
         assert [c.type for c in socket.calls] == ["input"]
     finally:
         templates.deploy("template_action", valves={"template_action": {"CALL_TIMEOUT": None}})
@@ -336,9 +338,9 @@ def test_fake_openai_latency_and_recovery(owui, fake_openai):
     owui.wait_for_model("host-fake-slow")
     first = owui.api("POST", "/api/chat/completions", json={"model": "host-fake-slow", "messages": []})
     assert first.status_code == versions.upstream_error_status(500)
-    started = time.monotonic()
     assert owui.text_of(owui.chat("host-fake-slow", "again")) == "host-fake-slow says: again"
-    assert time.monotonic() - started >= 0.3
+    # the failed try, then the delayed answer: the fake recorded both (its latency is timed in bench/)
+    assert len(fake_openai.requests_to("/chat/completions")) == 2
 
 
 def test_fake_embeddings_back_memories(owui, fake_embeddings):
@@ -396,14 +398,13 @@ def test_socket_answers_event_calls(owui, socket, probe):
 
 def test_never_answered_call_hits_the_server_timeout(owui, socket, probe):
     socket.answer("confirmation", NEVER)
-    started = time.monotonic()
     result = probe_result(owui, probe, [{"type": "confirmation", "data": {"title": "t", "message": "m"}}], socket.sid)
-    waited = time.monotonic() - started
     if versions.EVENT_CALL_TIMEOUT_RETURNS_ERROR:
         assert json.loads(owui.text_of(result)) == [versions.EVENT_CALL_TIMEOUT_ERROR]
     else:  # the timeout is raised inside the pipe, which fails
         assert "error" in result and "choices" not in result
-    assert EVENT_CALL_TIMEOUT - 1 < waited < EVENT_CALL_TIMEOUT + 10
+    # the call reached the browser once and was never answered: the server's own timeout ended it
+    assert [c.type for c in socket.calls] == ["confirmation"]
 
 
 def test_server_is_offline_and_loopback_only(owui):

@@ -513,12 +513,6 @@ async def test_other_refusals_at_the_check_are_a_failure():
     assert browser.notices() == [("error", "Could not reach your memories: nothing was saved. Try again later.")]
 
 
-def test_redacted_hides_secrets():
-    text = mod._redacted("GET https://h/v1?key=abc123&x=1 Authorization: Bearer tok.en api_key='zz' sk-abcdefgh")
-    for secret in ("abc123", "tok.en", "zz'", "sk-abcdefgh"):
-        assert secret not in text
-
-
 # --- the user --------------------------------------------------------------------------------------
 
 

@@ -99,13 +99,20 @@ async def test_action_asks_confirms_and_reports():
 
 
 @pytest.mark.parametrize(
-    "answers", [[False], [None], [{"error": "Client session disconnected."}], ["note", False], ["note", None]]
+    ("answers", "notice"),
+    [
+        ([False], "Nothing was done."),
+        ([None], "Nothing was done."),
+        ([{"error": "Client session disconnected."}], "Client session disconnected: nothing was done."),
+        (["note", False], "Nothing was done."),
+        (["note", None], "Nothing was done."),
+    ],
 )
-async def test_action_cancel_outcomes(answers):
+async def test_action_cancel_outcomes(answers, notice):
     action = load_built("template_action").Action()
     rec = Events(answers=answers)
     await action.action(BODY, __event_emitter__=rec.emit, __event_call__=rec.call)
-    assert rec.events[0] == {"type": "notification", "data": {"type": "info", "content": "Nothing was done."}}
+    assert rec.events[0] == {"type": "notification", "data": {"type": "info", "content": notice}}
     assert rec.events[-1]["data"] == {"description": "Cancelled", "done": True, "hidden": False}
 
 
