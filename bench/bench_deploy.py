@@ -1,7 +1,7 @@
 """Time `python3 build.py deploy` of the whole pack into a running Open WebUI.
 
     .venv/bin/python bench/bench_deploy.py                       # starts its own 0.12.4 (host harness)
-    /work/venvs/owui-0.6.43/bin/python bench/bench_deploy.py     # ... or the version of another venv
+    .venv-owui-0.6.43/bin/python bench/bench_deploy.py           # ... or another version's venv (tests/run.sh)
     .venv/bin/python bench/bench_deploy.py --url URL --token T   # or use a running one (changes it!)
     .venv/bin/python bench/bench_deploy.py --url URL --token T --share-models   # ... and share its models
 
