@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import unquote_to_bytes, urljoin, urlsplit
 
+from shared.messages import is_admin
 from shared.text import content_text
 
 _ATTACH_LOG = logging.getLogger("openwebui_pack.attachments")
@@ -225,7 +226,7 @@ async def read_host_file(
     user = user or {}
     if record is None:
         raise AttachmentError("it no longer exists")
-    if record.user_id != user.get("id") and user.get("role") != "admin":
+    if record.user_id != user.get("id") and not is_admin(user):
         raise AttachmentError("it belongs to another user")
     if not record.path:
         raise AttachmentError("it has no stored content")

@@ -192,6 +192,19 @@ def wire(event: EventPayload) -> dict[str, EventPayload]:
     return {"event": event}
 
 
+def replace_streamed_text(text: str) -> dict[str, Any]:
+    """A stream item (yielded by a pipe, not emitted) that replaces the reply's streamed text as a whole.
+
+    Open WebUI reads Responses API events inside a Chat Completions stream: a
+    `response.output_text.done` without `output_index` sets the text of the last output item, the
+    message being streamed, and the output items are what it stores and shows (0.8.12 and 0.10.2:
+    open_webui/utils/middleware.py, 0.12.4: open_webui/utils/response.py,
+    handle_responses_streaming_event). 0.10.2 drops `response.output_item.done` there, so this is
+    the event every version from 0.8 takes. 0.6.43 builds the message from the streamed text alone
+    and ignores it: the reply keeps its text without the marks, and its sources are listed."""
+    return {"type": "response.output_text.done", "content_index": 0, "text": text}
+
+
 # --- sending -------------------------------------------------------------------
 
 

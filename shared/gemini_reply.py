@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from shared.events import Emitter, citation
+from shared.events import Emitter, citation, replace_streamed_text
 from shared.gemini import encode_call_id, enum_name, explain_error
 from shared.messages import for_reader
 from shared.secrets import redact
@@ -380,19 +380,6 @@ async def close_stream(stream: Any) -> None:
 _DELTA_FIELDS = {"text": "content", "thought": "reasoning_content"}
 
 
-def replace_message(text: str) -> dict[str, Any]:
-    """A stream item that replaces the reply's text as a whole, once the citation marks are known.
-
-    Open WebUI reads Responses API events inside a Chat Completions stream: a
-    `response.output_text.done` without `output_index` sets the text of the last output item, the
-    message being streamed, and the output items are what it stores and shows (0.8.12 and 0.10.2:
-    open_webui/utils/middleware.py, 0.12.4: open_webui/utils/response.py,
-    handle_responses_streaming_event). 0.10.2 drops `response.output_item.done` there, so this is
-    the event every version from 0.8 takes. 0.6.43 builds the message from the streamed text alone
-    and ignores it: the reply keeps its text without the marks, and its sources are listed."""
-    return {"type": "response.output_text.done", "content_index": 0, "text": text}
-
-
 @dataclass
 class StreamOptions:
     include_thoughts: bool
@@ -412,7 +399,7 @@ async def stream_reply(
     with a one-line notice plus an error toast: an exception would make Open WebUI drop it all.
 
     Google Search's supports arrive with the last chunks, after most of the text was sent; in a
-    chat the text is then replaced once with the citation marks in it (`replace_message`)."""
+    chat the text is then replaced once with the citation marks in it (`replace_streamed_text` in shared/events.py)."""
     reply = Reply()
     failure = None
     try:
@@ -444,7 +431,7 @@ async def stream_reply(
         if options.can_replace and text and not reply.tool_calls:
             cited = cite(text, reply, options.shown)
             if cited != text:
-                yield replace_message(cited + tail)
+                yield replace_streamed_text(cited + tail)
     last = chunk(model, {}, finish_reason(reply) if failure is None else "stop")
     usage = openai_usage(reply.usage)
     if usage:

@@ -38,6 +38,23 @@ import uuid
 from pydantic import BaseModel, Field, field_validator
 
 
+# --- begin inlined: shared/messages.py (sha256:a33514ebf161b77d) ---
+def is_admin(user: Any) -> bool:
+    """Whether Open WebUI's `__user__` (a dict) or user record (an object) is an administrator."""
+    role = user.get("role") if isinstance(user, dict) else getattr(user, "role", None)
+    return role == "admin"
+
+
+def for_reader(sentence: str, detail: str = "", *, admin: bool) -> str:
+    """`sentence`, with the administrator's detail added when the reader is an administrator."""
+    sentence = sentence.strip()
+    detail = " ".join(detail.split())
+    if not admin or not detail:
+        return sentence
+    return f"{sentence} (For administrators: {detail})"
+# --- end inlined: shared/messages.py ---
+
+
 # --- begin inlined: shared/text.py (sha256:fe6438e699ab1c1d) ---
 # Content part types that carry text: Chat Completions ("text") and the Responses form that
 # Open WebUI 0.12.4 also stores for some connections ("input_text", "output_text").
@@ -132,7 +149,7 @@ def strip_reasoning(text: str) -> str:
 # --- end inlined: shared/text.py ---
 
 
-# --- begin inlined: shared/attachments.py (sha256:09c7c78447f2efd9) ---
+# --- begin inlined: shared/attachments.py (sha256:8b592bfb155bb548) ---
 _ATTACH_LOG = logging.getLogger("openwebui_pack.attachments")
 
 MiB = 1024 * 1024
@@ -324,7 +341,7 @@ async def read_host_file(
     user = user or {}
     if record is None:
         raise AttachmentError("it no longer exists")
-    if record.user_id != user.get("id") and user.get("role") != "admin":
+    if record.user_id != user.get("id") and not is_admin(user):
         raise AttachmentError("it belongs to another user")
     if not record.path:
         raise AttachmentError("it has no stored content")
@@ -447,7 +464,7 @@ def upload_plan(blobs: list[Blob], budget: int) -> list[Blob]:
 # --- end inlined: shared/attachments.py ---
 
 
-# --- begin inlined: shared/events.py (sha256:7862b93e74113ba6) ---
+# --- begin inlined: shared/events.py (sha256:88f815cefd5160c7) ---
 _EVENTS_LOG = logging.getLogger("openwebui_pack.events")
 
 
@@ -541,6 +558,19 @@ def input_request(title: str, message: str, placeholder: str = "", value: str = 
 
 def execute_request(code: str) -> EventPayload:
     return {"type": "execute", "data": {"code": code}}
+
+
+def replace_streamed_text(text: str) -> dict[str, Any]:
+    """A stream item (yielded by a pipe, not emitted) that replaces the reply's streamed text as a whole.
+
+    Open WebUI reads Responses API events inside a Chat Completions stream: a
+    `response.output_text.done` without `output_index` sets the text of the last output item, the
+    message being streamed, and the output items are what it stores and shows (0.8.12 and 0.10.2:
+    open_webui/utils/middleware.py, 0.12.4: open_webui/utils/response.py,
+    handle_responses_streaming_event). 0.10.2 drops `response.output_item.done` there, so this is
+    the event every version from 0.8 takes. 0.6.43 builds the message from the streamed text alone
+    and ignores it: the reply keeps its text without the marks, and its sources are listed."""
+    return {"type": "response.output_text.done", "content_index": 0, "text": text}
 
 
 async def send(event_emitter: EventEmitter | None, event: EventPayload) -> bool:
@@ -1841,24 +1871,7 @@ async def upload_file(
 # --- end inlined: shared/gemini.py ---
 
 
-# --- begin inlined: shared/messages.py (sha256:a33514ebf161b77d) ---
-def is_admin(user: Any) -> bool:
-    """Whether Open WebUI's `__user__` (a dict) or user record (an object) is an administrator."""
-    role = user.get("role") if isinstance(user, dict) else getattr(user, "role", None)
-    return role == "admin"
-
-
-def for_reader(sentence: str, detail: str = "", *, admin: bool) -> str:
-    """`sentence`, with the administrator's detail added when the reader is an administrator."""
-    sentence = sentence.strip()
-    detail = " ".join(detail.split())
-    if not admin or not detail:
-        return sentence
-    return f"{sentence} (For administrators: {detail})"
-# --- end inlined: shared/messages.py ---
-
-
-# --- begin inlined: shared/gemini_reply.py (sha256:27fd4835ee7bfa13) ---
+# --- begin inlined: shared/gemini_reply.py (sha256:c60df732a1463971) ---
 _REPLY_LOG = logging.getLogger("openwebui_pack.gemini_manifold")
 
 NOTICE_LIMIT = 300  # characters of the error in the one-line notice that ends a cut-off reply
@@ -2220,19 +2233,6 @@ async def close_stream(stream: Any) -> None:
 _DELTA_FIELDS = {"text": "content", "thought": "reasoning_content"}
 
 
-def replace_message(text: str) -> dict[str, Any]:
-    """A stream item that replaces the reply's text as a whole, once the citation marks are known.
-
-    Open WebUI reads Responses API events inside a Chat Completions stream: a
-    `response.output_text.done` without `output_index` sets the text of the last output item, the
-    message being streamed, and the output items are what it stores and shows (0.8.12 and 0.10.2:
-    open_webui/utils/middleware.py, 0.12.4: open_webui/utils/response.py,
-    handle_responses_streaming_event). 0.10.2 drops `response.output_item.done` there, so this is
-    the event every version from 0.8 takes. 0.6.43 builds the message from the streamed text alone
-    and ignores it: the reply keeps its text without the marks, and its sources are listed."""
-    return {"type": "response.output_text.done", "content_index": 0, "text": text}
-
-
 @dataclass
 class StreamOptions:
     include_thoughts: bool
@@ -2252,7 +2252,7 @@ async def stream_reply(
     with a one-line notice plus an error toast: an exception would make Open WebUI drop it all.
 
     Google Search's supports arrive with the last chunks, after most of the text was sent; in a
-    chat the text is then replaced once with the citation marks in it (`replace_message`)."""
+    chat the text is then replaced once with the citation marks in it (`replace_streamed_text` in shared/events.py)."""
     reply = Reply()
     failure = None
     try:
@@ -2284,7 +2284,7 @@ async def stream_reply(
         if options.can_replace and text and not reply.tool_calls:
             cited = cite(text, reply, options.shown)
             if cited != text:
-                yield replace_message(cited + tail)
+                yield replace_streamed_text(cited + tail)
     last = chunk(model, {}, finish_reason(reply) if failure is None else "stop")
     usage = openai_usage(reply.usage)
     if usage:

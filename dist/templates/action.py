@@ -18,7 +18,7 @@ from typing import Any, Literal, TypedDict
 from pydantic import BaseModel, Field
 
 
-# --- begin inlined: shared/events.py (sha256:7862b93e74113ba6) ---
+# --- begin inlined: shared/events.py (sha256:88f815cefd5160c7) ---
 _EVENTS_LOG = logging.getLogger("openwebui_pack.events")
 
 

@@ -23,7 +23,7 @@ from xml.etree.ElementTree import ParseError as ElementTreeParseError
 from pydantic import BaseModel, Field, field_validator
 
 
-# --- begin inlined: shared/events.py (sha256:7862b93e74113ba6) ---
+# --- begin inlined: shared/events.py (sha256:88f815cefd5160c7) ---
 _EVENTS_LOG = logging.getLogger("openwebui_pack.events")
 
 

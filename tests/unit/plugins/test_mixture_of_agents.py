@@ -20,6 +20,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, StreamingRespon
 
 from tests.fakes.openai_server import FakeOpenAI
 from tests.helpers import load_built
+from tests.unit.plugins.strategies import bodies
 
 pipe_mod = load_built("mixture_of_agents", kind="pipe")
 
@@ -357,32 +358,6 @@ async def test_history_from_earlier_mixture_replies_is_cleaned(fake, owui) -> No
     body = {"model": "mixture_of_agents", "messages": messages, "stream": True}
     await run_pipe(make_pipe(num_layers=1), owui, body)
     assert fake.chat_requests()[0]["messages"][2] == {"role": "assistant", "content": "7"}
-
-
-bodies = st.one_of(
-    st.none(),
-    st.fixed_dictionaries(
-        {},
-        optional={
-            "model": st.sampled_from(["mixture_of_agents", "mixture_of_agents.x", "", 5]),
-            "messages": st.one_of(
-                st.none(),
-                st.text(max_size=3),
-                st.lists(
-                    st.one_of(
-                        st.fixed_dictionaries(
-                            {"role": st.sampled_from(["user", "system", "assistant"]), "content": st.text(max_size=8)}
-                        ),
-                        st.dictionaries(st.text(max_size=3), st.integers(), max_size=2),
-                    ),
-                    max_size=4,
-                ),
-            ),
-            "stream": st.booleans(),
-            "temperature": st.one_of(st.none(), st.floats(0, 2)),
-        },
-    ),
-)
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

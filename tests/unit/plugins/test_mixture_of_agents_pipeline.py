@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 from tests.fakes.openai_server import FakeOpenAI
 from tests.helpers import load_built
+from tests.unit.plugins.strategies import bodies
 
 pipe_mod = load_built("mixture_of_agents", kind="pipe")
 pipeline_mod = load_built("mixture_of_agents", kind="pipeline")
@@ -51,32 +52,6 @@ def assert_valid_statuses(events: list[dict]) -> None:
         assert event["type"] == "status"
         assert set(event["data"]) == {"description", "done", "hidden"}
     assert events[-1]["data"]["done"] is True
-
-
-bodies = st.one_of(
-    st.none(),
-    st.fixed_dictionaries(
-        {},
-        optional={
-            "model": st.sampled_from(["mixture_of_agents", "mixture_of_agents.x", "", 5]),
-            "messages": st.one_of(
-                st.none(),
-                st.text(max_size=3),
-                st.lists(
-                    st.one_of(
-                        st.fixed_dictionaries(
-                            {"role": st.sampled_from(["user", "system", "assistant"]), "content": st.text(max_size=8)}
-                        ),
-                        st.dictionaries(st.text(max_size=3), st.integers(), max_size=2),
-                    ),
-                    max_size=4,
-                ),
-            ),
-            "stream": st.booleans(),
-            "temperature": st.one_of(st.none(), st.floats(0, 2)),
-        },
-    ),
-)
 
 
 def make_pipeline(fake: FakeOpenAI, **valves: Any) -> Any:
