@@ -4,7 +4,9 @@
     python3 build.py                 build dist/, manifest.json and the import bundles
     python3 build.py --check         exit 1 if the committed output differs from a rebuild
     python3 build.py new KIND NAME   start a plugin from a template
-    python3 build.py deploy --url URL [--token T] [--only ID ...] [--valves F.json] [--dry-run]
+    python3 build.py demo [--data DIR] [--fresh] [--port N]
+                                     a local Open WebUI 0.12.4 with the pack (needs the test venv)
+    python3 build.py deploy [--url URL] [--hayhooks URL] [--token T] [--only ID ...] [--valves F.json] [--dry-run]
                      [--share-tools] [--share-models] [--share-models-with GROUP[,GROUP]]
 
 Standard library only: it must run on a bare Python 3.11. The work is done by buildlib/.
@@ -22,6 +24,7 @@ if str(ROOT) not in sys.path:  # `python3 -I build.py` does not put the script's
     sys.path.insert(0, str(ROOT))
 
 from buildlib import BuildError  # noqa: E402
+from buildlib import demo as demo_command  # noqa: E402
 from buildlib.assemble import build, check  # noqa: E402
 from buildlib.deploy import DeployOptions, deploy  # noqa: E402
 from buildlib.kinds import STARTERS  # noqa: E402
@@ -41,8 +44,12 @@ def parser() -> argparse.ArgumentParser:
     new.add_argument("name")
     new.add_argument("--author", default="Your Name")
     new.add_argument("--description", default="What this plugin does, in one line.")
+    demo_command.add_parser(sub)
     ship = sub.add_parser("deploy", help="install the built pack into a running Open WebUI")
-    ship.add_argument("--url", required=True, help="Open WebUI base URL, e.g. http://127.0.0.1:8080")
+    ship.add_argument("--url", default=None, help="Open WebUI base URL, e.g. http://127.0.0.1:8080")
+    ship.add_argument(
+        "--hayhooks", default=None, metavar="URL", help="deploy the Hayhooks wrappers to this Hayhooks server"
+    )
     ship.add_argument("--token", default=None, help="admin token (default: env OPENWEBUI_TOKEN)")
     ship.add_argument(
         "--only", nargs="+", default=None, metavar="ID", help="deploy only these plugin ids (templates too)"
@@ -70,6 +77,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     root = args.root.resolve()
     try:
+        if args.command == "demo":
+            return demo_command.demo(root, demo_command.options_from(args))
         if args.command == "new":
             return new_plugin(root, args.kind, args.name, args.author, args.description)
         if args.command == "deploy":
@@ -84,6 +93,7 @@ def main(argv: list[str] | None = None) -> int:
                 timeout=args.timeout,
                 share_models=args.share_models,
                 share_models_with=args.share_models_with,
+                hayhooks=args.hayhooks,
             )
             return deploy(root, options)
         if args.check:

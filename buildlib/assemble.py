@@ -65,6 +65,7 @@ def build_plugin(root: Path, folder: str, source: str, cache: dict[str, Source])
         raise BuildError(f"{source}: file name must be a lower-case Python identifier (it becomes the id)")
     module = analyse(source, text)
     row = detect(module.tree, folder, source)
+    check_requirement_keys(meta, row, source)
     check_other_kinds({*defined_names(module), *import_bindings(module.imports)}, row, source)
     inlined = inline(root, module, cache)
 
@@ -99,11 +100,29 @@ def build_plugin(root: Path, folder: str, source: str, cache: dict[str, Source])
     )
 
 
+def check_requirement_keys(meta: dict[str, str], row: Kind, where: str) -> None:
+    """Open WebUI `requirements` and a server's own `server_requirements` never mix up.
+
+    tests/run.sh installs every manifest `requirements` into Open WebUI's environment, so a kind whose
+    packages belong to its own server (Hayhooks) names them under `server_requirements` instead.
+    """
+    if row.server_packages and "requirements" in meta:
+        raise BuildError(
+            f"{where}: a {row.name} plugin lists its packages as `server_requirements:` (they are installed "
+            "where its server runs, not into Open WebUI); rename the `requirements:` key"
+        )
+    if not row.server_packages and "server_requirements" in meta:
+        raise BuildError(
+            f"{where}: `server_requirements:` is only for kinds served outside Open WebUI; use `requirements:`"
+        )
+    parse_requirements(meta.get("server_requirements", ""), where)
+
+
 # --- outputs -----------------------------------------------------------------------------------
 
 
 def manifest_entry(p: Plugin) -> dict:
-    return {
+    entry = {
         "id": p.id,
         "kind": p.kind,
         "title": p.meta["title"],
@@ -117,6 +136,9 @@ def manifest_entry(p: Plugin) -> dict:
         "sha256": hashlib.sha256(p.text.encode("utf-8")).hexdigest(),
         "shared": p.shared,
     }
+    if p.kind_row.server_packages:
+        entry["server_requirements"] = parse_requirements(p.meta.get("server_requirements", ""), p.source)
+    return entry
 
 
 def bundle(plugins: list[Plugin], name: str) -> str:

@@ -135,7 +135,7 @@ class DeployTarget:
 
 @dataclass
 class DeployOptions:
-    url: str
+    url: str | None  # Open WebUI base URL (None: no Open WebUI deploy)
     token: str | None
     only: list[str] | None = None
     valves: Path | None = None
@@ -144,6 +144,7 @@ class DeployOptions:
     timeout: float = 60.0
     share_models: bool = False  # pipe models readable by all users
     share_models_with: list[str] | None = None  # ... or by these groups (names or ids)
+    hayhooks: str | None = None  # a Hayhooks server's base URL: deploy the Hayhooks wrappers there
 
 
 def open_webui_stored(text: str) -> str:
@@ -805,11 +806,26 @@ def installable(host: Host, targets: list[DeployTarget]) -> tuple[list[DeployTar
 
 
 def deploy(root: Path, options: DeployOptions) -> int:
+    """Deploy to Open WebUI (--url), to a Hayhooks server (--hayhooks), or both; 1 when anything failed."""
+    if not options.url and not options.hayhooks:
+        raise BuildError("say where to deploy: --url (an Open WebUI) and/or --hayhooks (a Hayhooks server)")
+    status = 0
+    if options.url:
+        status = deploy_open_webui(root, options)
+    if options.hayhooks:
+        status = max(status, deploy_hayhooks(root, options))
+    return status
+
+
+def deploy_open_webui(root: Path, options: DeployOptions) -> int:
     """Deploy the selected plugins, one line per plugin; 1 when any of them failed."""
+    assert options.url is not None
     if not options.token:
         raise BuildError("no token: pass --token or set OPENWEBUI_TOKEN (an admin's API key or JWT)")
     started = time.perf_counter()
     targets, notes = select_targets(root, options.only)
+    if options.hayhooks:  # the Hayhooks wrappers are deployed there, after this
+        notes = [n for n in notes if f" ({HAYHOOKS_KIND}): " not in n]
     if options.valves is not None:
         notes += load_valves(options.valves, root, targets)
     api = OpenWebUIApi(options.url, options.token, timeout=options.timeout)
@@ -849,5 +865,235 @@ def deploy(root: Path, options: DeployOptions) -> int:
     print(
         f"{'checked' if options.dry_run else 'deployed'} {ok} of {len(targets)} plugins in {took:.2f} s; "
         f"{changed} {'would change' if options.dry_run else 'changed'}, {failed} failed"
+    )
+    return 1 if failed else 0
+
+
+# --- Hayhooks: `deploy --hayhooks URL` -----------------------------------------------------------
+#
+# Hayhooks 2.1.0 (hayhooks/server/routers/deploy.py) deploys a wrapper at runtime with
+# POST /deploy_files {"name", "files": {relative path: text}, "save_files", "overwrite"}: it loads the
+# module, runs setup() and serves it as the model <name>; with save_files the files are also written
+# to <pipelines dir>/<name>/, so a restart serves them again. It has no authentication, and no
+# endpoint returns a deployed wrapper's files, so deploy cannot read back what a server runs: it keeps
+# a record of what it sent to which server (HAYHOOKS_RECORD_ENV, default under the user's cache dir)
+# and redeploys a wrapper when the record differs or the server does not list it.
+
+HAYHOOKS_KIND = "hayhooks"
+HAYHOOKS_HOST = "hayhooks"  # buildlib/kinds.py: the host of the Hayhooks wrapper kind
+HAYHOOKS_WRAPPER = "pipeline_wrapper.py"
+HAYHOOKS_RECORD_ENV = "OPENWEBUI_PACK_HAYHOOKS_RECORD"
+# after deploying, /status is read this many times over fresh connections: a server with several
+# uvicorn workers answers from different processes, and a runtime deploy reached only one of them
+WORKER_PROBES = 8
+HAYHOOKS_WORKERS_NOTE = (
+    "note: a runtime deploy reaches only the Hayhooks worker that answered it; a server started with "
+    "--workers 2 or more must be restarted with the wrappers in its pipelines dir "
+    "(`hayhooks run --pipelines-dir dist/hayhooks`) instead"
+)
+HAYHOOKS_AUTH_NOTE = (
+    "note: Hayhooks has no authentication (/deploy_files, /undeploy and the chat endpoints are open): "
+    "bind it to 127.0.0.1 or put an authenticating proxy in front of it"
+)
+
+
+@dataclass
+class HayhooksTarget:
+    id: str
+    name: str  # the model id: the folder Hayhooks serves it from
+    files: dict[str, str]
+    sha256: str  # of the built wrapper (the manifest's hash)
+
+
+def is_hayhooks(entry: dict) -> bool:
+    return kind(entry["kind"]).host == HAYHOOKS_HOST
+
+
+def select_hayhooks_targets(
+    root: Path, only: list[str] | None, open_webui_too: bool = False
+) -> tuple[list[HayhooksTarget], list[str]]:
+    """The Hayhooks wrappers to deploy (default: the pack's, without templates) and notes on the rest.
+
+    With `open_webui_too` (--url given as well) the --only ids Open WebUI takes get no note here.
+    """
+    path = root / MANIFEST
+    if not path.is_file():
+        raise BuildError(f"no {MANIFEST} in {root}; run `python3 build.py` first")
+    entries = json.loads(path.read_text(encoding="utf-8"))["plugins"]
+    notes: list[str] = []
+    if only:
+        known = {e["id"]: e for e in entries}
+        unknown = [i for i in only if i not in known]
+        if unknown:
+            listed = ", ".join(sorted(e["id"] for e in entries if is_hayhooks(e)))
+            raise BuildError(f"--only: no plugin {', '.join(unknown)} in {MANIFEST} (Hayhooks wrappers: {listed})")
+        chosen = []
+        for i in dict.fromkeys(only):
+            if is_hayhooks(known[i]):
+                chosen.append(known[i])
+            elif not (open_webui_too and kind(known[i]["kind"]).deployable):
+                notes.append(f"{i} ({known[i]['kind']}): not a Hayhooks wrapper; deploy it into Open WebUI with --url")
+    else:
+        chosen = [e for e in entries if is_hayhooks(e) and not is_template(e)]
+    targets = []
+    for entry in chosen:
+        dist = root / entry["dist"]
+        if not dist.is_file():
+            raise BuildError(f"{entry['dist']} is missing; run `python3 build.py`")
+        text = dist.read_text(encoding="utf-8")
+        if hashlib.sha256(text.encode("utf-8")).hexdigest() != entry["sha256"]:
+            raise BuildError(f"{entry['dist']} does not match {MANIFEST}; run `python3 build.py`")
+        targets.append(HayhooksTarget(entry["id"], entry["id"], {HAYHOOKS_WRAPPER: text}, entry["sha256"]))
+    return targets, notes
+
+
+class HayhooksApi:
+    """JSON client for a Hayhooks server (urllib, no token: Hayhooks has no authentication)."""
+
+    def __init__(self, url: str, timeout: float = 60.0) -> None:
+        self.url = url.rstrip("/")
+        self.timeout = timeout
+        self.calls = 0
+
+    def call(self, method: str, path: str, body: object = None):  # -> the decoded JSON
+        import urllib.error
+        import urllib.request
+
+        data = None if body is None else json.dumps(body).encode("utf-8")
+        headers = {"Accept": "application/json", "Connection": "close"}
+        if data is not None:
+            headers["Content-Type"] = "application/json"
+        request = urllib.request.Request(self.url + path, data=data, method=method, headers=headers)
+        self.calls += 1
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                raw = response.read()
+        except urllib.error.HTTPError as exc:
+            raise ApiError(method, path, exc.code, error_detail(exc.read())) from None
+        except (urllib.error.URLError, OSError) as exc:
+            reason = getattr(exc, "reason", exc)
+            raise BuildError(f"cannot reach Hayhooks at {self.url}: {reason}") from None
+        try:
+            return json.loads(raw) if raw.strip() else None
+        except ValueError:
+            raise BuildError(f"{method} {path}: the answer is not JSON; is {self.url} a Hayhooks server?") from None
+
+    def status(self) -> dict:
+        try:
+            body = self.call("GET", "/status")
+        except ApiError as exc:
+            raise BuildError(f"{exc}: {self.url} does not answer like a Hayhooks server") from None
+        if not isinstance(body, dict) or "pipelines" not in body:
+            raise BuildError(f"GET /status: {self.url} does not answer like a Hayhooks server")
+        return body
+
+
+def hayhooks_record_path() -> Path:
+    """Where deploy remembers what it sent to which Hayhooks server."""
+    import os
+
+    override = os.environ.get(HAYHOOKS_RECORD_ENV)
+    if override:
+        return Path(override)
+    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(cache) / "openwebui-pack" / "hayhooks-deploys.json"
+
+
+def read_record(path: Path) -> dict[str, dict[str, str]]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def write_record(path: Path, record: dict[str, dict[str, str]]) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    except OSError as exc:
+        print(f"note: could not save the deploy record {path} ({exc}); the next run deploys again")
+
+
+def deploy_wrapper(
+    api: HayhooksApi, target: HayhooksTarget, listed: set[str], sent: dict[str, str], dry_run: bool
+) -> str:
+    """One wrapper: "unchanged", or "created"/"updated" after POST /deploy_files."""
+    if target.name in listed and sent.get(target.name) == target.sha256:
+        return "unchanged"
+    word = "updated" if target.name in listed else "created"
+    if not dry_run:
+        api.call(
+            "POST",
+            "/deploy_files",
+            {"name": target.name, "files": target.files, "save_files": True, "overwrite": True},
+        )
+        sent[target.name] = target.sha256
+    return word
+
+
+def worker_check(api: HayhooksApi, names: list[str]) -> str | None:
+    """A warning when some /status answers lack a just-deployed wrapper (several workers), else None."""
+    if not names:
+        return None
+    missing = 0
+    for _ in range(WORKER_PROBES):
+        listed = set(api.status().get("pipelines") or ())
+        if not set(names) <= listed:
+            missing += 1
+    if not missing:
+        return None
+    return (
+        f"WARNING: {missing} of {WORKER_PROBES} /status answers did not list {', '.join(names)}: this server "
+        "runs several workers and the deploy reached one of them. Restart it with the wrappers in its "
+        "pipelines dir (`hayhooks run --pipelines-dir dist/hayhooks`)"
+    )
+
+
+def deploy_hayhooks(root: Path, options: DeployOptions) -> int:
+    """Deploy the Hayhooks wrappers to the server at options.hayhooks; 1 when any of them failed."""
+    assert options.hayhooks is not None
+    started = time.perf_counter()
+    targets, notes = select_hayhooks_targets(root, options.only, open_webui_too=bool(options.url))
+    api = HayhooksApi(options.hayhooks, timeout=options.timeout)
+    status = api.status()
+    if status.get("durable_mode"):
+        raise BuildError(
+            f"the Hayhooks server at {api.url} runs in durable mode, where runtime deploys are disabled; "
+            "put the wrappers in its pipelines dir and restart it"
+        )
+    listed = set(status.get("pipelines") or ())
+    record_path = hayhooks_record_path()
+    record = read_record(record_path)
+    sent = record.setdefault(api.url, {})
+    print(f"Hayhooks at {api.url}{': dry run, nothing is changed' if options.dry_run else ''}")
+    for note in [*notes, HAYHOOKS_AUTH_NOTE]:
+        print(note)
+    failed, changed = 0, []
+    for target in targets:
+        try:
+            word = deploy_wrapper(api, target, listed, sent, options.dry_run)
+        except (ApiError, BuildError) as exc:
+            failed += 1
+            sent.pop(target.name, None)
+            print(f"{target.id} (hayhooks): FAILED: {exc}", flush=True)
+            continue
+        if word != "unchanged":
+            changed.append(target.name)
+        shown = DRY_RUN_WORDS.get(word, word) if options.dry_run else word
+        print(f"{target.id} (hayhooks): {shown}, model {target.name}", flush=True)
+    if not options.dry_run:
+        write_record(record_path, record)
+        warning = worker_check(api, changed)
+        print(warning or HAYHOOKS_WORKERS_NOTE)
+    took = time.perf_counter() - started
+    ok = len(targets) - failed
+    verb = "would change" if options.dry_run else "changed"
+    nothing = (
+        " (nothing to do: the server already runs these wrappers)" if targets and not changed and not failed else ""
+    )
+    print(
+        f"{'checked' if options.dry_run else 'deployed'} {ok} of {len(targets)} Hayhooks wrappers in {took:.2f} s; "
+        f"{len(changed)} {verb}, {failed} failed{nothing}"
     )
     return 1 if failed else 0

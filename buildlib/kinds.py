@@ -18,13 +18,14 @@ TEMPLATES = "templates"
 FUNCTION = "function"  # Open WebUI Functions (Admin > Functions)
 TOOL = "tool"  # Open WebUI Tools (Workspace > Tools)
 PIPELINE = "pipeline"  # an Open WebUI Pipelines server
+HAYHOOKS = "hayhooks"  # a Hayhooks server (`hayhooks run`), an OpenAI-compatible connection of Open WebUI
 
 
 @dataclass(frozen=True)
 class Kind:
     name: str  # manifest `kind`
     cls: str  # the class the host instantiates
-    host: str  # FUNCTION, TOOL or PIPELINE
+    host: str  # FUNCTION, TOOL, PIPELINE or HAYHOOKS
     folder: str  # plugins/<folder>/ holds this kind (plugins/templates/ holds every kind)
     template: str  # plugins/templates/<template>.py starts a new plugin of this kind
     label: str  # the README table's "Kind" column
@@ -33,6 +34,12 @@ class Kind:
     placeholder: str  # smallest valid body, used by deploy to read a hidden create error
     dist: str = "{folder}/{name}.py"  # path under dist/ ({folder}: the source folder, {name}: file stem)
     elsewhere: str = ""  # for kinds deploy skips: where the built file goes instead ({dist}: its path)
+    # The build execs the built file the way Open WebUI's loader does; False: compiled only (its host
+    # has its own loader and packages the build's Python lacks).
+    loads: bool = True
+    # Its packages belong to its own server's environment: listed as the manifest's
+    # `server_requirements` (frontmatter `server_requirements:`), never as Open WebUI `requirements`.
+    server_packages: bool = False
 
     @property
     def bundle(self) -> str | None:
@@ -112,6 +119,26 @@ KINDS: tuple[Kind, ...] = (
         can_be_global=False,
         placeholder="class Pipeline:\n    pass\n",
         elsewhere="a Pipelines-server pipeline, not installable into Open WebUI (upload {dist} to a Pipelines server)",
+    ),
+    Kind(
+        name="hayhooks",
+        cls="PipelineWrapper",
+        host=HAYHOOKS,
+        folder="hayhooks",
+        template="hayhooks",
+        label="Hayhooks wrapper",
+        deployable=False,
+        can_be_global=False,
+        placeholder="class PipelineWrapper:\n    def setup(self) -> None:\n        pass\n",
+        # Hayhooks serves <pipelines-dir>/<name>/pipeline_wrapper.py as the model <name>.
+        dist="{folder}/{name}/pipeline_wrapper.py",
+        elsewhere=(
+            "a Hayhooks pipeline wrapper, not installable into Open WebUI (serve it with "
+            "`hayhooks run --pipelines-dir dist/hayhooks`, which loads {dist}, and add the Hayhooks server "
+            "to Open WebUI as an OpenAI connection)"
+        ),
+        loads=False,
+        server_packages=True,
     ),
 )
 

@@ -82,6 +82,13 @@ def load_check(plugins: list[Plugin], strict: bool) -> list[str]:
         return [f"load check skipped: {missing} is not installed in this Python (run it in the test venv)"]
     notes = []
     for p in plugins:
+        if not p.kind_row.loads:
+            # Another server loads it (Hayhooks imports the wrapper as a module): only compile it here.
+            try:
+                compile(p.text, p.dist, "exec", dont_inherit=True)
+            except SyntaxError as exc:
+                raise BuildError(f"{p.dist}: does not compile: {exc.msg} (line {exc.lineno})") from exc
+            continue
         try:
             load_like_open_webui(p)
         except MissingPackage as exc:

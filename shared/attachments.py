@@ -5,7 +5,8 @@ file store is reached through the `host` object a plugin passes in (see shared/h
 
 Image links are downloaded with a size cap and a timeout, and only from public addresses unless
 the server allows local fetching (the same switch as Open WebUI's own URL fetching): a link in a
-chat must not become a way to read the server's private network.
+chat must not become a way to read the server's private network (shared/netguard.py judges the
+addresses), nor, through different messages for different failures, a way to map it.
 """
 
 import asyncio
@@ -13,7 +14,6 @@ import base64
 import binascii
 import importlib
 import io
-import ipaddress
 import logging
 import mimetypes
 import os
@@ -24,6 +24,7 @@ from typing import Any, Literal
 from urllib.parse import unquote_to_bytes, urljoin, urlsplit
 
 from shared.messages import is_admin
+from shared.netguard import BlockedAddressError, check_host, guarded_connector
 from shared.text import content_text
 
 _ATTACH_LOG = logging.getLogger("openwebui_pack.attachments")
@@ -37,10 +38,6 @@ IMAGE_URL_MAX_REDIRECTS = 3
 
 class AttachmentError(ValueError):
     """An image or file that cannot be sent; the request goes on without it."""
-
-
-class PrivateAddressError(OSError):
-    """A link whose host resolves only to private, loopback or link-local addresses."""
 
 
 # --- bytes and data URIs -------------------------------------------------------------------------
@@ -118,64 +115,142 @@ def local_fetch_allowed() -> bool:
     return value.strip().lower() == "true"
 
 
-def _public_ip(host: str) -> bool:
-    try:
-        return ipaddress.ip_address(host.split("%", 1)[0]).is_global
-    except ValueError:
-        return False
+# The one sentence a user reads about an image link that was refused, could not be reached, did not
+# answer, or answered with something else than an image: telling those apart would let a chat probe
+# which addresses and ports answer behind the server (the administrator's log has the reason).
+IMAGE_LINK_FAILED = "the link could not be downloaded as an image"
+
+
+class ImageLinkError(AttachmentError):
+    """An image link that was not downloaded: `str()` is what the user reads, `detail` the reason
+    for the server log; `too_large` when the only problem is its size."""
+
+    def __init__(self, message: str = IMAGE_LINK_FAILED, detail: str = "", *, too_large: bool = False) -> None:
+        super().__init__(message)
+        self.detail = detail or message
+        self.too_large = too_large
 
 
 def _check_url(url: str, allow_private: bool) -> None:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise AttachmentError("only http(s) image links can be fetched")
+        raise ImageLinkError(detail="only http(s) links are fetched")
     if any(c in url for c in "\\\t\r\n"):
-        raise AttachmentError("the link contains characters that are not allowed")
-    host = parts.hostname
-    literal = True
+        raise ImageLinkError(detail="the link contains characters that are not allowed")
+    if allow_private:
+        return
     try:
-        ipaddress.ip_address(host.split("%", 1)[0])
+        check_host(parts.hostname)
+    except BlockedAddressError as exc:
+        raise ImageLinkError(detail=f"refused: {exc}") from None
+
+
+def _client_host(url: str) -> str | None:
+    """The host aiohttp will connect to for `url` (yarl's IDNA-mapped spelling), None if it has none."""
+    try:
+        import yarl  # aiohttp's URL type; installed with it
+
+        return yarl.URL(url).raw_host
+    except ImportError:
+        return urlsplit(url).hostname
     except ValueError:
-        literal = False
-    if literal and not allow_private and not _public_ip(host):
-        raise AttachmentError("the link points to a private network address")
+        return None
 
 
-_resolver_classes: dict[int, type] = {}  # one resolver class per aiohttp module (built on first use)
+def _too_large(max_bytes: int) -> ImageLinkError:
+    size = f"{max_bytes // MiB} MB" if max_bytes >= MiB else f"{max_bytes // 1024} KB"
+    return ImageLinkError(f"it is larger than {size}", f"larger than {max_bytes} bytes", too_large=True)
 
 
-def _public_resolver(aiohttp: Any) -> Any:
-    """A resolver that drops private addresses, so DNS cannot steer the fetch inside the network."""
-    cls = _resolver_classes.get(id(aiohttp))
-    if cls is None:
+class DownloadBudget:
+    """The bytes all image links of one request may download together, shared by concurrent
+    downloads: each block counts as it arrives, so the total never goes over."""
 
-        class PublicResolver(aiohttp.ThreadedResolver):
-            async def resolve(self, host: str, port: int = 0, family: int = 0) -> list[dict[str, Any]]:
-                found = await super().resolve(host, port, family)
-                public = [entry for entry in found if _public_ip(entry["host"])]
-                if not public:
-                    raise PrivateAddressError(f"{host} resolves only to private network addresses")
-                return public
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self.left = max_bytes
 
-        cls = _resolver_classes[id(aiohttp)] = PublicResolver
-    return cls()
+    def take(self, count: int) -> None:
+        if count > self.left:
+            self.left = 0
+            size = f"{self.max_bytes // MiB} MB" if self.max_bytes >= MiB else f"{self.max_bytes // 1024} KB"
+            raise ImageLinkError(
+                f"the image links of this request together are larger than {size}",
+                f"over the request's download budget of {self.max_bytes} bytes",
+                too_large=True,
+            )
+        self.left -= count
+
+    def give_back(self, count: int) -> None:
+        self.left = min(self.max_bytes, self.left + max(0, count))
 
 
-async def _read_image(response: Any, max_bytes: int) -> tuple[str, bytes]:
+async def _read_image(response: Any, max_bytes: int, budget: DownloadBudget | None) -> tuple[str, bytes]:
     if response.status != 200:
-        raise AttachmentError(f"the server answered HTTP {response.status}")
+        raise ImageLinkError(detail=f"the server answered HTTP {response.status}")
     if (response.content_length or 0) > max_bytes:
-        raise AttachmentError(f"it is larger than {max_bytes // MiB} MB")
+        raise _too_large(max_bytes)
     data = bytearray()
-    async for block in response.content.iter_chunked(64 * 1024):
-        data.extend(block)
-        if len(data) > max_bytes:
-            raise AttachmentError(f"it is larger than {max_bytes // MiB} MB")
+    budget = budget or DownloadBudget(max_bytes)
+    # A declared length is taken from the budget at once: concurrent downloads then cannot each
+    # take part of it and all end up over (what is not read after all is given back).
+    counted = response.content_length or 0
+    budget.take(counted)
+    try:
+        async for block in response.content.iter_chunked(64 * 1024):
+            if len(data) + len(block) > max_bytes:
+                raise _too_large(max_bytes)
+            if len(data) + len(block) > counted:
+                budget.take(len(data) + len(block) - counted)
+                counted = len(data) + len(block)
+            data.extend(block)
+    except BaseException:
+        budget.give_back(counted - len(data))
+        raise
     header = (response.headers.get("Content-Type") or "").split(";")[0].strip().lower()
     mime = sniff_mime(bytes(data[:64])) or header
     if not mime.startswith("image/"):
-        raise AttachmentError(f"the link is not an image ({mime or 'unknown type'})")
+        raise ImageLinkError(detail=f"not an image ({mime or 'unknown type'})")
     return mime, bytes(data)
+
+
+def _blocked_reason(exc: BaseException) -> str | None:
+    """The guard's refusal inside an aiohttp connection error, if that is what it is."""
+    seen: BaseException | None = exc
+    for _ in range(6):
+        if seen is None:
+            return None
+        if isinstance(seen, BlockedAddressError):
+            return str(seen)
+        seen = getattr(seen, "os_error", None) or seen.__cause__ or seen.__context__
+    return None
+
+
+def _log_url(url: str) -> str:
+    # Host and path only: a query string may carry someone's token.
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}{parts.path}"[:200]
+
+
+async def _download(
+    session: Any, url: str, allow_private: bool, max_bytes: int, max_redirects: int, budget: DownloadBudget | None
+) -> Any:
+    for _ in range(max_redirects + 1):
+        host = _client_host(url)
+        if not host:
+            raise ImageLinkError(detail="the link has no host the client can connect to")
+        if not allow_private:
+            try:
+                check_host(host)
+            except BlockedAddressError as exc:
+                raise ImageLinkError(detail=f"refused: {exc}") from None
+        async with session.get(url, allow_redirects=False) as response:
+            if response.status in (301, 302, 303, 307, 308) and response.headers.get("Location"):
+                url = urljoin(url, response.headers["Location"])
+                _check_url(url, allow_private)  # every hop is judged like the first link
+                continue
+            return await _read_image(response, max_bytes, budget)
+    raise ImageLinkError(detail=f"more than {max_redirects} redirects")
 
 
 async def fetch_image(
@@ -184,33 +259,37 @@ async def fetch_image(
     max_bytes: int = IMAGE_URL_MAX_BYTES,
     timeout: float = IMAGE_URL_TIMEOUT,
     max_redirects: int = IMAGE_URL_MAX_REDIRECTS,
+    budget: DownloadBudget | None = None,
 ) -> tuple[str, bytes]:
-    """Download an image link (size cap, timeout, public addresses only unless the host allows local)."""
+    """Download an image link: at most `max_bytes` (and what is left of the request's `budget`),
+    within `timeout` seconds for all redirects together, and only from public addresses unless
+    the server allows local fetching.
+
+    The host is judged as the HTTP client spells it (shared/netguard.py), and every address the
+    connection goes to is judged again when it is made, on every redirect hop."""
     import aiohttp
 
     allow_private = local_fetch_allowed()
-    _check_url(url, allow_private)
-    connector = aiohttp.TCPConnector(resolver=None if allow_private else _public_resolver(aiohttp))
-    client_timeout = aiohttp.ClientTimeout(total=timeout)
     try:
-        async with aiohttp.ClientSession(connector=connector, timeout=client_timeout) as session:
-            for _ in range(max_redirects + 1):
-                async with session.get(url, allow_redirects=False) as response:
-                    if response.status in (301, 302, 303, 307, 308) and response.headers.get("Location"):
-                        url = urljoin(url, response.headers["Location"])
-                        _check_url(url, allow_private)
-                        continue
-                    return await _read_image(response, max_bytes)
-            raise AttachmentError("the link redirects too many times")
-    except AttachmentError:
+        _check_url(url, allow_private)
+        if timeout <= 0:
+            raise ImageLinkError(detail="no time was left for downloads in this request")
+        connector = aiohttp.TCPConnector() if allow_private else guarded_connector(aiohttp)
+        # trust_env stays off: a proxy would resolve the host itself, past the address check.
+        async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=timeout)) as session:
+            download = _download(session, url, allow_private, max_bytes, max_redirects, budget)
+            return await asyncio.wait_for(download, timeout)
+    except ImageLinkError as exc:
+        _ATTACH_LOG.info("image link %s was not downloaded: %s", _log_url(url), exc.detail)
         raise
     except TimeoutError:
-        raise AttachmentError(f"it did not download within {timeout:.0f} s") from None
-    except (aiohttp.ClientError, OSError) as exc:
-        if isinstance(getattr(exc, "os_error", None), PrivateAddressError) or isinstance(exc, PrivateAddressError):
-            raise AttachmentError("the link points to a private network address") from None
-        _ATTACH_LOG.info("image link download failed: %s: %s", type(exc).__name__, exc)
-        raise AttachmentError("it could not be downloaded") from None
+        _ATTACH_LOG.info("image link %s was not downloaded: no answer within %.3g s", _log_url(url), timeout)
+        raise ImageLinkError(detail=f"no answer within {timeout:.3g} s") from None
+    except (aiohttp.ClientError, OSError, ValueError) as exc:
+        reason = _blocked_reason(exc)
+        detail = f"refused: {reason}" if reason else f"{type(exc).__name__}: {exc}"
+        _ATTACH_LOG.info("image link %s was not downloaded: %s", _log_url(url), detail)
+        raise ImageLinkError(detail=detail) from None
 
 
 # --- files uploaded to the host ------------------------------------------------------------------
@@ -333,10 +412,13 @@ class Blob:
 
     part: dict[str, Any]
     name: str
+    # The inline_data once the part points at an uploaded file instead (a second upload, with
+    # another key, starts from it again).
+    inline: dict[str, Any] | None = None
 
     @property
     def size(self) -> int:
-        return len(self.part["inline_data"]["data"])
+        return len((self.inline or self.part["inline_data"])["data"])
 
 
 def upload_plan(blobs: list[Blob], budget: int) -> list[Blob]:

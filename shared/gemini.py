@@ -34,12 +34,14 @@ from shared.attachments import (
     upload_plan,
 )
 from shared.events import Emitter
+from shared.gemini_media import MediaOptions, MediaPlan, add_generated_images, apply_media, plan_media
 from shared.gemini_models import (
     EFFORTS,
     MODEL_ID,
     PLACEHOLDER_IDS,
     SIGNED_FORMS,
     combines_search_and_functions,
+    model_capabilities,
     sub_model_id,
     thinking_config,
     thinking_family,
@@ -300,7 +302,11 @@ class Converted:
     contents: list[dict[str, Any]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     blobs: list[Blob] = field(default_factory=list)
-    images: int = 0  # image parts seen, to name them ("image 2") whether or not they could be read
+    images: int = 0  # image parts seen in the whole chat
+    # Images are named as the user sees them: by their place in their own message ("image 2"),
+    # and an earlier message's as such ("image 1 of an earlier message").
+    message_images: int = 0
+    earlier: bool = False
 
 
 def _image_url(item: Any) -> Any:
@@ -332,7 +338,8 @@ def _blob_part(out: Converted, mime: str, data: bytes, name: str) -> dict[str, A
 
 def _image_part(out: Converted, url: Any, images: Mapping[str, ImageResult]) -> dict[str, Any]:
     out.images += 1
-    label = f"image {out.images}"
+    out.message_images += 1
+    label = f"image {out.message_images}" + (" of an earlier message" if out.earlier else "")
     try:
         if not isinstance(url, str) or not url:
             raise AttachmentError("it has no URL")
@@ -484,7 +491,8 @@ def convert_messages(
     out = Converted()
     system: list[str] = []
     calls: dict[str, tuple[str, str | None]] = {}
-    for message in messages:
+    last_user = max((i for i, m in enumerate(messages) if isinstance(m, dict) and m.get("role") == "user"), default=-1)
+    for index, message in enumerate(messages):
         if not isinstance(message, dict):
             continue
         role = message.get("role")
@@ -494,6 +502,7 @@ def convert_messages(
             if text:
                 system.append(text)
         elif role == "user":
+            out.message_images, out.earlier = 0, index != last_user
             _append(out.contents, "user", _user_parts(out, content, images))
         elif role == "assistant":
             # Thinking shown in Open WebUI (this model's or another's) is not sent back as text.
@@ -551,6 +560,7 @@ class RequestOptions:
     inline_budget: int = INLINE_BUDGET  # raw bytes sent inline; the largest attachments above it are uploaded
     # The installed SDK can ask for Gemini 3's search steps (ToolConfig.include_server_side_tool_invocations).
     sdk_server_side_tools: bool = True
+    media: MediaOptions = field(default_factory=MediaOptions)  # images, code execution, URL context, Maps, YouTube
 
 
 @dataclass
@@ -562,6 +572,7 @@ class Fetched:
     images: dict[str, ImageResult] = field(default_factory=dict)
     files: list[tuple[FileAttachment, FileResult]] = field(default_factory=list)
     server_parts: Mapping[str, list[dict[str, Any]]] = field(default_factory=dict)
+    generated: list[tuple[str, bytes]] = field(default_factory=list)  # earlier generated images, newest first
 
 
 @dataclass
@@ -643,9 +654,25 @@ def build_request(
         needs_signatures=thinking_family(model_id, thinking) in SIGNED_FORMS,
         server_parts=fetched.server_parts,
     )
+    # 0.8.12 passes only the workspace tools as `__tools__`; its builtin ones are in the metadata
+    builtin = builtin_tool_names(tools) | builtin_tool_names(
+        metadata.get("tools") if isinstance(metadata, dict) else None
+    )
+    user_tools = any(original not in builtin for original in names.values())
+    media = MediaPlan()
     if not task:
         attach_files(converted, fetched.files)
-    config: dict[str, Any] = sampling_config(body)
+        current = converted.contents[-1]["parts"] if converted.contents else []
+        media = plan_media(
+            model_capabilities(model_id, thinking), options.media, grounding=options.grounding,
+            declarations=bool(declarations), user_tools=user_tools,
+            answering=any("function_response" in p for p in current),
+            combines=combines_search_and_functions(model_id) and options.sdk_server_side_tools,
+        )  # fmt: skip
+        apply_media(converted.contents, media)
+        add_generated_images(converted.contents, converted.blobs, fetched.generated if media.images else [])
+        declarations = declarations if media.functions else []
+    config: dict[str, Any] = {**sampling_config(body), **media.config}
     if converted.system:
         config["system_instruction"] = converted.system
     if options.permissive_safety:
@@ -661,23 +688,18 @@ def build_request(
     )
     if thinking_cfg:
         config["thinking_config"] = thinking_cfg
-    # 0.8.12 passes only the workspace tools as `__tools__`; its builtin ones are in the metadata
-    builtin = builtin_tool_names(tools) | builtin_tool_names(
-        metadata.get("tools") if isinstance(metadata, dict) else None
-    )
     plan = (
         ToolPlan()
         if task
         else plan_tools(
-            options.grounding, declarations, converted.contents, model_id=model_id,
-            user_tools=any(original not in builtin for original in names.values()),
-            sdk_server_side_tools=options.sdk_server_side_tools,
+            options.grounding and media.search, declarations, converted.contents, model_id=model_id,
+            user_tools=user_tools, sdk_server_side_tools=options.sdk_server_side_tools,
         )
     )  # fmt: skip
-    if plan.tools:
-        config["tools"] = plan.tools
-    if plan.tool_config:
-        config["tool_config"] = plan.tool_config
+    if plan.tools or media.tools:
+        config["tools"] = plan.tools + media.tools
+    if plan.tool_config or (media.tools and declarations):  # built-in tools next to the chat's (Gemini 3)
+        config["tool_config"] = {**(plan.tool_config or {}), "include_server_side_tool_invocations": True}
     # Tools run in Open WebUI, never inside the SDK.
     config["automatic_function_calling"] = {"disable": True}
     return GeminiRequest(
@@ -686,9 +708,9 @@ def build_request(
         config=config,
         names=names,
         uploads=upload_plan(converted.blobs, options.inline_budget),
-        warnings=converted.warnings,
+        warnings=converted.warnings + media.warnings,
         include_thoughts=options.include_thoughts and not task,
-        notes=[plan.note] if plan.note else [],
+        notes=([plan.note] if plan.note else []) + media.notes,
         grounded=plan.grounded,
     )
 
@@ -747,9 +769,16 @@ def _one_line(text: str) -> str:
     return " ".join(text.split())
 
 
-def explain_error(exc: BaseException, *, retries: int = 0, timeout: float | None = None) -> ErrorText:
-    """What a user reads about a failure, and what an administrator reads in addition."""
+def explain_error(
+    exc: BaseException, *, retries: int = 0, timeout: float | None = None, upload: str | None = None
+) -> ErrorText:
+    """What a user reads about a failure, and what an administrator reads in addition. `upload`
+    names the file when the failure is a Files API upload's (its 404 is not about the model)."""
     text = _error_text(exc, retries=retries, timeout=timeout)
+    status = api_status(exc)
+    if upload is not None and status is not None:
+        said = "Gemini's Files API was not found at the API address" if status == 404 else text.sentence
+        text = ErrorText(f"Uploading {upload} to Gemini failed: {said.rstrip('.')}.", text.detail)
     return ErrorText(_one_line(text.sentence), _one_line(text.detail), text.connection)
 
 
@@ -797,6 +826,11 @@ def _error_text(exc: BaseException, *, retries: int, timeout: float | None) -> E
     if isinstance(exc, TimeoutError):
         sentence = f"Gemini did not answer within {timeout:g} s." if timeout else "Gemini did not answer in time."
         return ErrorText(sentence, f"{name}; the limit is the REQUEST_TIMEOUT valve")
+    if (type(exc).__module__ or "").startswith("google.auth"):  # Vertex AI's sign-in (google-auth)
+        return ErrorText(
+            "Gemini could not sign in to Vertex AI with its Google Cloud credentials.",
+            f"google-auth {name}: {exc}; check VERTEX_CREDENTIALS_JSON (empty = application default credentials)",
+        )
     if _connection_error(exc):
         return ErrorText(
             "Gemini could not be reached.",
@@ -821,6 +855,7 @@ async def with_gemini_retries(
     timeout: float | None = None,
     sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
     backoff: Backoff | None = None,
+    secrets: tuple[str, ...] = (),
 ) -> Result:
     """Run `operation`, retrying what the pack's retry policy retries (shared/retry.py), with
     backoff or the server's RetryInfo delay; a failure becomes a GeminiError with a clear message.
@@ -832,7 +867,7 @@ async def with_gemini_retries(
     async def on_retry(exc: BaseException, attempt: int, delay: float) -> None:
         nonlocal retries
         retries = attempt
-        answer = f"{api_status(exc)} {getattr(exc, 'status', None) or ''}".strip()
+        answer = redact(f"{api_status(exc)} {getattr(exc, 'status', None) or ''}".strip(), secrets, 80)
         await emitter.status(f"Gemini answered {answer}; retrying in {delay:.1f} s ({attempt} of {max_retries})")
 
     try:
@@ -907,11 +942,14 @@ async def make_client(key: str, base_url: str | None, timeout_ms: int) -> Any:
 
 
 async def list_models(client: Any) -> list[ModelInfo]:
-    """Every model of this key that answers generateContent (all pages)."""
+    """Every model of this key that answers generateContent (all pages), and the Veo video models
+    (they answer predictLongRunning; shared/gemini_video.py)."""
     models: list[ModelInfo] = []
     pager = await client.aio.models.list(config={"page_size": 1000})
     async for model in pager:
-        if "generateContent" not in (getattr(model, "supported_actions", None) or []):
+        actions = getattr(model, "supported_actions", None) or []
+        video = "predictLongRunning" in actions and str(model.name or "").startswith("models/veo-")
+        if "generateContent" not in actions and not video:
             continue
         model_id = str(model.name or "").removeprefix("models/")
         if model_id:

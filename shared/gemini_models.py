@@ -1,4 +1,10 @@
-"""What each Gemini model accepts, as data: its thinking setting, and how model ids are picked.
+"""What each Gemini model accepts, as data: its capabilities, its thinking setting, and how model
+ids are picked.
+
+`CAPABILITY_TABLE` is the one place that says what a model family can do (think, make images or
+videos, call tools, ground with Google Search or Maps, run code, read URLs, watch videos); the
+model list's own `thinking` flag refines it. A setting the model cannot use is left out of the
+request (with a status line), never sent for Gemini to refuse.
 
 Gemini configures thinking in one of two forms: Gemini 2.5 takes a token budget
 (`thinking_budget`), Gemini 3 and later take a level (`thinking_level`). Pro models have a
@@ -8,7 +14,7 @@ narrower range of both. Google also serves version-less aliases (`gemini-flash-l
 """
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fnmatch import fnmatchcase
 from typing import Any, Literal
 
@@ -60,9 +66,65 @@ EFFORT_LEVEL = {
 
 _VERSION = re.compile(r"gemini-(\d+)(?:\.(\d+))?")
 MODEL_ID = re.compile(r"[A-Za-z0-9][\w.-]*(?:/[\w.-]+)?", re.ASCII)  # gemini-2.5-flash, tunedModels/x-1
-DEFAULT_DENYLIST = "*-tts*, *-image*, *-live*, *native-audio*, *embedding*"
+# Image models are listed (this pipe shows the images they make); speech, live and embedding are not.
+DEFAULT_DENYLIST = "*-tts*, *-live*, *native-audio*, *embedding*"
 # Entries pipes() lists when there is no real model to offer.
 PLACEHOLDER_IDS = frozenset({"setup", "error", "none"})
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a model can do. `thinking` is whether it takes a thinking configuration at all."""
+
+    thinking: bool = True
+    images: bool = False  # makes images (responseModalities IMAGE)
+    image_sizes: bool = False  # takes imageConfig.imageSize (1K, 2K, 4K)
+    videos: bool = False  # makes videos (Veo, a long-running operation)
+    tools: bool = True  # function declarations (the chat's tools)
+    search: bool = True  # Google Search grounding
+    maps: bool = True  # Google Maps grounding
+    code: bool = True  # code execution
+    urls: bool = True  # URL context
+    video_input: bool = True  # video parts (YouTube links)
+    label: str = ""  # added to the listed name ("makes images")
+
+
+_NOTHING_BUT_TEXT = Capabilities(
+    thinking=False, tools=False, search=False, maps=False, code=False, urls=False, video_input=False
+)
+# What each model family can do, first matching glob (on the lower-case id) wins. Kept current here,
+# from Google's model pages (ai.google.dev/gemini-api/docs/models): image models take neither tools
+# nor a thinking configuration (Gemini 3 Pro Image thinks on its own and takes Google Search);
+# Gemini 1.x and Gemma take no built-in tools.
+CAPABILITY_TABLE: tuple[tuple[str, Capabilities], ...] = (
+    ("gemini-3*-image*", replace(_NOTHING_BUT_TEXT, images=True, image_sizes=True, search=True, label="makes images")),
+    ("gemini-*-image*", replace(_NOTHING_BUT_TEXT, images=True, label="makes images")),
+    ("veo-*", replace(_NOTHING_BUT_TEXT, videos=True, label="makes videos")),
+    ("*-tts*", _NOTHING_BUT_TEXT),
+    ("*embedding*", _NOTHING_BUT_TEXT),
+    ("gemma-*", replace(_NOTHING_BUT_TEXT, tools=False)),
+    ("gemini-1.*", Capabilities(thinking=False, maps=False, code=False, urls=False)),
+    ("gemini-2.0-flash-lite*", Capabilities(thinking=False, maps=False, code=False, urls=False)),
+    ("*", Capabilities()),
+)
+
+
+def model_capabilities(model_id: str, thinking: bool | None = None) -> Capabilities:
+    """What a model can do: its row of CAPABILITY_TABLE, refined by the model list (`thinking` is
+    what the API's model info says; False there means no thinking configuration is sent)."""
+    mid = model_id.lower()
+    caps = next(c for glob, c in CAPABILITY_TABLE if fnmatchcase(mid, glob))
+    return replace(caps, thinking=False) if thinking is False and caps.thinking else caps
+
+
+def listed_name(model_id: str, name: str) -> str:
+    """The name a model is listed under: the API's display name, plus what it makes when it is not
+    a chat model ("Nano Banana (gemini-2.5-flash-image, makes images)")."""
+    label = model_capabilities(model_id).label
+    if not label:
+        return name
+    plain = model_id.lower() in name.lower() or label.split()[-1].rstrip("s") in name.lower()
+    return f"{name} ({label})" if plain else f"{name} ({model_id}, {label})"
 
 
 def sub_model_id(model: str) -> str:
@@ -100,6 +162,8 @@ def model_tier(model_id: str) -> Tier:
 def thinking_family(model_id: str, thinking: bool | None) -> ThinkingForm | None:
     """How a model's thinking is configured (None: it is not). `thinking` is what the model list
     says about the model, which decides for version-less aliases."""
+    if not model_capabilities(model_id, thinking).thinking:
+        return None
     version = model_version(model_id)
     if version is None:
         return "alias" if thinking else None

@@ -9,22 +9,26 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
+from shared.attachments import MiB
 from shared.events import Emitter, citation, replace_streamed_text
 from shared.gemini import encode_call_id, enum_name, explain_error
+from shared.gemini_media import REPLY_IMAGE_LIMIT, code_block, image_markdown, url_source_title
 from shared.messages import for_reader
 from shared.secrets import redact
 
 _REPLY_LOG = logging.getLogger("openwebui_pack.gemini_manifold")
 
 NOTICE_LIMIT = 300  # characters of the error in the one-line notice that ends a cut-off reply
+REPLY_MAX_BYTES = 4 * MiB  # text, thoughts and tool-call arguments of one reply, unless told otherwise
 CUT_OFF_CONNECTION = "The reply was cut off: the connection to Gemini dropped."
 # Google Search sources link through this redirect host, which says nothing about the site.
 REDIRECT_HOSTS = ("vertexaisearch.cloud.google.com",)
+SOURCE_STATUS = {"url": "Read {{count}} web pages", "maps": "Used {{count}} places from Google Maps"}
 OPENAI_FINISH = {
     "STOP": "stop",
     "MAX_TOKENS": "length",
@@ -38,7 +42,7 @@ OPENAI_FINISH = {
     "IMAGE_RECITATION": "content_filter",
 }
 FINISH_NOTES = {
-    "MAX_TOKENS": "the reply reached the output token limit (max_tokens)",
+    "MAX_TOKENS": "the reply reached its length limit; ask it to continue, or for a shorter answer",
     "SAFETY": "Gemini's safety filters blocked the rest of the reply",
     "RECITATION": "the reply resembled copyrighted material too closely",
     "LANGUAGE": "the reply needed a language Gemini does not support",
@@ -81,6 +85,40 @@ class Reply:
     queries: list[str] = field(default_factory=list)
     supports: list[Support] = field(default_factory=list)
     server_parts: list[dict[str, Any]] = field(default_factory=list)  # Google Search steps (Gemini 3)
+    # Code Gemini wrote and has not reported the run of yet: (code, language); images seen.
+    pending_code: tuple[str, str] | None = None
+    images: int = 0
+    images_left_out: int = 0
+    # How many bytes of text, thoughts and tool-call arguments the reply may have, how many it has,
+    # and whether it was cut off there (it then ends with a note).
+    max_bytes: int = REPLY_MAX_BYTES
+    size: int = 0
+    cut: bool = False
+
+    def room_for(self, text: str) -> str:
+        """`text`, shortened (on a character boundary) to what the size limit still takes."""
+        data = text.encode()
+        if self.size + len(data) <= self.max_bytes:
+            self.size += len(data)
+            return text
+        self.cut = True
+        kept = data[: max(0, self.max_bytes - self.size)].decode("utf-8", "ignore")
+        self.size = self.max_bytes
+        return kept
+
+
+def scrub(value: Any, secrets: tuple[str, ...]) -> Any:
+    """`value` (a chunk, an event, a completion) with every secret redacted from its strings:
+    everything the reply shows is built from Gemini's answer, which a gateway could make echo the key."""
+    if not any(secret and len(secret) >= 4 for secret in secrets):
+        return value
+    if isinstance(value, str):
+        return redact(value, secrets)
+    if isinstance(value, dict):
+        return {k: scrub(v, secrets) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [scrub(v, secrets) for v in value]
+    return value
 
 
 def _safety_note(candidate: Any) -> str:
@@ -126,11 +164,15 @@ def _grounding(metadata: Any, reply: Reply) -> None:
     keys: list[str | None] = []
     for grounding_chunk in getattr(metadata, "grounding_chunks", None) or []:
         web = getattr(grounding_chunk, "web", None)
-        uri = getattr(web, "uri", None) if web is not None else None
+        place = getattr(grounding_chunk, "maps", None) if web is None else None
+        found = web if web is not None else place
+        uri = getattr(found, "uri", None) if found is not None else None
         keys.append(uri)
         if uri and uri not in reply.sources:
-            name, site = source_name(uri, getattr(web, "title", None), getattr(web, "domain", None))
-            reply.sources[uri] = {"title": name, "domain": site, "snippets": []}
+            name, site = source_name(uri, getattr(found, "title", None), getattr(web, "domain", None))
+            about = getattr(place, "text", None) if place is not None else None
+            kind = "web" if web is not None else "maps"
+            reply.sources[uri] = {"title": name, "domain": site, "snippets": [about] if about else [], "kind": kind}
     for support in getattr(metadata, "grounding_supports", None) or []:
         segment = getattr(support, "segment", None)
         text = getattr(segment, "text", None)
@@ -146,6 +188,17 @@ def _grounding(metadata: Any, reply: Reply) -> None:
         found = Support(getattr(segment, "start_index", None), getattr(segment, "end_index", None), text, uris)  # type: ignore[arg-type]
         if uris and found not in reply.supports:
             reply.supports.append(found)
+
+
+def _url_context(metadata: Any, reply: Reply) -> None:
+    """The pages Gemini read for URL context, as sources, with why one could not be read."""
+    for item in getattr(metadata, "url_metadata", None) or [] if metadata is not None else []:
+        uri = getattr(item, "retrieved_url", None)
+        if not isinstance(uri, str) or not uri or uri in reply.sources:
+            continue
+        name, site = source_name(uri, None, None)
+        title = url_source_title(name, enum_name(getattr(item, "url_retrieval_status", None)))
+        reply.sources[uri] = {"title": title, "domain": site, "snippets": [], "kind": "url"}
 
 
 def shown_source_ids(sources: Any) -> list[str]:
@@ -209,17 +262,91 @@ def cite(text: str, reply: Reply, shown: list[str] | None = None) -> str:
     return b"".join(pieces).decode("utf-8", "replace")
 
 
-Delta = tuple[Literal["text", "thought", "tool_call"], Any]
+Delta = tuple[Literal["text", "thought", "tool_call", "image"], Any]
 
 
-def _tool_call(part: Any, call: Any, reply: Reply, names: dict[str, str]) -> dict[str, Any]:
+# Stores an image as an Open WebUI file: (MIME type, bytes) -> the URL that shows it.
+ImageStore = Callable[[str, bytes], Awaitable[str]]
+
+
+async def place_image(reply: Reply, value: tuple[int, int, str, bytes], store: ImageStore | None) -> str:
+    """Store one image of the reply and put its markdown in its text slot; the text to show."""
+    index, number, mime, data = value
+    try:
+        if store is None:
+            raise RuntimeError("this call has no file store")
+        text = image_markdown(await store(mime, data), number)
+    except Exception as exc:  # the reply goes on without the image, and says so
+        _REPLY_LOG.warning("storing image %s of a Gemini reply failed: %s: %s", number, type(exc).__name__, exc)
+        text = f"\n\n⚠️ Image {number} could not be saved in Open WebUI, so it cannot be shown.\n\n"
+    reply.text[index] = text
+    return text
+
+
+async def settle_reply(reply: Reply, deltas: list[Delta], store: ImageStore | None) -> None:
+    """A whole (non-stream) reply made final: its images stored, code without a run shown."""
+    for kind, value in deltas:
+        if kind == "image":
+            await place_image(reply, value, store)
+    flush_code(reply)
+
+
+def flush_code(reply: Reply) -> list[Delta]:
+    """The code block of code Gemini wrote but did not report a run of (yet)."""
+    if reply.pending_code is None:
+        return []
+    code, language = reply.pending_code
+    reply.pending_code = None
+    block = reply.room_for(code_block(code, language, None, failed=False))
+    reply.text.append(block)
+    return [("text", block)]
+
+
+def _media_part(part: Any, reply: Reply) -> list[Delta]:
+    """An image, code Gemini wrote, or the result of running it; [] for any other part.
+
+    An image becomes an empty text slot (filled with its markdown once the pipe stored it) and an
+    "image" delta (slot index, MIME type, bytes); a run becomes Open WebUI's code-interpreter block."""
+    blob = getattr(part, "inline_data", None)
+    if blob is not None and getattr(blob, "data", None):
+        if getattr(part, "thought", None):  # a draft Gemini 3 Pro Image shows while it thinks
+            return []
+        if reply.images >= REPLY_IMAGE_LIMIT:
+            reply.images_left_out += 1
+            return flush_code(reply)
+        reply.images += 1
+        deltas = flush_code(reply)
+        reply.text.append("")
+        mime = getattr(blob, "mime_type", None) or "image/png"
+        return [*deltas, ("image", (len(reply.text) - 1, reply.images, mime, blob.data))]
+    code = getattr(part, "executable_code", None)
+    if code is not None:
+        deltas = flush_code(reply)
+        reply.pending_code = (getattr(code, "code", None) or "", enum_name(getattr(code, "language", None)))
+        return deltas
+    result = getattr(part, "code_execution_result", None)
+    if result is not None:
+        code_text, language = reply.pending_code or ("", "python")
+        reply.pending_code = None
+        outcome = enum_name(getattr(result, "outcome", None))
+        output = getattr(result, "output", None) or ""
+        block = reply.room_for(code_block(code_text, language, output, failed=outcome not in ("OUTCOME_OK", "")))
+        reply.text.append(block)
+        return [("text", block)]
+    return []
+
+
+def _tool_call(part: Any, call: Any, reply: Reply, names: dict[str, str]) -> dict[str, Any] | None:
+    arguments = json.dumps(call.args or {}, ensure_ascii=False)
+    if reply.room_for(arguments) != arguments:
+        return None  # a call cut short would run with broken arguments: it is left out
     tool_call = {
         "index": len(reply.tool_calls),
         "id": encode_call_id(getattr(call, "id", None), getattr(part, "thought_signature", None)),
         "type": "function",
         "function": {
             "name": names.get(call.name, call.name),
-            "arguments": json.dumps(call.args or {}, ensure_ascii=False),
+            "arguments": arguments,
         },
     }
     reply.tool_calls.append(tool_call)
@@ -231,7 +358,8 @@ def _prompt_feedback(response: Any, reply: Reply) -> None:
     if feedback is not None and getattr(feedback, "block_reason", None):
         reason = enum_name(feedback.block_reason)
         detail = getattr(feedback, "block_reason_message", None) or "the prompt was refused before any reply"
-        reply.blocked = f"Gemini blocked the prompt ({reason}): {detail}."
+        reply.blocked = f"Gemini blocked the prompt: {detail}."
+        _REPLY_LOG.info("Gemini blocked a prompt: %s", reason)  # the code is for the log, the reader gets the sentence
         reply.finish = "content_filter"
 
 
@@ -240,10 +368,11 @@ def _finish(candidate: Any, reply: Reply) -> None:
     if reason and reason != "FINISH_REASON_UNSPECIFIED":
         reply.finish = OPENAI_FINISH.get(reason, "stop")
         if reason != "STOP":
-            note = FINISH_NOTES.get(reason, "Gemini stopped early")
+            note = FINISH_NOTES.get(reason, "the reply ended early")
             if reason == "SAFETY":
                 note += _safety_note(candidate)
-            reply.finish_note = f"Gemini stopped ({reason}): {note}."
+            reply.finish_note = f"Gemini stopped: {note}."
+            _REPLY_LOG.info("Gemini stopped a reply: %s", reason)
 
 
 def _wire_part(part: Any) -> dict[str, Any]:
@@ -266,37 +395,54 @@ def read_response(response: Any, reply: Reply, *, include_thoughts: bool, names:
     candidate = candidates[0]
     content = getattr(candidate, "content", None)
     for part in (getattr(content, "parts", None) or []) if content is not None else []:
+        if reply.cut:
+            break
         text = getattr(part, "text", None)  # the common case first: a stream is mostly text parts
         if text:
-            if not getattr(part, "thought", None):
-                reply.text.append(text)
-                deltas.append(("text", text))
-            elif include_thoughts:
-                reply.thoughts.append(text)
-                deltas.append(("thought", text))
+            thought = bool(getattr(part, "thought", None))
+            if thought and not include_thoughts:
+                continue
+            if not thought and reply.pending_code is not None:
+                deltas.extend(flush_code(reply))
+            text = reply.room_for(text)
+            if text:
+                (reply.thoughts if thought else reply.text).append(text)
+                deltas.append(("thought" if thought else "text", text))
             continue
         call = getattr(part, "function_call", None)
         if call is not None and getattr(call, "name", None):
-            deltas.append(("tool_call", _tool_call(part, call, reply, names)))
+            tool_call = _tool_call(part, call, reply, names)
+            if tool_call is not None:
+                deltas.append(("tool_call", tool_call))
         elif getattr(part, "tool_call", None) is not None or getattr(part, "tool_response", None) is not None:
             reply.server_parts.append(_wire_part(part))
+        else:
+            deltas.extend(_media_part(part, reply))
     _grounding(getattr(candidate, "grounding_metadata", None), reply)
+    _url_context(getattr(candidate, "url_context_metadata", None), reply)
     _finish(candidate, reply)
     return deltas
 
 
 def closing_text(reply: Reply) -> str:
     """The readable notice a reply ends with when Gemini did not simply finish."""
+    if reply.cut:
+        size = f"{reply.max_bytes / MiB:g} MB" if reply.max_bytes >= MiB else f"{reply.max_bytes // 1024} KB"
+        return f"\n\n⚠️ The reply was cut off here: it reached the largest reply this server takes ({size})."
+    if reply.images_left_out:
+        return f"\n\n⚠️ {reply.images_left_out} more images were left out: one reply shows {REPLY_IMAGE_LIMIT} at most."
     if reply.blocked:
         return f"⚠️ {reply.blocked}"
     if reply.finish_note:
         return f"\n\n⚠️ {reply.finish_note}" if reply.text else f"⚠️ {reply.finish_note}"
-    if not reply.text and not reply.tool_calls:
+    if not any(reply.text) and not reply.tool_calls and not reply.images:
         return "⚠️ Gemini returned an empty reply."
     return ""
 
 
 def finish_reason(reply: Reply) -> str:
+    if reply.cut:
+        return "length"
     if reply.tool_calls and reply.finish in (None, "stop"):
         return "tool_calls"
     return reply.finish or "stop"
@@ -330,7 +476,9 @@ def chunk(model: str, delta: dict[str, Any], finish: str | None = None) -> dict[
     }
 
 
-def completion(model: str, reply: Reply, shown: list[str] | None = None) -> dict[str, Any]:
+def completion(
+    model: str, reply: Reply, shown: list[str] | None = None, secrets: tuple[str, ...] = ()
+) -> dict[str, Any]:
     message: dict[str, Any] = {
         "role": "assistant",
         "content": cite("".join(reply.text), reply, shown) + closing_text(reply),
@@ -349,14 +497,15 @@ def completion(model: str, reply: Reply, shown: list[str] | None = None) -> dict
     usage = openai_usage(reply.usage)
     if usage:
         result["usage"] = usage
-    return result
+    return scrub(result, secrets)
 
 
-async def emit_sources(emitter: Emitter, reply: Reply) -> None:
+async def emit_sources(emitter: Emitter, reply: Reply, secrets: tuple[str, ...] = ()) -> None:
     """What Google Search did, as Open WebUI shows its own web search: the queries (as chips),
     then the sources as citations under the reply, and a status listing them."""
     if reply.queries:
-        await emitter.status("Searched Google", done=True, action="web_search_queries_generated", queries=reply.queries)
+        queries = scrub(reply.queries, secrets)
+        await emitter.status("Searched Google", done=True, action="web_search_queries_generated", queries=queries)
     if not reply.sources:
         return
     for uri, source in reply.sources.items():
@@ -364,8 +513,17 @@ async def emit_sources(emitter: Emitter, reply: Reply) -> None:
         # `external` makes Open WebUI 0.12.4 list the source by its name instead of its URL
         # (frontend Citations.svelte); the redirect URL stays the link.
         meta = {"source": uri, "name": source["title"], "url": uri, "external": True, "domain": source["domain"]}
-        await emitter.emit(citation(documents, name=source["title"], url=uri, metadata=[meta] * len(documents)))
-    await emitter.status("Searched {{count}} sites", done=True, action="web_search", urls=list(reply.sources))
+        event = citation(documents, name=source["title"], url=uri, metadata=[meta] * len(documents))
+        await emitter.emit(scrub(event, secrets))
+    urls = scrub(list(reply.sources), secrets)
+    kinds = {source.get("kind", "web") for source in reply.sources.values()}
+    # Open WebUI draws `web_search` with the list of sites; pages read for URL context and Google
+    # Maps places say what they are instead of "Searched".
+    said = "Used {{count}} sources"
+    if len(kinds) == 1:
+        said = SOURCE_STATUS.get(next(iter(kinds)), "Searched {{count}} sites")
+    items = [{"title": src["title"] or src["domain"] or uri, "link": uri} for uri, src in reply.sources.items()]
+    await emitter.status(said, done=True, action="web_search", urls=urls, items=scrub(items, secrets))
 
 
 async def close_stream(stream: Any) -> None:
@@ -390,6 +548,8 @@ class StreamOptions:
     shown: list[str] | None = None  # sources the message already shows (for citation numbers)
     can_replace: bool = False  # Open WebUI builds the message from the stream (a chat, not an API call)
     on_done: Callable[[Reply], None] | None = None
+    max_bytes: int = REPLY_MAX_BYTES  # text, thoughts and tool-call arguments; the reply stops there
+    store_image: ImageStore | None = None  # where the images Gemini makes are kept
 
 
 async def stream_reply(
@@ -400,16 +560,24 @@ async def stream_reply(
 
     Google Search's supports arrive with the last chunks, after most of the text was sent; in a
     chat the text is then replaced once with the citation marks in it (`replace_streamed_text` in shared/events.py)."""
-    reply = Reply()
+    reply = Reply(max_bytes=options.max_bytes)
+    secrets = options.secrets
     failure = None
     try:
         response, include_thoughts, names = first, options.include_thoughts, options.names
         while response is not None:
             deltas = read_response(response, reply, include_thoughts=include_thoughts, names=names)
             for kind, value in deltas:
+                if kind == "image":
+                    kind, value = "text", await place_image(reply, value, options.store_image)
                 field_name = _DELTA_FIELDS.get(kind)
+                # only the value comes from Gemini: scrubbing it, not the whole chunk, keeps the per-chunk cost small
+                value = scrub(value, secrets)
                 yield chunk(model, {field_name: value} if field_name else {"tool_calls": [value]})
-            response = await anext(stream, None)
+            # A reply at its size limit stops here: the stream is closed below, the note follows.
+            response = None if reply.cut else await anext(stream, None)
+        for _, value in flush_code(reply):
+            yield chunk(model, {"content": scrub(value, secrets)})
     except Exception as exc:
         failure = explain_error(exc, timeout=options.timeout)
         _REPLY_LOG.warning(
@@ -426,12 +594,12 @@ async def stream_reply(
     else:
         tail = closing_text(reply)
         if tail:
-            yield chunk(model, {"content": tail})
+            yield chunk(model, {"content": scrub(tail, secrets)})
         text = "".join(reply.text)
         if options.can_replace and text and not reply.tool_calls:
             cited = cite(text, reply, options.shown)
             if cited != text:
-                yield replace_streamed_text(cited + tail)
+                yield scrub(replace_streamed_text(cited + tail), secrets)
     last = chunk(model, {}, finish_reason(reply) if failure is None else "stop")
     usage = openai_usage(reply.usage)
     if usage:
@@ -439,4 +607,4 @@ async def stream_reply(
     yield last
     if options.on_done is not None:
         options.on_done(reply)
-    await emit_sources(emitter, reply)
+    await emit_sources(emitter, reply, secrets)

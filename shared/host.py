@@ -259,3 +259,58 @@ class FileHost:
         from open_webui.storage.provider import Storage
 
         return await asyncio.to_thread(Storage.get_file, stored_path)
+
+    async def store_file(
+        self,
+        data: bytes,
+        mime: str,
+        name: str,
+        user: dict[str, Any],
+        *,
+        chat_id: str | None = None,
+        message_id: str | None = None,
+    ) -> str:
+        """Stores bytes as a file of `user` (a `__user__` dict) in Open WebUI's own storage; its id.
+
+        The steps of Open WebUI's upload (open_webui/routers/files.py upload_file_handler, the same
+        0.6.43 through 0.12.4): the bytes through the storage provider, then a files row. The file is
+        then served at /api/v1/files/<id>/content to its owner. With a chat message, the file is also
+        linked to it where this Open WebUI can (Chats.insert_chat_files; 0.12.4's own image generation
+        does that, open_webui/routers/images.py upload_image), so deleting the chat deletes it."""
+        import io
+        import uuid
+
+        from open_webui.models.files import FileForm, Files
+        from open_webui.storage.provider import Storage
+
+        user_id = str(user.get("id") or "")
+        if not user_id:
+            raise HostRefusal(403, "a file needs an owner")
+        file_id = str(uuid.uuid4())
+        tags = {
+            "OpenWebUI-User-Email": str(user.get("email") or ""),
+            "OpenWebUI-User-Id": user_id,
+            "OpenWebUI-User-Name": str(user.get("name") or ""),
+            "OpenWebUI-File-Id": file_id,
+        }
+        _, path = await asyncio.to_thread(Storage.upload_file, io.BytesIO(data), f"{file_id}_{name}", tags)
+        meta = {"name": name, "content_type": mime, "size": len(data), "data": {}}
+        form = FileForm(id=file_id, filename=name, path=path, meta=meta)
+        if await _off_loop(Files.insert_new_file, user_id, form) is None:
+            raise RuntimeError("Open WebUI did not save the file record")
+        chats = _internal("open_webui.models.chats", "Chats")
+        link = getattr(chats, "insert_chat_files", None)
+        if chat_id and message_id and link is not None:
+            try:
+                await _off_loop(link, chat_id, message_id, [file_id], user_id)
+            except Exception as exc:  # the file is stored and shown; only the chat's cleanup misses it
+                _HOST_LOG.info("file %s not linked to its chat: %s", file_id, type(exc).__name__)
+        return file_id
+
+
+async def _off_loop(function: Any, *args: Any) -> Any:
+    """A host table call: awaited when it is asynchronous (0.10 and later), else run in a thread
+    (0.6.43 and 0.8.12 query the database synchronously)."""
+    if inspect.iscoroutinefunction(function):
+        return await function(*args)
+    return await _settle(await asyncio.to_thread(function, *args))

@@ -14,6 +14,7 @@ import logging
 import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -23,6 +24,7 @@ from shared.events import Emitter
 from shared.messages import for_reader
 from shared.openai_wire import ModelCallError, ModelUnavailable
 from shared.retry import Backoff, OnRetry, RetryPlan, with_retries
+from shared.secrets import scrub_upstream
 from shared.text import strip_blocks, strip_reasoning
 
 _MOA_LOG = logging.getLogger("openwebui_pack.moa")
@@ -67,7 +69,7 @@ def message_for(error: MoaError, *, admin: bool) -> str:
     """The error's text for this reader; the administrator's detail goes to the server log too."""
     if error.detail:
         _MOA_LOG.warning("%s (%s)", error.sentence, error.detail)
-    return error.text_for(admin=admin)
+    return scrub_upstream(error.text_for(admin=admin))
 
 
 ASK_ADMIN = "Ask an administrator to check the Mixture of Agents settings."
@@ -147,6 +149,21 @@ class MoaValves(BaseModel):
         description="Retries for rate limits (429) and server errors.",
     )
 
+    max_answer_chars: int = Field(
+        default=100_000,
+        ge=1_000,
+        le=10_000_000,
+        title="Longest agent answer (characters)",
+        description="Agent answers are cut to this length before the next layer and the aggregator read them.",
+    )
+    max_reply_chars: int = Field(
+        default=4_000_000,
+        ge=1_000,
+        le=100_000_000,
+        title="Longest reply (characters)",
+        description="The aggregator's reply ends with a note once it reaches this length.",
+    )
+
     @field_validator("models", mode="before")
     @classmethod
     def _split_models(cls, value: Any) -> list[str]:
@@ -164,6 +181,8 @@ class MoaSettings:
     show_intermediate: bool = False
     max_retries: int = 2
     enable_status_indicator: bool = True
+    max_answer_chars: int = 100_000
+    max_reply_chars: int = 4_000_000
     retry_base_delay: float = 1.0  # first backoff; doubles per retry, with jitter
     retry_max_delay: float = 20.0  # longest backoff (a server's Retry-After may ask for longer)
 
@@ -179,6 +198,8 @@ class MoaSettings:
             "show_intermediate": valves.show_intermediate,
             "max_retries": valves.max_retries,
             "enable_status_indicator": valves.enable_status_indicator,
+            "max_answer_chars": valves.max_answer_chars,
+            "max_reply_chars": valves.max_reply_chars,
         }
         return cls(**(values | overrides))
 
@@ -279,7 +300,8 @@ def with_references(conversation: list[ChatMessage], instructions: str, answers:
 
 DETAILS_TYPE = "mixture_of_agents"
 # Tags Open WebUI's renderer or reasoning parser would act on inside our collapsed blocks.
-_ACTIVE_TAG = re.compile(r"<(/?)(details|summary|think|thinking|reason|reasoning|thought)\b", re.I)
+# Only the "<" is replaced, with a fixed string: re.sub does that without a Python call per match.
+_ACTIVE_TAG = re.compile(r"<(?=/?(?:details|summary|think|thinking|reason|reasoning|thought)\b)", re.I)
 
 
 def clean_history(conversation: Any) -> list[ChatMessage]:
@@ -301,7 +323,11 @@ def clean_history(conversation: Any) -> list[ChatMessage]:
             message["content"] = ""
         elif not isinstance(content, str | list):
             message["content"] = str(content)
-        if message["role"] == "assistant" and isinstance(message["content"], str):
+        if (
+            message["role"] == "assistant"
+            and isinstance(message["content"], str)
+            and DETAILS_TYPE in message["content"]
+        ):
             own_blocks_removed = strip_blocks(message["content"], details={DETAILS_TYPE}, reasoning_tags=False)
             message["content"] = own_blocks_removed.strip()
         messages.append(message)
@@ -309,7 +335,7 @@ def clean_history(conversation: Any) -> list[ChatMessage]:
 
 
 def escape_active_tags(text: str) -> str:
-    return _ACTIVE_TAG.sub(lambda m: f"&lt;{m.group(1)}{m.group(2)}", text)
+    return _ACTIVE_TAG.sub("&lt;", text) if "<" in text else text
 
 
 # --- the run ---------------------------------------------------------------------------------
@@ -362,7 +388,7 @@ def failure_detail(exc: BaseException) -> str:
         return exc.detail
     if isinstance(exc, TimeoutError):
         return f"the {valve('agent_timeout')} bounds each call"
-    return f"{type(exc).__name__}: {exc}"
+    return scrub_upstream(f"{type(exc).__name__}: {exc}", limit=500)
 
 
 def _retry_plan(exc: BaseException) -> RetryPlan:
@@ -373,6 +399,14 @@ def _retry_plan(exc: BaseException) -> RetryPlan:
 
 
 STATUS_LIMIT = 240  # upstream error texts can be long; the status line is one line
+
+
+def shown(text: str, limit: int) -> str:
+    """Text built from upstream words as any reader may see it: key shapes masked, one line, cut.
+
+    The hosts scrub their own keys where they call models; this is the last line behind them.
+    """
+    return shorten(" ".join(scrub_upstream(text, limit=limit + 64).split()), limit)
 
 
 def plural(count: int, word: str) -> str:
@@ -389,11 +423,11 @@ class _Progress:
 
     async def say(self, description: str) -> None:
         if self.enabled:
-            await self.events.status(shorten(description, STATUS_LIMIT))
+            await self.events.status(shown(description, STATUS_LIMIT))
 
     async def finish(self, description: str) -> None:
         if self.enabled:
-            await self.events.status(shorten(description, STATUS_LIMIT), done=True)
+            await self.events.status(shown(description, STATUS_LIMIT), done=True)
 
     def layer(self, layer: int) -> str:
         return f"Layer {layer}/{self.layers}"
@@ -448,7 +482,7 @@ async def run_agent(
     result = AgentResult(index, model)
     try:
         text = await complete_within(client, model, messages, settings, timing, notice)
-        result.text = strip_reasoning(text)
+        result.text = capped_answer(text, settings)
         if not result.text:
             result.error = "empty answer"
     except ModelUnavailable as exc:
@@ -462,6 +496,21 @@ async def run_agent(
     if result.detail:
         _MOA_LOG.warning("agent %d (%s) gave no answer: %s (%s)", index + 1, model, result.error, result.detail)
     return result
+
+
+ANSWER_CUT_NOTE = "\n\n[The rest of this answer was cut: it was longer than {limit:,} characters.]"
+
+
+def capped_answer(text: str, settings: MoaSettings) -> str:
+    """An agent's answer without its reasoning, cut to `max_answer_chars`.
+
+    The reasoning scan reads at most `max_reply_chars` characters: the work per answer is bounded
+    however much an upstream sends.
+    """
+    answer = strip_reasoning(text[: settings.max_reply_chars])
+    if len(answer) <= settings.max_answer_chars:
+        return answer
+    return answer[: settings.max_answer_chars].rstrip() + ANSWER_CUT_NOTE.format(limit=settings.max_answer_chars)
 
 
 def left_out(index: int, model: str, failed_in: int) -> AgentResult:
@@ -575,7 +624,8 @@ def layer_block(layer: int, layers: int, results: list[AgentResult]) -> str:
         if r.ok:
             lines += [f"**Agent {r.index + 1}** · `{r.model}`", "", escape_active_tags(r.text), ""]
         else:
-            lines += [f"**Agent {r.index + 1}** · `{r.model}`: no answer ({escape_active_tags(r.error)})", ""]
+            error = escape_active_tags(shown(r.error, STATUS_LIMIT))
+            lines += [f"**Agent {r.index + 1}** · `{r.model}`: no answer ({error})", ""]
     lines.append("</details>")
     return "\n".join(lines) + "\n\n"
 
@@ -667,12 +717,75 @@ def aggregator_failure(aggregator: str, exc: Exception, timeout: float) -> MoaEr
     )
 
 
-def summary(settings: MoaSettings, answered: int, aggregator: str, seconds: float) -> str:
+def summary(settings: MoaSettings, answered: int, aggregator: str, seconds: float, ending: str = "") -> str:
     """The last status of a run that produced an answer: what happened, not what was planned."""
-    return (
+    line = (
         f"Mixture of Agents: {plural(settings.num_layers, 'layer')}, {answered} of "
         f"{plural(settings.num_agents_per_layer, 'agent')} answered, combined by {aggregator} in {seconds:.1f} s"
     )
+    return f"{line}; {ending}" if ending else line
+
+
+REPLY_CUT_NOTE = (
+    "\n\n*(The reply was cut here: it reached the longest reply this mixture sends, {limit:,} characters.)*"
+)
+BROKE_OFF_NOTE = "\n\n*(The reply broke off here: {reason}.)*"
+
+
+@dataclass
+class ReplyState:
+    """What the aggregator's reply has done so far: characters sent, and why it ended early."""
+
+    sent: int = 0
+    ending: str = ""
+
+
+async def aggregated_reply(
+    client: ModelClient,
+    aggregator: str,
+    messages: list[ChatMessage],
+    settings: MoaSettings,
+    timing: MoaTiming,
+    notice: OnRetry,
+    state: ReplyState,
+) -> AsyncIterator[str]:
+    """The aggregator's streamed reply, at most `max_reply_chars` long.
+
+    A reply that reaches the limit ends with a note, and the stream is closed. A stream that breaks
+    after text was sent (a reset, a gap past `agent_timeout`, garbage) ends with the text so far
+    and a note, and one log line; before any text, the failure is raised as a `MoaError`.
+    """
+    limit = settings.max_reply_chars
+    try:
+        async with aclosing(stream_answer(client, aggregator, messages, settings, timing, notice)) as pieces:
+            async for piece in pieces:
+                if state.sent + len(piece) >= limit:
+                    state.ending = f"cut at {limit:,} characters"
+                    yield piece[: limit - state.sent] + REPLY_CUT_NOTE.format(limit=limit)
+                    state.sent = limit
+                    return
+                state.sent += len(piece)
+                yield piece
+    except Exception as exc:
+        if not state.sent:
+            raise aggregator_failure(aggregator, exc, settings.agent_timeout) from None
+        reason = broke_off_reason(aggregator, exc, settings.agent_timeout)
+        _MOA_LOG.warning(
+            "the aggregator %s broke off after %d characters: %s (%s)",
+            aggregator,
+            state.sent,
+            reason,
+            " ".join(failure_detail(exc).split()) or "no detail",
+        )
+        state.ending = "the reply broke off"
+        yield BROKE_OFF_NOTE.format(reason=shown(reason, STATUS_LIMIT))
+
+
+def broke_off_reason(aggregator: str, exc: BaseException, timeout: float) -> str:
+    """Why a started reply stopped, as a phrase any user may read."""
+    if isinstance(exc, TimeoutError):
+        return f"the aggregator {aggregator} sent nothing more for {timeout:g} s"
+    return f"the aggregator {aggregator} failed ({describe_failure(exc, timeout)})"
 
 
 async def run_mixture(
@@ -706,16 +819,14 @@ async def run_mixture(
         notice = progress.retry_notice("Aggregating", aggregator, settings.max_retries)
         await progress.say(f"Aggregating {plural(len(answers), 'answer')} with {aggregator}")
         final_messages = with_references(history, SYNTHESIZE_PROMPT, answers)
-        sent = False
-        try:
-            async for piece in stream_answer(client, aggregator, final_messages, settings, timing, notice):
-                sent = True
+        state = ReplyState()
+        reply = aggregated_reply(client, aggregator, final_messages, settings, timing, notice, state)
+        async with aclosing(reply) as pieces:
+            async for piece in pieces:
                 yield piece
-        except Exception as exc:
-            raise aggregator_failure(aggregator, exc, settings.agent_timeout) from None
-        if not sent:
+        if not state.sent:
             raise MoaError(f"The aggregator {aggregator} returned an empty answer.")
-        final = summary(settings, len(answers), aggregator, timing.clock() - started)
+        final = summary(settings, len(answers), aggregator, timing.clock() - started, state.ending)
     except MoaError as exc:
         final = f"Stopped: {exc.sentence}"  # the error itself carries the advice
         raise

@@ -9,10 +9,15 @@ may help.
 import json
 import re
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 from typing import Any
 
 from shared.retry import retryable_status
+from shared.secrets import scrub_upstream
 from shared.text import content_text
+
+# Upstream text kept in an error: enough for any message, bounded for the log and the status line.
+UPSTREAM_TEXT_LIMIT = 500
 
 
 class ModelCallError(Exception):
@@ -67,12 +72,19 @@ _INTERNALS = re.compile(
 
 
 def reads_as_internals(text: str) -> bool:
-    """Whether `text` names exception classes or quotes a traceback (not for a user's eyes)."""
-    return bool(_INTERNALS.search(text))
+    """Whether `text` names exception classes or quotes a traceback (not for a user's eyes).
+
+    Only the start is read (the part a message would quote), so the work is bounded.
+    """
+    return bool(_INTERNALS.search(text, 0, 4 * UPSTREAM_TEXT_LIMIT))
 
 
 def with_upstream_text(prefix: str, text: str) -> tuple[str, str]:
-    """(reason, detail) for an upstream's error text: quoted after `prefix` when it reads as a sentence."""
+    """(reason, detail) for an upstream's error text: quoted after `prefix` when it reads as a sentence.
+
+    The text is scrubbed of key shapes first (a proxy may quote the key it refused) and cut.
+    """
+    text = scrub_upstream(text, limit=UPSTREAM_TEXT_LIMIT)
     if not text or reads_as_internals(text):
         return prefix, text
     return (f"{prefix}: {text}" if prefix else text), ""
@@ -119,9 +131,8 @@ def error_from_status(model: str, status: int, body: Any, retry_after: float | N
 def completion_text(model: str, payload: Any) -> str:
     """`choices[0].message.content` of a chat.completion, or the error it carries."""
     if not isinstance(payload, dict):
-        raise ModelCallError(
-            model, "the answer could not be read", detail=f"a {type(payload).__name__} instead of a chat completion"
-        )
+        sample = payload if isinstance(payload, str) else ""
+        raise unreadable(model, f"a {type(payload).__name__} instead of a chat completion", sample)
     choices = payload.get("choices")
     if not choices and payload.get("error"):
         reason, detail = _reported(error_text(payload))
@@ -133,24 +144,35 @@ def completion_text(model: str, payload: Any) -> str:
     return content_text(content, separator="")
 
 
+class UnreadableLine(ValueError):
+    """A `data:` line of a stream that is not JSON: the stream is garbage, not an answer."""
+
+    def __init__(self, line: str) -> None:
+        super().__init__(line)
+        self.line = line
+
+
 _SSE_DONE = object()
 
 
 def _sse_json(line: str) -> object:
     line = line.strip()
     if not line.startswith("data:"):
-        return None
+        return None  # comments (": keep-alive"), `event:` and `id:` lines, blank separators
     data = line[5:].strip()
     if data == "[DONE]":
         return _SSE_DONE
     try:
         return json.loads(data)
     except ValueError:
-        return None
+        raise UnreadableLine(line) from None
 
 
 async def sse_data(lines: AsyncIterator[str | bytes]) -> AsyncIterator[dict[str, Any]]:
-    """JSON objects from `data:` lines, up to `data: [DONE]`; the pieces may split or join lines anywhere."""
+    """JSON objects from `data:` lines, up to `data: [DONE]`; the pieces may split or join lines anywhere.
+
+    A `data:` line that is not JSON raises `UnreadableLine`, a stream cut inside its last line too.
+    """
     buffer = ""
     async for piece in lines:
         buffer += piece.decode("utf-8", "replace") if isinstance(piece, bytes | bytearray) else str(piece)
@@ -166,18 +188,33 @@ async def sse_data(lines: AsyncIterator[str | bytes]) -> AsyncIterator[dict[str,
         yield item
 
 
+def unreadable(model: str, what: str, sample: str = "") -> ModelCallError:
+    """The error for an answer that is not the format asked for (`what` says what it was)."""
+    shown = " ".join(scrub_upstream(sample, limit=120).split())
+    return ModelCallError(model, "the answer could not be read", detail=f"{what}: {shown}" if shown else what)
+
+
 async def stream_text(model: str, lines: AsyncIterator[str | bytes]) -> AsyncIterator[str]:
-    """The content deltas of an OpenAI SSE stream; an error line raises."""
-    async for item in sse_data(lines):
-        choices = item.get("choices")
-        if not choices:
-            if item.get("error"):
-                error = item["error"]
-                code = error.get("code") if isinstance(error, dict) else None
-                reason, detail = _reported(error_text(item))
-                raise ModelCallError(model, reason, status=code if isinstance(code, int) else None, detail=detail)
-            continue  # usage chunks, {"event": ...} lines of nested pipes, selected_model_id
-        delta = choices[0].get("delta") if isinstance(choices[0], dict) else None
-        text = content_text(delta.get("content"), separator="") if isinstance(delta, dict) else ""
-        if text:
-            yield text
+    """The content deltas of an OpenAI SSE stream. An error line raises `ModelCallError`, and so does
+    a line that is not JSON: garbage is not an answer."""
+    async with aclosing(sse_data(lines)) as items:
+        try:
+            async for item in items:
+                text = _delta_text(model, item)
+                if text:
+                    yield text
+        except UnreadableLine as exc:
+            raise unreadable(model, "a stream line that is not JSON", exc.line) from None
+
+
+def _delta_text(model: str, item: dict[str, Any]) -> str:
+    choices = item.get("choices")
+    if not choices:
+        if item.get("error"):
+            error = item["error"]
+            code = error.get("code") if isinstance(error, dict) else None
+            reason, detail = _reported(error_text(item))
+            raise ModelCallError(model, reason, status=code if isinstance(code, int) else None, detail=detail)
+        return ""  # usage chunks, {"event": ...} lines of nested pipes, selected_model_id
+    delta = choices[0].get("delta") if isinstance(choices[0], dict) else None
+    return content_text(delta.get("content"), separator="") if isinstance(delta, dict) else ""

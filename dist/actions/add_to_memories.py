@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
 import importlib
 import inspect
+from itertools import islice
 import logging
 import re
 import time
@@ -26,7 +27,7 @@ import weakref
 from pydantic import BaseModel, Field
 
 
-# --- begin inlined: shared/events.py (sha256:88f815cefd5160c7) ---
+# --- begin inlined: shared/events.py (sha256:ae31022f79d76d06) ---
 _EVENTS_LOG = logging.getLogger("openwebui_pack.events")
 
 
@@ -48,13 +49,14 @@ StatusAction = Literal[
 ]
 
 
-def status(
+def status(  # noqa: PLR0913 - one keyword per field of Open WebUI's status event
     description: str,
     *,
     done: bool = False,
     hidden: bool = False,
     action: StatusAction | None = None,
     urls: list[str] | None = None,
+    items: list[dict[str, str]] | None = None,  # web_search sites {"title", "link"}: 0.12.4 lists titles
     query: str | None = None,
     queries: list[str] | None = None,
     count: int | None = None,
@@ -65,6 +67,8 @@ def status(
         data["action"] = action
     if urls is not None:
         data["urls"] = list(urls)
+    if items is not None:
+        data["items"] = [dict(item) for item in items]
     if query is not None:
         data["query"] = query
     if queries is not None:
@@ -109,6 +113,49 @@ async def send(event_emitter: EventEmitter | None, event: EventPayload) -> bool:
     return True
 
 
+class StatusGate:
+    """The status coalescing rule on its own: no event loop, no clock (the caller passes `now`).
+
+    Each status costs Open WebUI 0.12.4 a socket emit and a database write (the message's
+    `statusHistory`), so updates closer together than `interval` seconds are coalesced: `offer`
+    returns the event when it may go out now, or holds it (the latest held one wins) and returns
+    None; `due` hands back the held one once its slot has come, `take` hands it back at once. A
+    `done=True` status, or any status when `interval <= 0`, goes out at once and drops what is
+    held (it supersedes it). The caller reports every send with `sent(now)`.
+    """
+
+    def __init__(self, interval: float = 0.0) -> None:
+        self.interval = interval
+        self.last = float("-inf")
+        self.pending: EventPayload | None = None
+
+    def offer(self, event: EventPayload, now: float) -> EventPayload | None:
+        if event["data"].get("done") or self.interval <= 0:
+            self.pending = None
+            return event
+        if self.pending is None and now - self.last >= self.interval:
+            return event
+        self.pending = event
+        return None
+
+    def wait(self, now: float) -> float:
+        """Seconds until a held status may go out."""
+        return max(0.0, self.interval - (now - self.last))
+
+    def due(self, now: float) -> EventPayload | None:
+        """The held status, taken, when its slot has come; else None."""
+        if self.pending is not None and now - self.last >= self.interval:
+            return self.take()
+        return None
+
+    def take(self) -> EventPayload | None:
+        event, self.pending = self.pending, None
+        return event
+
+    def sent(self, now: float) -> None:
+        self.last = now
+
+
 class Emitter:
     """Wraps `__event_emitter__` / `__event_call__` for one request.
 
@@ -132,8 +179,7 @@ class Emitter:
         self._interval = status_interval
         self._call_timeout = call_timeout
         self._clock = clock
-        self._last_status = float("-inf")
-        self._pending: EventPayload | None = None
+        self._gate = StatusGate(status_interval)
         self._flush_handle: asyncio.TimerHandle | None = None
         self._flush_task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
@@ -157,14 +203,13 @@ class Emitter:
         if done or self._interval <= 0:
             self._cancel_flush()
             async with self._lock:
-                self._pending = None
-                await self._send_status(event)
+                await self._send_status(self._gate.offer(event, self._clock()) or event)
             return
-        if self._pending is None and self._clock() - self._last_status >= self._interval:
+        now = self._gate.offer(event, self._clock())
+        if now is not None:
             async with self._lock:
-                await self._send_status(event)
+                await self._send_status(now)
             return
-        self._pending = event
         if self._flush_task is None:
             self._schedule_flush()
 
@@ -172,7 +217,7 @@ class Emitter:
         """Send a coalesced status now (call before returning if no final status follows)."""
         self._cancel_flush()
         async with self._lock:
-            event, self._pending = self._pending, None
+            event = self._gate.take()
             if event is not None:
                 await self._send_status(event)
 
@@ -180,12 +225,12 @@ class Emitter:
         return await self.emit(notification(content, type))
 
     async def _send_status(self, event: EventPayload) -> None:
-        self._last_status = self._clock()
+        self._gate.sent(self._clock())
         await self.emit(event)
 
     def _schedule_flush(self) -> None:
         if self._flush_handle is None:
-            delay = max(0.0, self._interval - (self._clock() - self._last_status))
+            delay = self._gate.wait(self._clock())
             self._flush_handle = asyncio.get_running_loop().call_later(delay, self._start_flush)
 
     def _start_flush(self) -> None:
@@ -195,12 +240,12 @@ class Emitter:
     async def _run_flush(self) -> None:
         try:
             async with self._lock:
-                event, self._pending = self._pending, None
+                event = self._gate.take()
                 if event is not None:
                     await self._send_status(event)
         finally:
             self._flush_task = None
-        if self._pending is not None:
+        if self._gate.pending is not None:
             # It came in while this flush was sending: it gets the next slot.
             self._schedule_flush()
 
@@ -264,7 +309,7 @@ class Emitter:
 # --- end inlined: shared/events.py ---
 
 
-# --- begin inlined: shared/host.py (sha256:f05d5f951acc0695) ---
+# --- begin inlined: shared/host.py (sha256:c88073c02dd8fbcf) ---
 _HOST_LOG = logging.getLogger("openwebui_pack.host")
 
 
@@ -453,35 +498,67 @@ def for_reader(sentence: str, detail: str = "", *, admin: bool) -> str:
 # --- end inlined: shared/messages.py ---
 
 
-# --- begin inlined: shared/secrets.py (sha256:70f568bdd2292706) ---
+# --- begin inlined: shared/secrets.py (sha256:7e3aecbfe53e3d44) ---
+# How much text past `limit` is masked before cutting: enough for any key that begins before the
+# cut to still look like one (a shape needs its prefix and a few characters after it).
+_SHAPE_MARGIN = 64
+
+
 def mask_key_shapes(text: str, limit: int = 300) -> str:
     """`text` with anything shaped like a key masked, cut to `limit` characters.
 
     For errors that may echo a key the plugin was never given (an embedding or upstream server's
     key, in a URL or an Authorization header): `redact` can only replace the secrets it is told.
+    Only the first `limit` characters (and a margin) are read, so the work is bounded however long
+    the text is.
     """
+    text = text[: limit + _SHAPE_MARGIN]
     text = re.sub(r"(?i)\b(bearer)\s+\S+", r"\1 ***", text)
     text = re.sub(r"(?i)\b(api[_-]?key|key|token|secret|password)(\W{1,3})[^\s&\"',]+", r"\1\2***", text)
     return re.sub(r"\bsk-[A-Za-z0-9_-]{6,}", "sk-***", text)[:limit]
 # --- end inlined: shared/secrets.py ---
 
 
-# --- begin inlined: shared/text.py (sha256:fe6438e699ab1c1d) ---
+# --- begin inlined: shared/text.py (sha256:847b663452e61920) ---
 # Content part types that carry text: Chat Completions ("text") and the Responses form that
 # Open WebUI 0.12.4 also stores for some connections ("input_text", "output_text").
 TEXT_PART_TYPES = frozenset({"text", "input_text", "output_text"})
 
-_TAG_WORDS = "think|thinking|reason|reasoning|thought"
-_BLOCK_TOKENS = re.compile(
-    r"(?P<fence>^[ ]{0,3}(?:`{3,}|~{3,}))"
-    r"|(?P<details><details\b(?P<attrs>[^<>]*)>)"
-    rf"|(?P<open><(?:{_TAG_WORDS})(?:\s[^<>]*)?>|<\|begin_of_thought\|>|◁think▷)"
-    rf"|(?P<close></details\s*>|</(?:{_TAG_WORDS})\s*>|<\|end_of_thought\|>|◁/think▷)",
-    re.IGNORECASE | re.MULTILINE,
+
+def _any_case(word: str) -> str:
+    """`word` as a pattern matching it in any letter case, without re.IGNORECASE (which makes every
+    attempt of the scanner several times slower)."""
+    return "".join(f"[{c.lower()}{c.upper()}]" if c.isalpha() else re.escape(c) for c in word)
+
+
+# think, thinking, thought, reason, reasoning: as a tree, so a near miss fails at its first wrong letter
+_TAG_WORDS = (
+    f"{_any_case('th')}(?:{_any_case('ink')}(?:{_any_case('ing')})?|{_any_case('ought')})"
+    f"|{_any_case('reason')}(?:{_any_case('ing')})?"
 )
+_DETAILS_WORD = _any_case("details")
+# The tags, each alternative bounded by the next `<` or `>`; a `<` not followed by a tag's first
+# letter fails at once. Group numbers tell the token's kind.
+_TAG_PATTERN = (
+    rf"<(?=[dDtTrR/|])(?:({_DETAILS_WORD}\b([^<>]*)>)"  # 1: <details …>, 2: its attributes
+    rf"|((?:{_TAG_WORDS})(?:\s[^<>]*)?>|{_any_case('|begin_of_thought|>')})"  # 3: an opening reasoning tag
+    rf"|(/(?:{_DETAILS_WORD}|{_TAG_WORDS})\s*>|{_any_case('|end_of_thought|>')}))"  # 4: a closing tag
+    rf"|({_any_case('◁think▷')})|({_any_case('◁/think▷')})"  # 5: opening, 6: closing
+)
+# A code fence (7) at a line start. Searched for only when the text has one: an alternative that
+# starts with `^` is tried at every position, the tags alone only where a `<` or `◁` is.
+_TAG_TOKENS = re.compile(_TAG_PATTERN)
+_BLOCK_TOKENS = re.compile(_TAG_PATTERN + r"|^([ ]{0,3}(?:`{3,}|~{3,}))", re.MULTILINE)
+_DETAILS, _OPEN, _CLOSE, _FENCE = "details", "open", "close", "fence"
+_TOKEN_KIND = {1: _DETAILS, 2: _DETAILS, 3: _OPEN, 4: _CLOSE, 5: _OPEN, 6: _CLOSE, 7: _FENCE}
 _DETAILS_TYPE = re.compile(r"""\btype\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s"'=<>`]+))""", re.IGNORECASE)
 
 DetailsTypes = Collection[str] | Literal["all"]
+
+# The most tags (or backtick runs) one text is scanned for: real replies hold a few hundred at most,
+# and each token costs a few Python steps. Past it, the rest of the text is kept as it is, so the
+# work per message is bounded whatever a user or an upstream writes.
+TOKEN_LIMIT = 20_000
 
 
 def content_text(content: Any, separator: str = "\n") -> str:
@@ -516,42 +593,159 @@ def strip_blocks(text: str, *, details: DetailsTypes = ("reasoning",), reasoning
     Inside a dropped block every opening and closing tag counts for nesting; an unclosed block runs
     to the end of the text. A stray closing tag of a dropped kind is dropped on its own.
     """
+    if "<" not in text and "◁" not in text:
+        return text  # no tag at all: nothing to scan
+    tokens = _BLOCK_TOKENS if "```" in text or "~~~" in text else _TAG_TOKENS
+    all_details = details == "all"
     kept: list[str] = []
+    keep = kept.append
     pos = depth = 0
     fence: str | None = None
-    for token in _BLOCK_TOKENS.finditer(text):
-        kind = token.lastgroup if token.lastgroup != "attrs" else "details"
+    count = 0
+    for count, token in enumerate(islice(tokens.finditer(text), TOKEN_LIMIT), 1):  # noqa: B007
+        kind = _TOKEN_KIND[token.lastindex or 0]
         if depth:
-            depth += 1 if kind in ("details", "open") else -1 if kind == "close" else 0
-            if not depth:
-                pos = token.end()
+            if kind is _CLOSE:
+                depth -= 1
+                if not depth:
+                    pos = token.end()
+            elif kind is not _FENCE:
+                depth += 1
             continue
-        if kind == "fence":
-            marker = token.group().strip()
-            if fence is None:
-                fence = marker
-            elif marker[0] == fence[0] and len(marker) >= len(fence):
-                fence = None
+        if kind is _FENCE:
+            fence = _fence_after(fence, token.group().strip())
             continue
-        if fence is not None or not _hidden(token, kind, details, reasoning_tags):
+        if fence is not None:
             continue
-        kept.append(text[pos : token.start()])
-        pos = token.end()
-        depth = 0 if kind == "close" else 1
-    if not depth:
-        kept.append(text[pos:])
+        if kind is _OPEN or (kind is _CLOSE and token.group()[2:3] not in "dD"):
+            hidden = reasoning_tags
+        elif kind is _CLOSE:  # `</details>`: of a dropped kind only when every details block is
+            hidden = all_details
+        else:
+            hidden = all_details or _details_type(token.group(2)) in details
+        if not hidden:
+            continue
+        start, end = token.span()
+        if start != pos:
+            keep(text[pos:start])
+        pos = end
+        depth = 0 if kind is _CLOSE else 1
+    if not depth or (count == TOKEN_LIMIT and tokens.search(text, token.end())):
+        keep(text[pos:])  # the end of the text, or what is past the limit: kept as it is
     return "".join(kept)
 
 
-def _hidden(token: re.Match[str], kind: str | None, details: DetailsTypes, reasoning_tags: bool) -> bool:
-    if kind == "details":
-        return details == "all" or _details_type(token.group("attrs")) in details
-    if kind == "open":
-        return reasoning_tags
-    # a closing tag: `</details>` belongs to a dropped kind only when every details block is dropped
-    if token.group().lower().startswith("</details"):
-        return details == "all"
-    return reasoning_tags
+def _fence_after(fence: str | None, marker: str) -> str | None:
+    """The open fence after a fence line `marker`: it opens one, or closes the open one."""
+    if fence is None:
+        return marker
+    if marker[0] == fence[0] and len(marker) >= len(fence):
+        return None
+    return fence
+
+
+# Code, as Open WebUI's renderer (marked, CommonMark rules) reads it: a fence at a line start (1),
+# or a run of backticks (2) that opens an inline span closed by the next run of the same length.
+_CODE_TOKENS = re.compile(r"^[ ]{0,3}(`{3,}|~{3,})|(`+)", re.MULTILINE)
+# Open WebUI 0.12.4's citation rule (frontend src/lib/utils/marked/citation-extension.ts): one or
+# more adjacent [1], [1,2] or [1#id] groups, not followed by "(", "[" or ":" (then it is a link or
+# a reference), with the spaces or tabs before them. Possessive, so "[1][2](url)" is kept whole.
+# Linear: the spaces are matched only from the start of their run (the lookbehind turns every
+# other start inside a long run away at once), and an id stops at the next "[".
+_CITATION_MARKS = re.compile(r"(?<![ \t])[ \t]*(?:\[\d+(?:#[^,\[\]\s]+)?(?:,\s*\d+(?:#[^,\[\]\s]+)?)*\])++(?![(\[:])")
+
+
+def _closes(text: str, fence: str, token: re.Match[str]) -> bool:
+    """Whether the fence `token` (at a later line's start) closes the block `fence` opened: the same
+    character, at least as long, and nothing after it on its line but more fence characters and
+    spaces."""
+    run = token.group(1)
+    if run[0] != fence[0] or len(run) < len(fence):
+        return False
+    line_end = text.find("\n", token.end())
+    rest = text[token.end() : line_end if line_end >= 0 else len(text)]
+    return not rest.rstrip(" \t").strip("`~")
+
+
+def _closers(tokens: list[re.Match[str]]) -> list[int]:
+    """For each token, the index of the next backtick run of the same length (-1: none)."""
+    later: dict[int, int] = {}
+    closer = [-1] * len(tokens)
+    for index in range(len(tokens) - 1, -1, -1):
+        run = tokens[index].group(tokens[index].lastindex or 0)
+        if run[0] == "`":
+            closer[index] = later.get(len(run), -1)
+            later[len(run)] = index
+    return closer
+
+
+def code_spans(text: str) -> list[tuple[int, int]]:
+    """(start, end) of every fenced block and inline code span in `text`, in order.
+
+    Past TOKEN_LIMIT fences and backtick runs, the rest of the text is one span: kept as it is.
+    """
+    if "`" not in text and "~~~" not in text:
+        return []
+    tokens = list(islice(_CODE_TOKENS.finditer(text), TOKEN_LIMIT))
+    closer = _closers(tokens)
+    spans: list[tuple[int, int]] = []
+    index, count = 0, len(tokens)
+    while index < count:
+        token = tokens[index]
+        fence = token.group(1)
+        if fence:  # a fence: the block runs to the next fence that closes it, or to the end
+            index += 1
+            while index < count and not (tokens[index].group(1) and _closes(text, fence, tokens[index])):
+                index += 1
+            if index < count:
+                line_end = text.find("\n", tokens[index].end())
+                spans.append((token.start(), line_end if line_end >= 0 else len(text)))
+                index += 1
+            else:
+                spans.append((token.start(), len(text)))
+            continue
+        if closer[index] < 0:  # backticks that close nothing are text
+            index += 1
+            continue
+        end = tokens[closer[index]].end()
+        spans.append((token.start(), end))
+        index = closer[index] + 1
+    if count == TOKEN_LIMIT and (not spans or spans[-1][1] < len(text)):
+        rest = max(tokens[-1].start(), spans[-1][1] if spans else 0)
+        spans.append((rest, len(text)))
+    return spans
+
+
+def _without_marks(text: str) -> str:
+    return _CITATION_MARKS.sub("", text) if "[" in text else text
+
+
+def strip_citation_marks(text: str) -> str:
+    """`text` without Open WebUI's citation marks ([1], [1][2], [1,2], [1#id]) and the spaces or tabs
+    before them; code (fenced blocks and inline spans) is kept as it is."""
+    if "[" not in text:
+        return text
+    kept: list[str] = []
+    pos = 0
+    for start, end in code_spans(text):
+        kept += [_without_marks(text[pos:start]), text[start:end]]
+        pos = end
+    kept.append(_without_marks(text[pos:]))
+    return "".join(kept)
+
+
+_EMPTY_LINES = re.compile(r"\n{3,}")
+
+
+def tidy_lines(text: str) -> str:
+    """`text` without spaces or tabs at line ends, at most one empty line in a row, stripped.
+
+    Line by line, not `re.sub(r"[ \\t]+$", …)`: that pattern retries at every space of a long run
+    of spaces that does not end a line.
+    """
+    if " \n" in text or "\t\n" in text:
+        text = "\n".join(line.rstrip(" \t") for line in text.split("\n"))
+    return _EMPTY_LINES.sub("\n\n", text).strip()
 # --- end inlined: shared/text.py ---
 
 
@@ -559,40 +753,29 @@ def _hidden(token: re.Match[str], kind: str | None, details: DetailsTypes, reaso
 # from shared.host import MemoryHost, as_refusal  (inlined above)
 # from shared.messages import for_reader, is_admin  (inlined above)
 # from shared.secrets import mask_key_shapes  (inlined above)
-# from shared.text import content_text, strip_blocks  (inlined above)
+# from shared.text import content_text, strip_blocks, strip_citation_marks, tidy_lines  (inlined above)
 
 _LOG = logging.getLogger("openwebui_pack.add_to_memories")
 
 # --- the text to remember ------------------------------------------------------------
 
-# Code is copied as-is: a fenced block (to its closing fence or the end) or an inline span.
-_CODE = re.compile(
-    r"^[ ]{0,3}(?P<fence>`{3,}|~{3,}).*?(?:^[ ]{0,3}(?P=fence)[`~]*[ \t]*$|\Z)|(?P<tick>`+)[^`]+?(?P=tick)",
-    re.MULTILINE | re.DOTALL,
-)
-# Open WebUI 0.12.4's citation rule (frontend src/lib/utils/marked/citation-extension.ts): one or
-# more adjacent [1], [1,2] or [1#id] groups. Possessive, so "[1][2](url)" is a link and kept whole.
-_CITATION = re.compile(r"[ \t]*(?:\[\d+(?:#[^,\]\s]+)?(?:,\s*\d+(?:#[^,\]\s]+)?)*\])++(?![(\[:])")
+# Stored text keeps what was typed except characters that only do harm in a memory: C0 controls
+# (NUL, which PostgreSQL refuses in text, and the rest but tab and newline; DEL too) and the bidi
+# embedding, override and isolate controls, which can make a memory read differently from what it
+# holds. A carriage return ends a line, so it becomes a newline.
+_DROPPED = {code: None for code in [*range(0x20), 0x7F, *range(0x202A, 0x202F), *range(0x2066, 0x206A)]}
+_DROPPED.update({ord("\t"): ord("\t"), ord("\n"): ord("\n"), ord("\r"): ord("\n")})
 
 
-def strip_citations(text: str) -> str:
-    """Removes citation markers such as [1] or [1][2] outside code."""
-    out: list[str] = []
-    pos = 0
-    for code in _CODE.finditer(text):
-        out.append(_CITATION.sub("", text[pos : code.start()]))
-        out.append(code.group())
-        pos = code.end()
-    out.append(_CITATION.sub("", text[pos:]))
-    return "".join(out)
+def without_controls(text: str) -> str:
+    """`text` without control characters and bidi controls; tabs and line breaks stay."""
+    return text.replace("\r\n", "\n").translate(_DROPPED)
 
 
 def memory_text(text: str) -> str:
-    """What a reply's text becomes as a memory."""
+    """What a reply's text becomes as a memory: no citation marks outside code, tidy lines."""
     # every <details> block goes (reasoning, tool calls, code runs), and raw reasoning tags too
-    text = strip_citations(strip_blocks(text, details="all", reasoning_tags=True))
-    text = re.sub(r"[ \t]+$", "", text, flags=re.MULTILINE)
-    return re.sub(r"\n{3,}", "\n\n", text).strip()
+    return tidy_lines(strip_citation_marks(strip_blocks(without_controls(text), details="all", reasoning_tags=True)))
 
 
 def clicked_text(body: dict) -> str:
@@ -618,6 +801,12 @@ def normalized(text: str) -> str:
 class StoredMemory:
     id: str
     content: str
+    created_at: int = 0  # epoch seconds, as Open WebUI stores it
+
+
+def _age(memory: StoredMemory) -> tuple[int, str]:
+    """The order every worker agrees on for copies of one memory: oldest first, then by id."""
+    return memory.created_at, memory.id
 
 
 class MemoriesUnavailable(Exception):
@@ -690,7 +879,8 @@ class _HostMemories:
             raise refusal from exc
 
     async def existing(self) -> list[StoredMemory]:
-        return [StoredMemory(row.id, row.content) for row in await self._host.memories(self.user_id)]
+        rows = await self._host.memories(self.user_id)
+        return [StoredMemory(row.id, row.content, int(getattr(row, "created_at", 0) or 0)) for row in rows]
 
     async def add(self, content: str) -> str:
         try:
@@ -712,7 +902,8 @@ Outcome = Literal["saved", "duplicate", "cancelled", "empty", "too_long", "unava
 
 _EDIT_ROUNDS = 3  # the first edit plus two more when the text is too long
 _TITLE = "Add to memories"
-# one writer per user in this worker, so the duplicate check and the rollback see a stable list
+# one writer per user in this worker, so the duplicate check and the rollback see a stable list;
+# across workers, _kept_after_twins settles what this lock cannot see
 _WRITE_LOCKS: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
 
 
@@ -749,7 +940,7 @@ async def _edited(text: str, events: Emitter, limit: int) -> tuple[Outcome | Non
         if answer is None:
             await events.notify(f"{events.call_problem or 'Cancelled'}: nothing was saved to your memories.")
             return "cancelled", text
-        text = answer.strip()
+        text = without_controls(answer).strip()
         if not text:
             await events.notify("The text was empty: nothing was saved to your memories.")
             return "empty", text
@@ -770,6 +961,7 @@ async def save_memory(
     options: SaveOptions,
 ) -> Outcome:
     """Asks (as configured), then writes `text` as one memory of the store's user."""
+    text = without_controls(text)
     try:
         await store.check_access()
     except MemoriesUnavailable as exc:
@@ -821,7 +1013,7 @@ async def _write(text: str, store: MemoryStore, events: Emitter, options: SaveOp
 
     await events.status("Saving to memories…")
     try:
-        await store.add(text)
+        memory_id = await store.add(text)
     except MemoriesUnavailable as exc:
         await events.notify(for_reader(str(exc), exc.admin_detail, admin=options.admin), "warning")
         await events.status("Not saved to memories", done=True)
@@ -841,9 +1033,42 @@ async def _write(text: str, store: MemoryStore, events: Emitter, options: SaveOp
         await events.notify(for_reader(sentence, detail, admin=options.admin), "error")
         await events.status("Not saved to memories", done=True)
         return "failed"
+    if options.deduplicate and not await _kept_after_twins(text, memory_id, {m.id for m in before}, store):
+        await events.notify("Already saved in your memories." + hint)
+        await events.status("Saved to memories", done=True)
+        return "duplicate"
     await events.notify("Saved. " + _MEMORY_OFF if hint else "Saved to your memories.", "success")
     await events.status("Saved to memories", done=True)
     return "saved"
+
+
+async def _kept_after_twins(text: str, own_id: str, before: set[str], store: MemoryStore) -> bool:
+    """After a write, keeps one copy of `text` among the memories new since `before`; True when ours stays.
+
+    Workers of one Open WebUI share no lock, so clicks handled by different workers can all pass the
+    duplicate check and all write. So each writer reads the memories again after its write: copies
+    of the text that are new since its first read are twins, the oldest (`_age`) stays, and the
+    writer deletes every other twin it sees. Of two writers, the later one's read comes after the
+    earlier one's write, so at least one of them sees both copies, and all agree on the oldest:
+    exactly one copy remains. A writer that finds its own copy gone deletes it once more, which
+    removes the vector its add may have stored after the row was deleted.
+    """
+    try:
+        rows = await store.existing()
+        if own_id not in {m.id for m in rows}:
+            await store.delete(own_id)
+            return False
+        key = normalized(text)
+        twins = [m for m in rows if m.id not in before and normalized(m.content) == key]
+        keep = min(twins, key=_age)
+        for twin in twins:
+            if twin.id != keep.id:
+                await store.delete(twin.id)
+    except Exception as exc:
+        # the memory is saved; a copy another worker wrote at the same moment may remain
+        _LOG.warning("checking for twins failed: %s: %s", type(exc).__name__, mask_key_shapes(str(exc)))
+        return True
+    return keep.id == own_id
 
 
 async def _roll_back(text: str, before: set[str], store: MemoryStore) -> bool:

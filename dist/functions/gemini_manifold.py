@@ -13,15 +13,20 @@ requirements: google-genai>=1.54.0
 import asyncio
 import base64
 import binascii
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field, replace
+import datetime as dt
 from fnmatch import fnmatchcase
+import fnmatch
 import hashlib
 import hmac
+import html
 import importlib
 import inspect
 import io
 import ipaddress
+from itertools import islice
 import json
 import logging
 import mimetypes
@@ -32,7 +37,8 @@ import re
 import sys
 import time
 from typing import Any, Literal, TypeVar, TypedDict
-from urllib.parse import unquote_to_bytes, urljoin, urlsplit
+import unicodedata
+from urllib.parse import parse_qs, unquote_to_bytes, urljoin, urlsplit
 import uuid
 
 from pydantic import BaseModel, Field, field_validator
@@ -55,22 +61,184 @@ def for_reader(sentence: str, detail: str = "", *, admin: bool) -> str:
 # --- end inlined: shared/messages.py ---
 
 
-# --- begin inlined: shared/text.py (sha256:fe6438e699ab1c1d) ---
+# --- begin inlined: shared/netguard.py (sha256:7b66ce83cb6d9ade) ---
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+# Shared address space (carrier-grade NAT): not private in the RFC 1918 sense, never public.
+_CGNAT = ipaddress.ip_network("100.64.0.0/10")
+# NAT64 prefixes that put the IPv4 address in the last four bytes (RFC 6052 well-known, RFC 8215 local).
+_NAT64 = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("64:ff9b:1::/48"))
+# Dots IDNA treats as label separators (ideographic, full-width and half-width ideographic full stops).
+_DOTS = str.maketrans({"\u3002": ".", "\uff0e": ".", "\uff61": "."})
+
+
+class BlockedAddressError(OSError):
+    """A link whose host is, or resolves to, an address the server must not fetch from."""
+
+
+def normalise_host(host: str) -> str:
+    """`host` as the HTTP client connects to it: IDNA / UTS #46 mapped, lower case, brackets off.
+
+    aiohttp 3.13 (yarl 1.25, `_idna_encode`) encodes a non-ASCII host with UTS #46 mapping, which
+    folds compatibility characters (NFKC) and the ideographic dots to ASCII. A host that yarl
+    cannot encode is refused by yarl too, so the NFKC fold here only has to be no weaker."""
+    host = host.strip().strip("[]")
+    if not host.isascii():
+        host = unicodedata.normalize("NFKC", host.translate(_DOTS)).translate(_DOTS)
+        try:
+            import idna  # what yarl uses; Open WebUI installs it
+
+            host = idna.encode(host, uts46=True, std3_rules=False).decode("ascii")
+        except ImportError:
+            pass
+        except ValueError:  # idna.IDNAError and UnicodeError: not a name the client can connect to
+            pass
+    return host.lower().rstrip(".")
+
+
+def ip_literal(host: str) -> IPAddress | None:
+    """The address a normalised host names when it is an IP literal (a zone id is ignored)."""
+    try:
+        return ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        return None
+
+
+def embedded_ipv4(address: IPAddress) -> list[ipaddress.IPv4Address]:
+    """The IPv4 addresses an IPv6 address carries: mapped, compatible, 6to4, Teredo and NAT64."""
+    if not isinstance(address, ipaddress.IPv6Address):
+        return []
+    found: list[ipaddress.IPv4Address] = []
+    if address.ipv4_mapped:
+        found.append(address.ipv4_mapped)
+    if address.sixtofour:
+        found.append(address.sixtofour)
+    if address.teredo:
+        found.extend(address.teredo)
+    packed = address.packed
+    if packed[:12] == b"\0" * 12 and int(address) > 1:  # IPv4-compatible ::a.b.c.d (not :: or ::1)
+        found.append(ipaddress.IPv4Address(packed[12:]))
+    if address in _NAT64[0]:
+        found.append(ipaddress.IPv4Address(packed[12:]))
+    elif address in _NAT64[1]:
+        found.append(ipaddress.IPv4Address(bytes((packed[6], packed[7], packed[9], packed[10]))))
+    return found
+
+
+def _public(address: IPAddress) -> bool:
+    # Python's `is_global` counts multicast (224.0.0.0/4, ff00::/8) and NAT64 as global: not here.
+    return (
+        address.is_global
+        and not address.is_multicast
+        and not address.is_reserved
+        and not address.is_unspecified
+        and not address.is_loopback
+        and not address.is_link_local
+        and not address.is_private
+        and address not in _CGNAT
+    )
+
+
+def address_allowed(address: IPAddress | str) -> bool:
+    """Whether a link may connect to `address`: it and every IPv4 address inside it are public."""
+    if isinstance(address, str):
+        parsed = ip_literal(address)
+        if parsed is None:
+            return False
+        address = parsed
+    inner = embedded_ipv4(address)
+    if any(address in prefix for prefix in _NAT64):
+        # A NAT64 gateway connects to the IPv4 address inside: that is the one to judge (Python
+        # counts the whole prefix as reserved, which would refuse every IPv6-only server's fetches).
+        return all(_public(v4) for v4 in inner)
+    return _public(address) and all(_public(v4) for v4 in inner)
+
+
+def check_host(host: str) -> None:
+    """Refuse a host that is, once normalised, an IP literal outside the public internet.
+
+    Names pass here; their addresses are judged when the connection is made (`check_addresses`)."""
+    literal = ip_literal(normalise_host(host))
+    if literal is not None and not address_allowed(literal):
+        raise BlockedAddressError(f"{literal} is not a public address")
+
+
+def check_addresses(host: str, addresses: list[str]) -> None:
+    """Refuse the connection unless every address `host` resolved to is public.
+
+    All of them, not just some: a name that answers with one public and one private address
+    would otherwise let the client pick the private one."""
+    if not addresses:
+        raise BlockedAddressError(f"{host} resolved to no address")
+    blocked = [a for a in addresses if not address_allowed(a)]
+    if blocked:
+        raise BlockedAddressError(f"{host} resolves to a non-public address ({', '.join(blocked[:3])})")
+
+
+_guarded_connectors: dict[int, type] = {}  # one connector class per aiohttp module (built on first use)
+
+
+def guarded_connector(aiohttp: Any, **kwargs: Any) -> Any:
+    """An aiohttp TCPConnector that checks every address it is about to connect to.
+
+    aiohttp (3.13 and the 3.x releases Open WebUI 0.6.43 ships) routes every new connection
+    through `TCPConnector._resolve_host`, IP literals included; the check runs on what it returns,
+    so the address judged is the address connected to (no second lookup, no rebinding window)."""
+    cls = _guarded_connectors.get(id(aiohttp))
+    if cls is None:
+
+        class GuardedConnector(aiohttp.TCPConnector):
+            async def _resolve_host(self, host: str, port: int, *args: Any, **kw: Any) -> Any:
+                check_host(host)
+                found = await super()._resolve_host(host, port, *args, **kw)
+                check_addresses(host, [entry["host"] for entry in found])
+                return found
+
+        cls = _guarded_connectors[id(aiohttp)] = GuardedConnector
+    return cls(**kwargs)
+# --- end inlined: shared/netguard.py ---
+
+
+# --- begin inlined: shared/text.py (sha256:847b663452e61920) ---
 # Content part types that carry text: Chat Completions ("text") and the Responses form that
 # Open WebUI 0.12.4 also stores for some connections ("input_text", "output_text").
 TEXT_PART_TYPES = frozenset({"text", "input_text", "output_text"})
 
-_TAG_WORDS = "think|thinking|reason|reasoning|thought"
-_BLOCK_TOKENS = re.compile(
-    r"(?P<fence>^[ ]{0,3}(?:`{3,}|~{3,}))"
-    r"|(?P<details><details\b(?P<attrs>[^<>]*)>)"
-    rf"|(?P<open><(?:{_TAG_WORDS})(?:\s[^<>]*)?>|<\|begin_of_thought\|>|◁think▷)"
-    rf"|(?P<close></details\s*>|</(?:{_TAG_WORDS})\s*>|<\|end_of_thought\|>|◁/think▷)",
-    re.IGNORECASE | re.MULTILINE,
+
+def _any_case(word: str) -> str:
+    """`word` as a pattern matching it in any letter case, without re.IGNORECASE (which makes every
+    attempt of the scanner several times slower)."""
+    return "".join(f"[{c.lower()}{c.upper()}]" if c.isalpha() else re.escape(c) for c in word)
+
+
+# think, thinking, thought, reason, reasoning: as a tree, so a near miss fails at its first wrong letter
+_TAG_WORDS = (
+    f"{_any_case('th')}(?:{_any_case('ink')}(?:{_any_case('ing')})?|{_any_case('ought')})"
+    f"|{_any_case('reason')}(?:{_any_case('ing')})?"
 )
+_DETAILS_WORD = _any_case("details")
+# The tags, each alternative bounded by the next `<` or `>`; a `<` not followed by a tag's first
+# letter fails at once. Group numbers tell the token's kind.
+_TAG_PATTERN = (
+    rf"<(?=[dDtTrR/|])(?:({_DETAILS_WORD}\b([^<>]*)>)"  # 1: <details …>, 2: its attributes
+    rf"|((?:{_TAG_WORDS})(?:\s[^<>]*)?>|{_any_case('|begin_of_thought|>')})"  # 3: an opening reasoning tag
+    rf"|(/(?:{_DETAILS_WORD}|{_TAG_WORDS})\s*>|{_any_case('|end_of_thought|>')}))"  # 4: a closing tag
+    rf"|({_any_case('◁think▷')})|({_any_case('◁/think▷')})"  # 5: opening, 6: closing
+)
+# A code fence (7) at a line start. Searched for only when the text has one: an alternative that
+# starts with `^` is tried at every position, the tags alone only where a `<` or `◁` is.
+_TAG_TOKENS = re.compile(_TAG_PATTERN)
+_BLOCK_TOKENS = re.compile(_TAG_PATTERN + r"|^([ ]{0,3}(?:`{3,}|~{3,}))", re.MULTILINE)
+_DETAILS, _OPEN, _CLOSE, _FENCE = "details", "open", "close", "fence"
+_TOKEN_KIND = {1: _DETAILS, 2: _DETAILS, 3: _OPEN, 4: _CLOSE, 5: _OPEN, 6: _CLOSE, 7: _FENCE}
 _DETAILS_TYPE = re.compile(r"""\btype\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s"'=<>`]+))""", re.IGNORECASE)
 
 DetailsTypes = Collection[str] | Literal["all"]
+
+# The most tags (or backtick runs) one text is scanned for: real replies hold a few hundred at most,
+# and each token costs a few Python steps. Past it, the rest of the text is kept as it is, so the
+# work per message is bounded whatever a user or an upstream writes.
+TOKEN_LIMIT = 20_000
 
 
 def content_text(content: Any, separator: str = "\n") -> str:
@@ -105,42 +273,55 @@ def strip_blocks(text: str, *, details: DetailsTypes = ("reasoning",), reasoning
     Inside a dropped block every opening and closing tag counts for nesting; an unclosed block runs
     to the end of the text. A stray closing tag of a dropped kind is dropped on its own.
     """
+    if "<" not in text and "◁" not in text:
+        return text  # no tag at all: nothing to scan
+    tokens = _BLOCK_TOKENS if "```" in text or "~~~" in text else _TAG_TOKENS
+    all_details = details == "all"
     kept: list[str] = []
+    keep = kept.append
     pos = depth = 0
     fence: str | None = None
-    for token in _BLOCK_TOKENS.finditer(text):
-        kind = token.lastgroup if token.lastgroup != "attrs" else "details"
+    count = 0
+    for count, token in enumerate(islice(tokens.finditer(text), TOKEN_LIMIT), 1):  # noqa: B007
+        kind = _TOKEN_KIND[token.lastindex or 0]
         if depth:
-            depth += 1 if kind in ("details", "open") else -1 if kind == "close" else 0
-            if not depth:
-                pos = token.end()
+            if kind is _CLOSE:
+                depth -= 1
+                if not depth:
+                    pos = token.end()
+            elif kind is not _FENCE:
+                depth += 1
             continue
-        if kind == "fence":
-            marker = token.group().strip()
-            if fence is None:
-                fence = marker
-            elif marker[0] == fence[0] and len(marker) >= len(fence):
-                fence = None
+        if kind is _FENCE:
+            fence = _fence_after(fence, token.group().strip())
             continue
-        if fence is not None or not _hidden(token, kind, details, reasoning_tags):
+        if fence is not None:
             continue
-        kept.append(text[pos : token.start()])
-        pos = token.end()
-        depth = 0 if kind == "close" else 1
-    if not depth:
-        kept.append(text[pos:])
+        if kind is _OPEN or (kind is _CLOSE and token.group()[2:3] not in "dD"):
+            hidden = reasoning_tags
+        elif kind is _CLOSE:  # `</details>`: of a dropped kind only when every details block is
+            hidden = all_details
+        else:
+            hidden = all_details or _details_type(token.group(2)) in details
+        if not hidden:
+            continue
+        start, end = token.span()
+        if start != pos:
+            keep(text[pos:start])
+        pos = end
+        depth = 0 if kind is _CLOSE else 1
+    if not depth or (count == TOKEN_LIMIT and tokens.search(text, token.end())):
+        keep(text[pos:])  # the end of the text, or what is past the limit: kept as it is
     return "".join(kept)
 
 
-def _hidden(token: re.Match[str], kind: str | None, details: DetailsTypes, reasoning_tags: bool) -> bool:
-    if kind == "details":
-        return details == "all" or _details_type(token.group("attrs")) in details
-    if kind == "open":
-        return reasoning_tags
-    # a closing tag: `</details>` belongs to a dropped kind only when every details block is dropped
-    if token.group().lower().startswith("</details"):
-        return details == "all"
-    return reasoning_tags
+def _fence_after(fence: str | None, marker: str) -> str | None:
+    """The open fence after a fence line `marker`: it opens one, or closes the open one."""
+    if fence is None:
+        return marker
+    if marker[0] == fence[0] and len(marker) >= len(fence):
+        return None
+    return fence
 
 
 def strip_reasoning(text: str) -> str:
@@ -149,7 +330,7 @@ def strip_reasoning(text: str) -> str:
 # --- end inlined: shared/text.py ---
 
 
-# --- begin inlined: shared/attachments.py (sha256:8b592bfb155bb548) ---
+# --- begin inlined: shared/attachments.py (sha256:23844523ac335a02) ---
 _ATTACH_LOG = logging.getLogger("openwebui_pack.attachments")
 
 MiB = 1024 * 1024
@@ -161,10 +342,6 @@ IMAGE_URL_MAX_REDIRECTS = 3
 
 class AttachmentError(ValueError):
     """An image or file that cannot be sent; the request goes on without it."""
-
-
-class PrivateAddressError(OSError):
-    """A link whose host resolves only to private, loopback or link-local addresses."""
 
 
 # (offset, signatures, MIME type): the bytes that open each file type models read.
@@ -236,64 +413,142 @@ def local_fetch_allowed() -> bool:
     return value.strip().lower() == "true"
 
 
-def _public_ip(host: str) -> bool:
-    try:
-        return ipaddress.ip_address(host.split("%", 1)[0]).is_global
-    except ValueError:
-        return False
+# The one sentence a user reads about an image link that was refused, could not be reached, did not
+# answer, or answered with something else than an image: telling those apart would let a chat probe
+# which addresses and ports answer behind the server (the administrator's log has the reason).
+IMAGE_LINK_FAILED = "the link could not be downloaded as an image"
+
+
+class ImageLinkError(AttachmentError):
+    """An image link that was not downloaded: `str()` is what the user reads, `detail` the reason
+    for the server log; `too_large` when the only problem is its size."""
+
+    def __init__(self, message: str = IMAGE_LINK_FAILED, detail: str = "", *, too_large: bool = False) -> None:
+        super().__init__(message)
+        self.detail = detail or message
+        self.too_large = too_large
 
 
 def _check_url(url: str, allow_private: bool) -> None:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise AttachmentError("only http(s) image links can be fetched")
+        raise ImageLinkError(detail="only http(s) links are fetched")
     if any(c in url for c in "\\\t\r\n"):
-        raise AttachmentError("the link contains characters that are not allowed")
-    host = parts.hostname
-    literal = True
+        raise ImageLinkError(detail="the link contains characters that are not allowed")
+    if allow_private:
+        return
     try:
-        ipaddress.ip_address(host.split("%", 1)[0])
+        check_host(parts.hostname)
+    except BlockedAddressError as exc:
+        raise ImageLinkError(detail=f"refused: {exc}") from None
+
+
+def _client_host(url: str) -> str | None:
+    """The host aiohttp will connect to for `url` (yarl's IDNA-mapped spelling), None if it has none."""
+    try:
+        import yarl  # aiohttp's URL type; installed with it
+
+        return yarl.URL(url).raw_host
+    except ImportError:
+        return urlsplit(url).hostname
     except ValueError:
-        literal = False
-    if literal and not allow_private and not _public_ip(host):
-        raise AttachmentError("the link points to a private network address")
+        return None
 
 
-_resolver_classes: dict[int, type] = {}  # one resolver class per aiohttp module (built on first use)
+def _too_large(max_bytes: int) -> ImageLinkError:
+    size = f"{max_bytes // MiB} MB" if max_bytes >= MiB else f"{max_bytes // 1024} KB"
+    return ImageLinkError(f"it is larger than {size}", f"larger than {max_bytes} bytes", too_large=True)
 
 
-def _public_resolver(aiohttp: Any) -> Any:
-    """A resolver that drops private addresses, so DNS cannot steer the fetch inside the network."""
-    cls = _resolver_classes.get(id(aiohttp))
-    if cls is None:
+class DownloadBudget:
+    """The bytes all image links of one request may download together, shared by concurrent
+    downloads: each block counts as it arrives, so the total never goes over."""
 
-        class PublicResolver(aiohttp.ThreadedResolver):
-            async def resolve(self, host: str, port: int = 0, family: int = 0) -> list[dict[str, Any]]:
-                found = await super().resolve(host, port, family)
-                public = [entry for entry in found if _public_ip(entry["host"])]
-                if not public:
-                    raise PrivateAddressError(f"{host} resolves only to private network addresses")
-                return public
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self.left = max_bytes
 
-        cls = _resolver_classes[id(aiohttp)] = PublicResolver
-    return cls()
+    def take(self, count: int) -> None:
+        if count > self.left:
+            self.left = 0
+            size = f"{self.max_bytes // MiB} MB" if self.max_bytes >= MiB else f"{self.max_bytes // 1024} KB"
+            raise ImageLinkError(
+                f"the image links of this request together are larger than {size}",
+                f"over the request's download budget of {self.max_bytes} bytes",
+                too_large=True,
+            )
+        self.left -= count
+
+    def give_back(self, count: int) -> None:
+        self.left = min(self.max_bytes, self.left + max(0, count))
 
 
-async def _read_image(response: Any, max_bytes: int) -> tuple[str, bytes]:
+async def _read_image(response: Any, max_bytes: int, budget: DownloadBudget | None) -> tuple[str, bytes]:
     if response.status != 200:
-        raise AttachmentError(f"the server answered HTTP {response.status}")
+        raise ImageLinkError(detail=f"the server answered HTTP {response.status}")
     if (response.content_length or 0) > max_bytes:
-        raise AttachmentError(f"it is larger than {max_bytes // MiB} MB")
+        raise _too_large(max_bytes)
     data = bytearray()
-    async for block in response.content.iter_chunked(64 * 1024):
-        data.extend(block)
-        if len(data) > max_bytes:
-            raise AttachmentError(f"it is larger than {max_bytes // MiB} MB")
+    budget = budget or DownloadBudget(max_bytes)
+    # A declared length is taken from the budget at once: concurrent downloads then cannot each
+    # take part of it and all end up over (what is not read after all is given back).
+    counted = response.content_length or 0
+    budget.take(counted)
+    try:
+        async for block in response.content.iter_chunked(64 * 1024):
+            if len(data) + len(block) > max_bytes:
+                raise _too_large(max_bytes)
+            if len(data) + len(block) > counted:
+                budget.take(len(data) + len(block) - counted)
+                counted = len(data) + len(block)
+            data.extend(block)
+    except BaseException:
+        budget.give_back(counted - len(data))
+        raise
     header = (response.headers.get("Content-Type") or "").split(";")[0].strip().lower()
     mime = sniff_mime(bytes(data[:64])) or header
     if not mime.startswith("image/"):
-        raise AttachmentError(f"the link is not an image ({mime or 'unknown type'})")
+        raise ImageLinkError(detail=f"not an image ({mime or 'unknown type'})")
     return mime, bytes(data)
+
+
+def _blocked_reason(exc: BaseException) -> str | None:
+    """The guard's refusal inside an aiohttp connection error, if that is what it is."""
+    seen: BaseException | None = exc
+    for _ in range(6):
+        if seen is None:
+            return None
+        if isinstance(seen, BlockedAddressError):
+            return str(seen)
+        seen = getattr(seen, "os_error", None) or seen.__cause__ or seen.__context__
+    return None
+
+
+def _log_url(url: str) -> str:
+    # Host and path only: a query string may carry someone's token.
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}{parts.path}"[:200]
+
+
+async def _download(
+    session: Any, url: str, allow_private: bool, max_bytes: int, max_redirects: int, budget: DownloadBudget | None
+) -> Any:
+    for _ in range(max_redirects + 1):
+        host = _client_host(url)
+        if not host:
+            raise ImageLinkError(detail="the link has no host the client can connect to")
+        if not allow_private:
+            try:
+                check_host(host)
+            except BlockedAddressError as exc:
+                raise ImageLinkError(detail=f"refused: {exc}") from None
+        async with session.get(url, allow_redirects=False) as response:
+            if response.status in (301, 302, 303, 307, 308) and response.headers.get("Location"):
+                url = urljoin(url, response.headers["Location"])
+                _check_url(url, allow_private)  # every hop is judged like the first link
+                continue
+            return await _read_image(response, max_bytes, budget)
+    raise ImageLinkError(detail=f"more than {max_redirects} redirects")
 
 
 async def fetch_image(
@@ -302,33 +557,37 @@ async def fetch_image(
     max_bytes: int = IMAGE_URL_MAX_BYTES,
     timeout: float = IMAGE_URL_TIMEOUT,
     max_redirects: int = IMAGE_URL_MAX_REDIRECTS,
+    budget: DownloadBudget | None = None,
 ) -> tuple[str, bytes]:
-    """Download an image link (size cap, timeout, public addresses only unless the host allows local)."""
+    """Download an image link: at most `max_bytes` (and what is left of the request's `budget`),
+    within `timeout` seconds for all redirects together, and only from public addresses unless
+    the server allows local fetching.
+
+    The host is judged as the HTTP client spells it (shared/netguard.py), and every address the
+    connection goes to is judged again when it is made, on every redirect hop."""
     import aiohttp
 
     allow_private = local_fetch_allowed()
-    _check_url(url, allow_private)
-    connector = aiohttp.TCPConnector(resolver=None if allow_private else _public_resolver(aiohttp))
-    client_timeout = aiohttp.ClientTimeout(total=timeout)
     try:
-        async with aiohttp.ClientSession(connector=connector, timeout=client_timeout) as session:
-            for _ in range(max_redirects + 1):
-                async with session.get(url, allow_redirects=False) as response:
-                    if response.status in (301, 302, 303, 307, 308) and response.headers.get("Location"):
-                        url = urljoin(url, response.headers["Location"])
-                        _check_url(url, allow_private)
-                        continue
-                    return await _read_image(response, max_bytes)
-            raise AttachmentError("the link redirects too many times")
-    except AttachmentError:
+        _check_url(url, allow_private)
+        if timeout <= 0:
+            raise ImageLinkError(detail="no time was left for downloads in this request")
+        connector = aiohttp.TCPConnector() if allow_private else guarded_connector(aiohttp)
+        # trust_env stays off: a proxy would resolve the host itself, past the address check.
+        async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=timeout)) as session:
+            download = _download(session, url, allow_private, max_bytes, max_redirects, budget)
+            return await asyncio.wait_for(download, timeout)
+    except ImageLinkError as exc:
+        _ATTACH_LOG.info("image link %s was not downloaded: %s", _log_url(url), exc.detail)
         raise
     except TimeoutError:
-        raise AttachmentError(f"it did not download within {timeout:.0f} s") from None
-    except (aiohttp.ClientError, OSError) as exc:
-        if isinstance(getattr(exc, "os_error", None), PrivateAddressError) or isinstance(exc, PrivateAddressError):
-            raise AttachmentError("the link points to a private network address") from None
-        _ATTACH_LOG.info("image link download failed: %s: %s", type(exc).__name__, exc)
-        raise AttachmentError("it could not be downloaded") from None
+        _ATTACH_LOG.info("image link %s was not downloaded: no answer within %.3g s", _log_url(url), timeout)
+        raise ImageLinkError(detail=f"no answer within {timeout:.3g} s") from None
+    except (aiohttp.ClientError, OSError, ValueError) as exc:
+        reason = _blocked_reason(exc)
+        detail = f"refused: {reason}" if reason else f"{type(exc).__name__}: {exc}"
+        _ATTACH_LOG.info("image link %s was not downloaded: %s", _log_url(url), detail)
+        raise ImageLinkError(detail=detail) from None
 
 
 async def read_host_file(
@@ -445,10 +704,13 @@ class Blob:
 
     part: dict[str, Any]
     name: str
+    # The inline_data once the part points at an uploaded file instead (a second upload, with
+    # another key, starts from it again).
+    inline: dict[str, Any] | None = None
 
     @property
     def size(self) -> int:
-        return len(self.part["inline_data"]["data"])
+        return len((self.inline or self.part["inline_data"])["data"])
 
 
 def upload_plan(blobs: list[Blob], budget: int) -> list[Blob]:
@@ -464,7 +726,7 @@ def upload_plan(blobs: list[Blob], budget: int) -> list[Blob]:
 # --- end inlined: shared/attachments.py ---
 
 
-# --- begin inlined: shared/events.py (sha256:88f815cefd5160c7) ---
+# --- begin inlined: shared/events.py (sha256:ae31022f79d76d06) ---
 _EVENTS_LOG = logging.getLogger("openwebui_pack.events")
 
 
@@ -486,13 +748,14 @@ StatusAction = Literal[
 ]
 
 
-def status(
+def status(  # noqa: PLR0913 - one keyword per field of Open WebUI's status event
     description: str,
     *,
     done: bool = False,
     hidden: bool = False,
     action: StatusAction | None = None,
     urls: list[str] | None = None,
+    items: list[dict[str, str]] | None = None,  # web_search sites {"title", "link"}: 0.12.4 lists titles
     query: str | None = None,
     queries: list[str] | None = None,
     count: int | None = None,
@@ -503,6 +766,8 @@ def status(
         data["action"] = action
     if urls is not None:
         data["urls"] = list(urls)
+    if items is not None:
+        data["items"] = [dict(item) for item in items]
     if query is not None:
         data["query"] = query
     if queries is not None:
@@ -588,6 +853,49 @@ async def send(event_emitter: EventEmitter | None, event: EventPayload) -> bool:
     return True
 
 
+class StatusGate:
+    """The status coalescing rule on its own: no event loop, no clock (the caller passes `now`).
+
+    Each status costs Open WebUI 0.12.4 a socket emit and a database write (the message's
+    `statusHistory`), so updates closer together than `interval` seconds are coalesced: `offer`
+    returns the event when it may go out now, or holds it (the latest held one wins) and returns
+    None; `due` hands back the held one once its slot has come, `take` hands it back at once. A
+    `done=True` status, or any status when `interval <= 0`, goes out at once and drops what is
+    held (it supersedes it). The caller reports every send with `sent(now)`.
+    """
+
+    def __init__(self, interval: float = 0.0) -> None:
+        self.interval = interval
+        self.last = float("-inf")
+        self.pending: EventPayload | None = None
+
+    def offer(self, event: EventPayload, now: float) -> EventPayload | None:
+        if event["data"].get("done") or self.interval <= 0:
+            self.pending = None
+            return event
+        if self.pending is None and now - self.last >= self.interval:
+            return event
+        self.pending = event
+        return None
+
+    def wait(self, now: float) -> float:
+        """Seconds until a held status may go out."""
+        return max(0.0, self.interval - (now - self.last))
+
+    def due(self, now: float) -> EventPayload | None:
+        """The held status, taken, when its slot has come; else None."""
+        if self.pending is not None and now - self.last >= self.interval:
+            return self.take()
+        return None
+
+    def take(self) -> EventPayload | None:
+        event, self.pending = self.pending, None
+        return event
+
+    def sent(self, now: float) -> None:
+        self.last = now
+
+
 class Emitter:
     """Wraps `__event_emitter__` / `__event_call__` for one request.
 
@@ -611,8 +919,7 @@ class Emitter:
         self._interval = status_interval
         self._call_timeout = call_timeout
         self._clock = clock
-        self._last_status = float("-inf")
-        self._pending: EventPayload | None = None
+        self._gate = StatusGate(status_interval)
         self._flush_handle: asyncio.TimerHandle | None = None
         self._flush_task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
@@ -636,14 +943,13 @@ class Emitter:
         if done or self._interval <= 0:
             self._cancel_flush()
             async with self._lock:
-                self._pending = None
-                await self._send_status(event)
+                await self._send_status(self._gate.offer(event, self._clock()) or event)
             return
-        if self._pending is None and self._clock() - self._last_status >= self._interval:
+        now = self._gate.offer(event, self._clock())
+        if now is not None:
             async with self._lock:
-                await self._send_status(event)
+                await self._send_status(now)
             return
-        self._pending = event
         if self._flush_task is None:
             self._schedule_flush()
 
@@ -651,7 +957,7 @@ class Emitter:
         """Send a coalesced status now (call before returning if no final status follows)."""
         self._cancel_flush()
         async with self._lock:
-            event, self._pending = self._pending, None
+            event = self._gate.take()
             if event is not None:
                 await self._send_status(event)
 
@@ -659,12 +965,12 @@ class Emitter:
         return await self.emit(notification(content, type))
 
     async def _send_status(self, event: EventPayload) -> None:
-        self._last_status = self._clock()
+        self._gate.sent(self._clock())
         await self.emit(event)
 
     def _schedule_flush(self) -> None:
         if self._flush_handle is None:
-            delay = max(0.0, self._interval - (self._clock() - self._last_status))
+            delay = self._gate.wait(self._clock())
             self._flush_handle = asyncio.get_running_loop().call_later(delay, self._start_flush)
 
     def _start_flush(self) -> None:
@@ -674,12 +980,12 @@ class Emitter:
     async def _run_flush(self) -> None:
         try:
             async with self._lock:
-                event, self._pending = self._pending, None
+                event = self._gate.take()
                 if event is not None:
                     await self._send_status(event)
         finally:
             self._flush_task = None
-        if self._pending is not None:
+        if self._gate.pending is not None:
             # It came in while this flush was sending: it gets the next slot.
             self._schedule_flush()
 
@@ -743,7 +1049,7 @@ class Emitter:
 # --- end inlined: shared/events.py ---
 
 
-# --- begin inlined: shared/gemini_models.py (sha256:b2ce86747f2389f5) ---
+# --- begin inlined: shared/gemini_models.py (sha256:1bb8c53aeb9cf322) ---
 ThinkingForm = Literal["level", "budget", "alias"]
 
 # The first version of each thinking form, newest first; a version below the last takes none.
@@ -792,9 +1098,65 @@ EFFORT_LEVEL = {
 
 _VERSION = re.compile(r"gemini-(\d+)(?:\.(\d+))?")
 MODEL_ID = re.compile(r"[A-Za-z0-9][\w.-]*(?:/[\w.-]+)?", re.ASCII)  # gemini-2.5-flash, tunedModels/x-1
-DEFAULT_DENYLIST = "*-tts*, *-image*, *-live*, *native-audio*, *embedding*"
+# Image models are listed (this pipe shows the images they make); speech, live and embedding are not.
+DEFAULT_DENYLIST = "*-tts*, *-live*, *native-audio*, *embedding*"
 # Entries pipes() lists when there is no real model to offer.
 PLACEHOLDER_IDS = frozenset({"setup", "error", "none"})
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a model can do. `thinking` is whether it takes a thinking configuration at all."""
+
+    thinking: bool = True
+    images: bool = False  # makes images (responseModalities IMAGE)
+    image_sizes: bool = False  # takes imageConfig.imageSize (1K, 2K, 4K)
+    videos: bool = False  # makes videos (Veo, a long-running operation)
+    tools: bool = True  # function declarations (the chat's tools)
+    search: bool = True  # Google Search grounding
+    maps: bool = True  # Google Maps grounding
+    code: bool = True  # code execution
+    urls: bool = True  # URL context
+    video_input: bool = True  # video parts (YouTube links)
+    label: str = ""  # added to the listed name ("makes images")
+
+
+_NOTHING_BUT_TEXT = Capabilities(
+    thinking=False, tools=False, search=False, maps=False, code=False, urls=False, video_input=False
+)
+# What each model family can do, first matching glob (on the lower-case id) wins. Kept current here,
+# from Google's model pages (ai.google.dev/gemini-api/docs/models): image models take neither tools
+# nor a thinking configuration (Gemini 3 Pro Image thinks on its own and takes Google Search);
+# Gemini 1.x and Gemma take no built-in tools.
+CAPABILITY_TABLE: tuple[tuple[str, Capabilities], ...] = (
+    ("gemini-3*-image*", replace(_NOTHING_BUT_TEXT, images=True, image_sizes=True, search=True, label="makes images")),
+    ("gemini-*-image*", replace(_NOTHING_BUT_TEXT, images=True, label="makes images")),
+    ("veo-*", replace(_NOTHING_BUT_TEXT, videos=True, label="makes videos")),
+    ("*-tts*", _NOTHING_BUT_TEXT),
+    ("*embedding*", _NOTHING_BUT_TEXT),
+    ("gemma-*", replace(_NOTHING_BUT_TEXT, tools=False)),
+    ("gemini-1.*", Capabilities(thinking=False, maps=False, code=False, urls=False)),
+    ("gemini-2.0-flash-lite*", Capabilities(thinking=False, maps=False, code=False, urls=False)),
+    ("*", Capabilities()),
+)
+
+
+def model_capabilities(model_id: str, thinking: bool | None = None) -> Capabilities:
+    """What a model can do: its row of CAPABILITY_TABLE, refined by the model list (`thinking` is
+    what the API's model info says; False there means no thinking configuration is sent)."""
+    mid = model_id.lower()
+    caps = next(c for glob, c in CAPABILITY_TABLE if fnmatchcase(mid, glob))
+    return replace(caps, thinking=False) if thinking is False and caps.thinking else caps
+
+
+def listed_name(model_id: str, name: str) -> str:
+    """The name a model is listed under: the API's display name, plus what it makes when it is not
+    a chat model ("Nano Banana (gemini-2.5-flash-image, makes images)")."""
+    label = model_capabilities(model_id).label
+    if not label:
+        return name
+    plain = model_id.lower() in name.lower() or label.split()[-1].rstrip("s") in name.lower()
+    return f"{name} ({label})" if plain else f"{name} ({model_id}, {label})"
 
 
 def sub_model_id(model: str) -> str:
@@ -832,6 +1194,8 @@ def model_tier(model_id: str) -> Tier:
 def thinking_family(model_id: str, thinking: bool | None) -> ThinkingForm | None:
     """How a model's thinking is configured (None: it is not). `thinking` is what the model list
     says about the model, which decides for version-less aliases."""
+    if not model_capabilities(model_id, thinking).thinking:
+        return None
     version = model_version(model_id)
     if version is None:
         return "alias" if thinking else None
@@ -890,6 +1254,336 @@ def thinking_config(
             config["thinking_budget"] = thinking_budget(model_id, chosen_budget)
     return config or None
 # --- end inlined: shared/gemini_models.py ---
+
+
+# --- begin inlined: shared/valves.py (sha256:5c04b5d3fa444a1c) ---
+FOLLOW_ADMIN = "default"
+
+Switch = Literal["default", "on", "off"]
+
+_SWITCH_ON_WORDS = frozenset({"on", "true", "yes", "1"})
+_SWITCH_OFF_WORDS = frozenset({"off", "false", "no", "0"})
+
+
+def as_switch(value: Any) -> Switch:
+    """A stored or typed value as a Switch. Values saved before the dropdown existed (true, false,
+    None, "yes", …) keep their meaning; anything unrecognised follows the administrator."""
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    word = str(value).strip().lower() if value is not None else ""
+    if word in _SWITCH_ON_WORDS:
+        return "on"
+    if word in _SWITCH_OFF_WORDS:
+        return "off"
+    return "default"
+
+
+def resolve_switch(user_value: Any, admin_value: bool) -> bool:
+    """The setting in force: the user's choice when they made one, else the administrator's."""
+    choice = as_switch(user_value)
+    if choice == FOLLOW_ADMIN:
+        return bool(admin_value)
+    return choice == "on"
+
+
+def resolve_choice(user_value: Any, admin_value: str, allowed: tuple[str, ...]) -> str:
+    """The value in force for a `Literal["default", *allowed]` user valve."""
+    word = str(user_value).strip() if user_value is not None else ""
+    return word if word in allowed else admin_value
+# --- end inlined: shared/valves.py ---
+
+
+# --- begin inlined: shared/gemini_media.py (sha256:b5554be53af1b631) ---
+_MEDIA_LOG = logging.getLogger("openwebui_pack.gemini_manifold")
+
+IMAGE_ASPECT_RATIOS = ("1:1", "2:3", "3:2", "3:4", "4:3", "4:5", "5:4", "9:16", "16:9", "21:9")
+IMAGE_SIZES = ("1K", "2K", "4K")
+YOUTUBE_LIMIT = 10  # Gemini takes at most 10 videos in one request
+REPLY_IMAGE_LIMIT = 8  # images one reply may store; more are left out with a note
+# An Open WebUI file link (relative, or with the server's origin) and a markdown image showing one.
+_FILE_LINK = r"(?:https?://[^\s()<>]{1,200})?/api/v1/files/([A-Za-z0-9-]{1,64})/content"
+MARKDOWN_FILE_IMAGE = re.compile(r"!\[[^\]\n]{0,200}\]\(" + _FILE_LINK + r"\)")
+YOUTUBE_LINK = re.compile(r"https?://(?:www\.|m\.|music\.)?(?:youtube\.com|youtu\.be)/[^\s<>()\"'\]]*")
+_YOUTUBE_ID = re.compile(r"[A-Za-z0-9_-]{11}")
+HISTORY_IMAGES_NOTE = "Images made earlier in this chat, newest first:"
+# Gemini's URL retrieval statuses (UrlRetrievalStatus), in words.
+URL_FAILURES = {
+    "URL_RETRIEVAL_STATUS_ERROR": "it could not be retrieved",
+    "URL_RETRIEVAL_STATUS_PAYWALL": "it is behind a paywall",
+    "URL_RETRIEVAL_STATUS_UNSAFE": "it was judged unsafe",
+}
+# The built-in tools a valve turns on: option name, capability, the Tool field, its name in words,
+# and what the model would do with it.
+BUILTIN_TOOLS = (
+    ("code_execution", "code", "code_execution", "Code execution", "run code"),
+    ("url_context", "urls", "url_context", "URL context", "read web pages"),
+    ("maps", "maps", "google_maps", "Google Maps grounding", "use Google Maps"),
+)
+
+
+@dataclass(frozen=True)
+class MediaOptions:
+    """What the valves decide about media and built-in tools."""
+
+    aspect_ratio: str = "default"
+    image_size: str = "default"
+    history_images: int = 3  # earlier generated images sent back for an edit
+    code_execution: bool = False
+    url_context: bool = False
+    maps: bool = False
+    youtube: bool = True
+
+
+@dataclass
+class MediaPlan:
+    """What the model's capabilities and the media valves add to one request."""
+
+    config: dict[str, Any] = field(default_factory=dict)  # GenerateContentConfig fields
+    tools: list[dict[str, Any]] = field(default_factory=list)  # built-in tools to add
+    search: bool = True  # Google Search grounding may be offered
+    functions: bool = True  # the chat's tools may be offered
+    images: bool = False  # the model makes images (earlier ones go back to it for edits)
+    videos: bool = False  # YouTube links go as video parts
+    notes: list[str] = field(default_factory=list)  # one status line per setting left out
+    warnings: list[str] = field(default_factory=list)  # what was left out of the request
+
+
+def plan_media(
+    caps: Capabilities,
+    media: MediaOptions,
+    *,
+    grounding: bool,
+    declarations: bool,
+    combines: bool,
+    user_tools: bool = True,
+    answering: bool = False,
+) -> MediaPlan:
+    """Fit the settings to what the model can do. `combines`: the model takes built-in tools and
+    function declarations in one request (Gemini 3 with the SDK's server-side tool steps). On other
+    models the chat's own tools (`user_tools`) and a tool loop being answered (`answering`) win, with
+    a status line; Open WebUI's builtin tools alone give way to the built-in tools, as they do to
+    Google Search (shared/gemini.py plan_tools)."""
+    plan = MediaPlan(images=caps.images, videos=media.youtube and caps.video_input)
+    if grounding and not caps.search:
+        plan.search = False
+        plan.notes.append("Search grounding is off for this reply: this model cannot search")
+    if declarations and not caps.tools:
+        plan.functions = False
+        plan.notes.append("The chat's tools are off for this reply: this model cannot call tools")
+    functions = declarations and plan.functions
+    for option, capability, tool, name, verb in BUILTIN_TOOLS:
+        if not getattr(media, option):
+            continue
+        if not getattr(caps, capability):
+            plan.notes.append(f"{name} is off for this reply: this model cannot {verb}")
+        elif functions and not combines and (user_tools or answering):
+            if not answering:
+                plan.notes.append(f"{name} is off for this reply because tools are on")
+        else:
+            plan.tools.append({tool: {}})
+            plan.functions = plan.functions and (combines or not functions)
+    if caps.images:
+        plan.config["response_modalities"] = ["TEXT", "IMAGE"]
+        image_config: dict[str, Any] = {}
+        if media.aspect_ratio in IMAGE_ASPECT_RATIOS:
+            image_config["aspect_ratio"] = media.aspect_ratio
+        if media.image_size in IMAGE_SIZES:
+            if caps.image_sizes:
+                image_config["image_size"] = media.image_size
+            else:
+                plan.notes.append("The image size setting is ignored: this model makes images of one size")
+        if image_config:
+            plan.config["image_config"] = image_config
+    return plan
+
+
+def apply_media(contents: list[dict[str, Any]], plan: MediaPlan) -> None:
+    """The contents as the plan wants them: earlier replies cleaned, YouTube links as videos."""
+    clean_model_turns(contents)
+    if plan.videos:
+        plan.warnings += add_youtube_videos(contents)
+
+
+def file_ids_in(text: str) -> list[str]:
+    """The Open WebUI file ids of the markdown images in a text, in order."""
+    if "/api/v1/files/" not in text:
+        return []
+    return [match.group(1) for match in MARKDOWN_FILE_IMAGE.finditer(text)]
+
+
+def _message_text(message: Any) -> str:
+    content = message.get("content") if isinstance(message, dict) else None
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "\n".join(i.get("text") or "" for i in content if isinstance(i, dict) and isinstance(i.get("text"), str))
+    return ""
+
+
+def generated_image_ids(messages: Any, limit: int) -> list[str]:
+    """The files of the images this chat's replies showed, newest first, at most `limit`."""
+    found: list[str] = []
+    for message in reversed(messages if isinstance(messages, list) else []):
+        if len(found) >= limit:
+            break
+        if isinstance(message, dict) and message.get("role") == "assistant":
+            for file_id in reversed(file_ids_in(_message_text(message))):
+                if file_id not in found:
+                    found.append(file_id)
+    return found[: max(limit, 0)]
+
+
+def clean_model_turns(contents: list[dict[str, Any]]) -> None:
+    """Earlier replies as Gemini reads them back: without the image links (the images go as inputs
+    when the model edits) and without Open WebUI's code-run blocks (their markup is not the answer)."""
+    for content in contents:
+        if content.get("role") != "model":
+            continue
+        for part in content["parts"]:
+            text = part.get("text")
+            if not isinstance(text, str) or ("/api/v1/files/" not in text and "<details" not in text):
+                continue
+            text = MARKDOWN_FILE_IMAGE.sub("[image]", text)
+            part["text"] = strip_blocks(text, details=("code_interpreter",), reasoning_tags=False)
+
+
+def add_generated_images(contents: list[dict[str, Any]], blobs: list[Blob], images: list[tuple[str, bytes]]) -> None:
+    """Put the chat's earlier generated images (newest first) in front of the last user message."""
+    if not images:
+        return
+    for content in reversed(contents):
+        if content["role"] == "user":
+            parts: list[dict[str, Any]] = [{"text": HISTORY_IMAGES_NOTE}]
+            for number, (mime, data) in enumerate(images, 1):
+                part = {"inline_data": {"mime_type": mime, "data": data}}
+                blobs.append(Blob(part, f"earlier image {number}"))
+                parts.append(part)
+            content["parts"][:0] = parts
+            return
+
+
+def youtube_uri(link: str) -> str | None:
+    """The watch URL of a YouTube video link (watch, shorts, live, embed, youtu.be), or None."""
+    split = urlsplit(link)
+    host = (split.hostname or "").lower()
+    path = split.path.strip("/").split("/")
+    if host == "youtu.be":
+        video = path[0] if path else ""
+    elif path and path[0] == "watch":
+        video = (parse_qs(split.query).get("v") or [""])[0]
+    elif len(path) >= 2 and path[0] in ("shorts", "live", "embed"):
+        video = path[1]
+    else:
+        return None
+    return f"https://www.youtube.com/watch?v={video}" if _YOUTUBE_ID.fullmatch(video) else None
+
+
+def add_youtube_videos(contents: list[dict[str, Any]], limit: int = YOUTUBE_LIMIT) -> list[str]:
+    """A video part before each user text that links a YouTube video (the newest messages first,
+    each video once, at most `limit`); the text stays. Returns a warning when some were left out."""
+    seen: set[str] = set()
+    skipped = 0
+    for content in reversed(contents):
+        if content["role"] != "user":
+            continue
+        parts: list[dict[str, Any]] = []
+        for part in content["parts"]:
+            text = part.get("text")
+            if isinstance(text, str) and "youtu" in text:
+                for link in YOUTUBE_LINK.findall(text):
+                    uri = youtube_uri(link)
+                    if uri is None or uri in seen:
+                        continue
+                    seen.add(uri)
+                    if len(seen) > limit:
+                        skipped += 1
+                        continue
+                    parts.append({"file_data": {"file_uri": uri}})
+            parts.append(part)
+        content["parts"] = parts
+    return [f"{skipped} YouTube links were sent as text only: Gemini watches {limit} videos at most"] if skipped else []
+
+
+def _fence(code: str) -> str:
+    longest = max((len(run) for run in re.findall(r"`{3,}", code)), default=2)
+    return "`" * (longest + 1)
+
+
+def code_block(code: str, language: str, output: str | None, failed: bool) -> str:
+    """Code Gemini ran, as Open WebUI's own code-interpreter block: a `<details
+    type="code_interpreter">` with the run's output as HTML-escaped JSON in its `output` attribute
+    (the form Open WebUI's middleware writes, open_webui/utils/middleware.py before 0.12, and that
+    0.12.4's frontend still draws as an "Analyzed" block)."""
+    fence = _fence(code)
+    lang = (language or "python").lower()
+    head = '<details type="code_interpreter" done="true"'
+    if output is not None:
+        result = {"stderr" if failed else "stdout": output}
+        head += f' output="{html.escape(json.dumps(result, ensure_ascii=False))}"'
+    return f"{head}>\n<summary>Analyzed</summary>\n{fence}{lang}\n{code}\n{fence}\n</details>\n"
+
+
+def image_markdown(url: str, number: int) -> str:
+    return f"\n\n![Image {number}]({url})\n\n"
+
+
+def url_source_title(name: str, status: str) -> str:
+    """A URL-context source's name, with why Gemini could not read it when it could not."""
+    failure = URL_FAILURES.get(status)
+    return f"{name} (not read: {failure})" if failure else name
+
+
+def media_options(valves: Any, user_valves: Any) -> MediaOptions:
+    """The media settings in force: each user valve where the user chose, else the admin's."""
+
+    def choice(name: str, allowed: tuple[str, ...]) -> str:
+        return resolve_choice(getattr(user_valves, name, None), getattr(valves, name), allowed)
+
+    def switch(name: str) -> bool:
+        return resolve_switch(getattr(user_valves, name, None), getattr(valves, name))
+
+    return MediaOptions(
+        aspect_ratio=choice("IMAGE_ASPECT_RATIO", IMAGE_ASPECT_RATIOS),
+        image_size=choice("IMAGE_SIZE", IMAGE_SIZES),
+        history_images=valves.IMAGE_HISTORY_LIMIT,
+        code_execution=switch("CODE_EXECUTION"),
+        url_context=switch("URL_CONTEXT"),
+        maps=switch("GOOGLE_MAPS_GROUNDING"),
+        youtube=valves.YOUTUBE_AS_VIDEO,
+    )
+
+
+async def read_generated_images(host: Any, messages: Any, user: Any, limit: int) -> list[tuple[str, bytes]]:
+    """The chat's earlier generated images (newest first, at most `limit`) read back from Open
+    WebUI's file store, those this user may read; one that is gone is skipped."""
+    images: list[tuple[str, bytes]] = []
+    for file_id in generated_image_ids(messages, limit):
+        try:
+            data, mime, _ = await read_host_file(host, file_id, user if isinstance(user, dict) else None)
+        except AttachmentError as exc:
+            _MEDIA_LOG.info("earlier image %s is not sent back: %s", file_id, exc)
+            continue
+        if mime.startswith("image/"):
+            images.append((mime, data))
+    return images
+
+
+def image_store(host: Any, user: Any, metadata: Any) -> Any:
+    """An ImageStore (shared/gemini_reply.py) that keeps each image as a file of the chatting user,
+    linked to the chat message, and answers the link Open WebUI serves it at."""
+    meta = metadata if isinstance(metadata, dict) else {}
+    owner = user if isinstance(user, dict) else {}
+
+    async def store(mime: str, data: bytes) -> str:
+        extension = mimetypes.guess_extension(mime) or ".png"
+        name = f"gemini-image{extension}"
+        file_id = await host.store_file(
+            data, mime, name, owner, chat_id=meta.get("chat_id"), message_id=meta.get("message_id")
+        )
+        return f"/api/v1/files/{file_id}/content"
+
+    return store
+# --- end inlined: shared/gemini_media.py ---
 
 
 # --- begin inlined: shared/retry.py (sha256:67eb41439b11fff0) ---
@@ -970,7 +1664,7 @@ async def with_retries(
 # --- end inlined: shared/retry.py ---
 
 
-# --- begin inlined: shared/secrets.py (sha256:70f568bdd2292706) ---
+# --- begin inlined: shared/secrets.py (sha256:7e3aecbfe53e3d44) ---
 def redact(text: str, secrets: Iterable[str], limit: int | None = None) -> str:
     """`text` with every secret replaced, then shortened to `limit` characters.
 
@@ -986,7 +1680,7 @@ def redact(text: str, secrets: Iterable[str], limit: int | None = None) -> str:
 # --- end inlined: shared/secrets.py ---
 
 
-# --- begin inlined: shared/gemini.py (sha256:6b2f3c220470d0db) ---
+# --- begin inlined: shared/gemini.py (sha256:c6102c21b43e0c60) ---
 _GEMINI_LOG = logging.getLogger("openwebui_pack.gemini_manifold")
 
 API_VERSION = "v1beta"
@@ -1231,7 +1925,11 @@ class Converted:
     contents: list[dict[str, Any]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     blobs: list[Blob] = field(default_factory=list)
-    images: int = 0  # image parts seen, to name them ("image 2") whether or not they could be read
+    images: int = 0  # image parts seen in the whole chat
+    # Images are named as the user sees them: by their place in their own message ("image 2"),
+    # and an earlier message's as such ("image 1 of an earlier message").
+    message_images: int = 0
+    earlier: bool = False
 
 
 def _image_url(item: Any) -> Any:
@@ -1263,7 +1961,8 @@ def _blob_part(out: Converted, mime: str, data: bytes, name: str) -> dict[str, A
 
 def _image_part(out: Converted, url: Any, images: Mapping[str, ImageResult]) -> dict[str, Any]:
     out.images += 1
-    label = f"image {out.images}"
+    out.message_images += 1
+    label = f"image {out.message_images}" + (" of an earlier message" if out.earlier else "")
     try:
         if not isinstance(url, str) or not url:
             raise AttachmentError("it has no URL")
@@ -1415,7 +2114,8 @@ def convert_messages(
     out = Converted()
     system: list[str] = []
     calls: dict[str, tuple[str, str | None]] = {}
-    for message in messages:
+    last_user = max((i for i, m in enumerate(messages) if isinstance(m, dict) and m.get("role") == "user"), default=-1)
+    for index, message in enumerate(messages):
         if not isinstance(message, dict):
             continue
         role = message.get("role")
@@ -1425,6 +2125,7 @@ def convert_messages(
             if text:
                 system.append(text)
         elif role == "user":
+            out.message_images, out.earlier = 0, index != last_user
             _append(out.contents, "user", _user_parts(out, content, images))
         elif role == "assistant":
             # Thinking shown in Open WebUI (this model's or another's) is not sent back as text.
@@ -1479,6 +2180,7 @@ class RequestOptions:
     inline_budget: int = INLINE_BUDGET  # raw bytes sent inline; the largest attachments above it are uploaded
     # The installed SDK can ask for Gemini 3's search steps (ToolConfig.include_server_side_tool_invocations).
     sdk_server_side_tools: bool = True
+    media: MediaOptions = field(default_factory=MediaOptions)  # images, code execution, URL context, Maps, YouTube
 
 
 @dataclass
@@ -1490,6 +2192,7 @@ class Fetched:
     images: dict[str, ImageResult] = field(default_factory=dict)
     files: list[tuple[FileAttachment, FileResult]] = field(default_factory=list)
     server_parts: Mapping[str, list[dict[str, Any]]] = field(default_factory=dict)
+    generated: list[tuple[str, bytes]] = field(default_factory=list)  # earlier generated images, newest first
 
 
 @dataclass
@@ -1571,9 +2274,25 @@ def build_request(
         needs_signatures=thinking_family(model_id, thinking) in SIGNED_FORMS,
         server_parts=fetched.server_parts,
     )
+    # 0.8.12 passes only the workspace tools as `__tools__`; its builtin ones are in the metadata
+    builtin = builtin_tool_names(tools) | builtin_tool_names(
+        metadata.get("tools") if isinstance(metadata, dict) else None
+    )
+    user_tools = any(original not in builtin for original in names.values())
+    media = MediaPlan()
     if not task:
         attach_files(converted, fetched.files)
-    config: dict[str, Any] = sampling_config(body)
+        current = converted.contents[-1]["parts"] if converted.contents else []
+        media = plan_media(
+            model_capabilities(model_id, thinking), options.media, grounding=options.grounding,
+            declarations=bool(declarations), user_tools=user_tools,
+            answering=any("function_response" in p for p in current),
+            combines=combines_search_and_functions(model_id) and options.sdk_server_side_tools,
+        )  # fmt: skip
+        apply_media(converted.contents, media)
+        add_generated_images(converted.contents, converted.blobs, fetched.generated if media.images else [])
+        declarations = declarations if media.functions else []
+    config: dict[str, Any] = {**sampling_config(body), **media.config}
     if converted.system:
         config["system_instruction"] = converted.system
     if options.permissive_safety:
@@ -1589,23 +2308,18 @@ def build_request(
     )
     if thinking_cfg:
         config["thinking_config"] = thinking_cfg
-    # 0.8.12 passes only the workspace tools as `__tools__`; its builtin ones are in the metadata
-    builtin = builtin_tool_names(tools) | builtin_tool_names(
-        metadata.get("tools") if isinstance(metadata, dict) else None
-    )
     plan = (
         ToolPlan()
         if task
         else plan_tools(
-            options.grounding, declarations, converted.contents, model_id=model_id,
-            user_tools=any(original not in builtin for original in names.values()),
-            sdk_server_side_tools=options.sdk_server_side_tools,
+            options.grounding and media.search, declarations, converted.contents, model_id=model_id,
+            user_tools=user_tools, sdk_server_side_tools=options.sdk_server_side_tools,
         )
     )  # fmt: skip
-    if plan.tools:
-        config["tools"] = plan.tools
-    if plan.tool_config:
-        config["tool_config"] = plan.tool_config
+    if plan.tools or media.tools:
+        config["tools"] = plan.tools + media.tools
+    if plan.tool_config or (media.tools and declarations):  # built-in tools next to the chat's (Gemini 3)
+        config["tool_config"] = {**(plan.tool_config or {}), "include_server_side_tool_invocations": True}
     # Tools run in Open WebUI, never inside the SDK.
     config["automatic_function_calling"] = {"disable": True}
     return GeminiRequest(
@@ -1614,9 +2328,9 @@ def build_request(
         config=config,
         names=names,
         uploads=upload_plan(converted.blobs, options.inline_budget),
-        warnings=converted.warnings,
+        warnings=converted.warnings + media.warnings,
         include_thoughts=options.include_thoughts and not task,
-        notes=[plan.note] if plan.note else [],
+        notes=([plan.note] if plan.note else []) + media.notes,
         grounded=plan.grounded,
     )
 
@@ -1672,9 +2386,16 @@ def _one_line(text: str) -> str:
     return " ".join(text.split())
 
 
-def explain_error(exc: BaseException, *, retries: int = 0, timeout: float | None = None) -> ErrorText:
-    """What a user reads about a failure, and what an administrator reads in addition."""
+def explain_error(
+    exc: BaseException, *, retries: int = 0, timeout: float | None = None, upload: str | None = None
+) -> ErrorText:
+    """What a user reads about a failure, and what an administrator reads in addition. `upload`
+    names the file when the failure is a Files API upload's (its 404 is not about the model)."""
     text = _error_text(exc, retries=retries, timeout=timeout)
+    status = api_status(exc)
+    if upload is not None and status is not None:
+        said = "Gemini's Files API was not found at the API address" if status == 404 else text.sentence
+        text = ErrorText(f"Uploading {upload} to Gemini failed: {said.rstrip('.')}.", text.detail)
     return ErrorText(_one_line(text.sentence), _one_line(text.detail), text.connection)
 
 
@@ -1722,6 +2443,11 @@ def _error_text(exc: BaseException, *, retries: int, timeout: float | None) -> E
     if isinstance(exc, TimeoutError):
         sentence = f"Gemini did not answer within {timeout:g} s." if timeout else "Gemini did not answer in time."
         return ErrorText(sentence, f"{name}; the limit is the REQUEST_TIMEOUT valve")
+    if (type(exc).__module__ or "").startswith("google.auth"):  # Vertex AI's sign-in (google-auth)
+        return ErrorText(
+            "Gemini could not sign in to Vertex AI with its Google Cloud credentials.",
+            f"google-auth {name}: {exc}; check VERTEX_CREDENTIALS_JSON (empty = application default credentials)",
+        )
     if _connection_error(exc):
         return ErrorText(
             "Gemini could not be reached.",
@@ -1746,6 +2472,7 @@ async def with_gemini_retries(
     timeout: float | None = None,
     sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
     backoff: Backoff | None = None,
+    secrets: tuple[str, ...] = (),
 ) -> Result:
     """Run `operation`, retrying what the pack's retry policy retries (shared/retry.py), with
     backoff or the server's RetryInfo delay; a failure becomes a GeminiError with a clear message.
@@ -1757,7 +2484,7 @@ async def with_gemini_retries(
     async def on_retry(exc: BaseException, attempt: int, delay: float) -> None:
         nonlocal retries
         retries = attempt
-        answer = f"{api_status(exc)} {getattr(exc, 'status', None) or ''}".strip()
+        answer = redact(f"{api_status(exc)} {getattr(exc, 'status', None) or ''}".strip(), secrets, 80)
         await emitter.status(f"Gemini answered {answer}; retrying in {delay:.1f} s ({attempt} of {max_retries})")
 
     try:
@@ -1829,11 +2556,14 @@ async def make_client(key: str, base_url: str | None, timeout_ms: int) -> Any:
 
 
 async def list_models(client: Any) -> list[ModelInfo]:
-    """Every model of this key that answers generateContent (all pages)."""
+    """Every model of this key that answers generateContent (all pages), and the Veo video models
+    (they answer predictLongRunning; shared/gemini_video.py)."""
     models: list[ModelInfo] = []
     pager = await client.aio.models.list(config={"page_size": 1000})
     async for model in pager:
-        if "generateContent" not in (getattr(model, "supported_actions", None) or []):
+        actions = getattr(model, "supported_actions", None) or []
+        video = "predictLongRunning" in actions and str(model.name or "").startswith("models/veo-")
+        if "generateContent" not in actions and not video:
             continue
         model_id = str(model.name or "").removeprefix("models/")
         if model_id:
@@ -1843,41 +2573,18 @@ async def list_models(client: Any) -> list[ModelInfo]:
 
 def enum_name(value: Any) -> str:
     return str(getattr(value, "value", value) or "")
-
-
-async def upload_file(
-    client: Any,
-    data: bytes,
-    mime: str,
-    name: str,
-    *,
-    timeout: float,
-    clock: Callable[[], float] = time.monotonic,
-    sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
-) -> tuple[str, str]:
-    """Upload through the Files API and wait until Gemini has processed the file: (URI, MIME type)."""
-    file = await client.aio.files.upload(file=io.BytesIO(data), config={"mime_type": mime, "display_name": name})
-    deadline = clock() + timeout
-    delay = 0.5
-    while enum_name(getattr(file, "state", None)) == "PROCESSING":
-        if clock() > deadline:
-            raise GeminiError(f"Gemini was still processing {name} after {timeout:g} s.")
-        await sleep(delay)
-        delay = min(delay * 2, 5.0)
-        file = await client.aio.files.get(name=file.name)
-    if enum_name(getattr(file, "state", None)) == "FAILED":
-        raise GeminiError(f"Gemini could not process {name}.")
-    return file.uri, file.mime_type or mime
 # --- end inlined: shared/gemini.py ---
 
 
-# --- begin inlined: shared/gemini_reply.py (sha256:c60df732a1463971) ---
+# --- begin inlined: shared/gemini_reply.py (sha256:6607906f6b7f3662) ---
 _REPLY_LOG = logging.getLogger("openwebui_pack.gemini_manifold")
 
 NOTICE_LIMIT = 300  # characters of the error in the one-line notice that ends a cut-off reply
+REPLY_MAX_BYTES = 4 * MiB  # text, thoughts and tool-call arguments of one reply, unless told otherwise
 CUT_OFF_CONNECTION = "The reply was cut off: the connection to Gemini dropped."
 # Google Search sources link through this redirect host, which says nothing about the site.
 REDIRECT_HOSTS = ("vertexaisearch.cloud.google.com",)
+SOURCE_STATUS = {"url": "Read {{count}} web pages", "maps": "Used {{count}} places from Google Maps"}
 OPENAI_FINISH = {
     "STOP": "stop",
     "MAX_TOKENS": "length",
@@ -1891,7 +2598,7 @@ OPENAI_FINISH = {
     "IMAGE_RECITATION": "content_filter",
 }
 FINISH_NOTES = {
-    "MAX_TOKENS": "the reply reached the output token limit (max_tokens)",
+    "MAX_TOKENS": "the reply reached its length limit; ask it to continue, or for a shorter answer",
     "SAFETY": "Gemini's safety filters blocked the rest of the reply",
     "RECITATION": "the reply resembled copyrighted material too closely",
     "LANGUAGE": "the reply needed a language Gemini does not support",
@@ -1934,6 +2641,40 @@ class Reply:
     queries: list[str] = field(default_factory=list)
     supports: list[Support] = field(default_factory=list)
     server_parts: list[dict[str, Any]] = field(default_factory=list)  # Google Search steps (Gemini 3)
+    # Code Gemini wrote and has not reported the run of yet: (code, language); images seen.
+    pending_code: tuple[str, str] | None = None
+    images: int = 0
+    images_left_out: int = 0
+    # How many bytes of text, thoughts and tool-call arguments the reply may have, how many it has,
+    # and whether it was cut off there (it then ends with a note).
+    max_bytes: int = REPLY_MAX_BYTES
+    size: int = 0
+    cut: bool = False
+
+    def room_for(self, text: str) -> str:
+        """`text`, shortened (on a character boundary) to what the size limit still takes."""
+        data = text.encode()
+        if self.size + len(data) <= self.max_bytes:
+            self.size += len(data)
+            return text
+        self.cut = True
+        kept = data[: max(0, self.max_bytes - self.size)].decode("utf-8", "ignore")
+        self.size = self.max_bytes
+        return kept
+
+
+def scrub(value: Any, secrets: tuple[str, ...]) -> Any:
+    """`value` (a chunk, an event, a completion) with every secret redacted from its strings:
+    everything the reply shows is built from Gemini's answer, which a gateway could make echo the key."""
+    if not any(secret and len(secret) >= 4 for secret in secrets):
+        return value
+    if isinstance(value, str):
+        return redact(value, secrets)
+    if isinstance(value, dict):
+        return {k: scrub(v, secrets) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [scrub(v, secrets) for v in value]
+    return value
 
 
 def _safety_note(candidate: Any) -> str:
@@ -1979,11 +2720,15 @@ def _grounding(metadata: Any, reply: Reply) -> None:
     keys: list[str | None] = []
     for grounding_chunk in getattr(metadata, "grounding_chunks", None) or []:
         web = getattr(grounding_chunk, "web", None)
-        uri = getattr(web, "uri", None) if web is not None else None
+        place = getattr(grounding_chunk, "maps", None) if web is None else None
+        found = web if web is not None else place
+        uri = getattr(found, "uri", None) if found is not None else None
         keys.append(uri)
         if uri and uri not in reply.sources:
-            name, site = source_name(uri, getattr(web, "title", None), getattr(web, "domain", None))
-            reply.sources[uri] = {"title": name, "domain": site, "snippets": []}
+            name, site = source_name(uri, getattr(found, "title", None), getattr(web, "domain", None))
+            about = getattr(place, "text", None) if place is not None else None
+            kind = "web" if web is not None else "maps"
+            reply.sources[uri] = {"title": name, "domain": site, "snippets": [about] if about else [], "kind": kind}
     for support in getattr(metadata, "grounding_supports", None) or []:
         segment = getattr(support, "segment", None)
         text = getattr(segment, "text", None)
@@ -1999,6 +2744,17 @@ def _grounding(metadata: Any, reply: Reply) -> None:
         found = Support(getattr(segment, "start_index", None), getattr(segment, "end_index", None), text, uris)  # type: ignore[arg-type]
         if uris and found not in reply.supports:
             reply.supports.append(found)
+
+
+def _url_context(metadata: Any, reply: Reply) -> None:
+    """The pages Gemini read for URL context, as sources, with why one could not be read."""
+    for item in getattr(metadata, "url_metadata", None) or [] if metadata is not None else []:
+        uri = getattr(item, "retrieved_url", None)
+        if not isinstance(uri, str) or not uri or uri in reply.sources:
+            continue
+        name, site = source_name(uri, None, None)
+        title = url_source_title(name, enum_name(getattr(item, "url_retrieval_status", None)))
+        reply.sources[uri] = {"title": title, "domain": site, "snippets": [], "kind": "url"}
 
 
 def shown_source_ids(sources: Any) -> list[str]:
@@ -2062,17 +2818,91 @@ def cite(text: str, reply: Reply, shown: list[str] | None = None) -> str:
     return b"".join(pieces).decode("utf-8", "replace")
 
 
-Delta = tuple[Literal["text", "thought", "tool_call"], Any]
+Delta = tuple[Literal["text", "thought", "tool_call", "image"], Any]
 
 
-def _tool_call(part: Any, call: Any, reply: Reply, names: dict[str, str]) -> dict[str, Any]:
+# Stores an image as an Open WebUI file: (MIME type, bytes) -> the URL that shows it.
+ImageStore = Callable[[str, bytes], Awaitable[str]]
+
+
+async def place_image(reply: Reply, value: tuple[int, int, str, bytes], store: ImageStore | None) -> str:
+    """Store one image of the reply and put its markdown in its text slot; the text to show."""
+    index, number, mime, data = value
+    try:
+        if store is None:
+            raise RuntimeError("this call has no file store")
+        text = image_markdown(await store(mime, data), number)
+    except Exception as exc:  # the reply goes on without the image, and says so
+        _REPLY_LOG.warning("storing image %s of a Gemini reply failed: %s: %s", number, type(exc).__name__, exc)
+        text = f"\n\n⚠️ Image {number} could not be saved in Open WebUI, so it cannot be shown.\n\n"
+    reply.text[index] = text
+    return text
+
+
+async def settle_reply(reply: Reply, deltas: list[Delta], store: ImageStore | None) -> None:
+    """A whole (non-stream) reply made final: its images stored, code without a run shown."""
+    for kind, value in deltas:
+        if kind == "image":
+            await place_image(reply, value, store)
+    flush_code(reply)
+
+
+def flush_code(reply: Reply) -> list[Delta]:
+    """The code block of code Gemini wrote but did not report a run of (yet)."""
+    if reply.pending_code is None:
+        return []
+    code, language = reply.pending_code
+    reply.pending_code = None
+    block = reply.room_for(code_block(code, language, None, failed=False))
+    reply.text.append(block)
+    return [("text", block)]
+
+
+def _media_part(part: Any, reply: Reply) -> list[Delta]:
+    """An image, code Gemini wrote, or the result of running it; [] for any other part.
+
+    An image becomes an empty text slot (filled with its markdown once the pipe stored it) and an
+    "image" delta (slot index, MIME type, bytes); a run becomes Open WebUI's code-interpreter block."""
+    blob = getattr(part, "inline_data", None)
+    if blob is not None and getattr(blob, "data", None):
+        if getattr(part, "thought", None):  # a draft Gemini 3 Pro Image shows while it thinks
+            return []
+        if reply.images >= REPLY_IMAGE_LIMIT:
+            reply.images_left_out += 1
+            return flush_code(reply)
+        reply.images += 1
+        deltas = flush_code(reply)
+        reply.text.append("")
+        mime = getattr(blob, "mime_type", None) or "image/png"
+        return [*deltas, ("image", (len(reply.text) - 1, reply.images, mime, blob.data))]
+    code = getattr(part, "executable_code", None)
+    if code is not None:
+        deltas = flush_code(reply)
+        reply.pending_code = (getattr(code, "code", None) or "", enum_name(getattr(code, "language", None)))
+        return deltas
+    result = getattr(part, "code_execution_result", None)
+    if result is not None:
+        code_text, language = reply.pending_code or ("", "python")
+        reply.pending_code = None
+        outcome = enum_name(getattr(result, "outcome", None))
+        output = getattr(result, "output", None) or ""
+        block = reply.room_for(code_block(code_text, language, output, failed=outcome not in ("OUTCOME_OK", "")))
+        reply.text.append(block)
+        return [("text", block)]
+    return []
+
+
+def _tool_call(part: Any, call: Any, reply: Reply, names: dict[str, str]) -> dict[str, Any] | None:
+    arguments = json.dumps(call.args or {}, ensure_ascii=False)
+    if reply.room_for(arguments) != arguments:
+        return None  # a call cut short would run with broken arguments: it is left out
     tool_call = {
         "index": len(reply.tool_calls),
         "id": encode_call_id(getattr(call, "id", None), getattr(part, "thought_signature", None)),
         "type": "function",
         "function": {
             "name": names.get(call.name, call.name),
-            "arguments": json.dumps(call.args or {}, ensure_ascii=False),
+            "arguments": arguments,
         },
     }
     reply.tool_calls.append(tool_call)
@@ -2084,7 +2914,8 @@ def _prompt_feedback(response: Any, reply: Reply) -> None:
     if feedback is not None and getattr(feedback, "block_reason", None):
         reason = enum_name(feedback.block_reason)
         detail = getattr(feedback, "block_reason_message", None) or "the prompt was refused before any reply"
-        reply.blocked = f"Gemini blocked the prompt ({reason}): {detail}."
+        reply.blocked = f"Gemini blocked the prompt: {detail}."
+        _REPLY_LOG.info("Gemini blocked a prompt: %s", reason)  # the code is for the log, the reader gets the sentence
         reply.finish = "content_filter"
 
 
@@ -2093,10 +2924,11 @@ def _finish(candidate: Any, reply: Reply) -> None:
     if reason and reason != "FINISH_REASON_UNSPECIFIED":
         reply.finish = OPENAI_FINISH.get(reason, "stop")
         if reason != "STOP":
-            note = FINISH_NOTES.get(reason, "Gemini stopped early")
+            note = FINISH_NOTES.get(reason, "the reply ended early")
             if reason == "SAFETY":
                 note += _safety_note(candidate)
-            reply.finish_note = f"Gemini stopped ({reason}): {note}."
+            reply.finish_note = f"Gemini stopped: {note}."
+            _REPLY_LOG.info("Gemini stopped a reply: %s", reason)
 
 
 def _wire_part(part: Any) -> dict[str, Any]:
@@ -2119,37 +2951,54 @@ def read_response(response: Any, reply: Reply, *, include_thoughts: bool, names:
     candidate = candidates[0]
     content = getattr(candidate, "content", None)
     for part in (getattr(content, "parts", None) or []) if content is not None else []:
+        if reply.cut:
+            break
         text = getattr(part, "text", None)  # the common case first: a stream is mostly text parts
         if text:
-            if not getattr(part, "thought", None):
-                reply.text.append(text)
-                deltas.append(("text", text))
-            elif include_thoughts:
-                reply.thoughts.append(text)
-                deltas.append(("thought", text))
+            thought = bool(getattr(part, "thought", None))
+            if thought and not include_thoughts:
+                continue
+            if not thought and reply.pending_code is not None:
+                deltas.extend(flush_code(reply))
+            text = reply.room_for(text)
+            if text:
+                (reply.thoughts if thought else reply.text).append(text)
+                deltas.append(("thought" if thought else "text", text))
             continue
         call = getattr(part, "function_call", None)
         if call is not None and getattr(call, "name", None):
-            deltas.append(("tool_call", _tool_call(part, call, reply, names)))
+            tool_call = _tool_call(part, call, reply, names)
+            if tool_call is not None:
+                deltas.append(("tool_call", tool_call))
         elif getattr(part, "tool_call", None) is not None or getattr(part, "tool_response", None) is not None:
             reply.server_parts.append(_wire_part(part))
+        else:
+            deltas.extend(_media_part(part, reply))
     _grounding(getattr(candidate, "grounding_metadata", None), reply)
+    _url_context(getattr(candidate, "url_context_metadata", None), reply)
     _finish(candidate, reply)
     return deltas
 
 
 def closing_text(reply: Reply) -> str:
     """The readable notice a reply ends with when Gemini did not simply finish."""
+    if reply.cut:
+        size = f"{reply.max_bytes / MiB:g} MB" if reply.max_bytes >= MiB else f"{reply.max_bytes // 1024} KB"
+        return f"\n\n⚠️ The reply was cut off here: it reached the largest reply this server takes ({size})."
+    if reply.images_left_out:
+        return f"\n\n⚠️ {reply.images_left_out} more images were left out: one reply shows {REPLY_IMAGE_LIMIT} at most."
     if reply.blocked:
         return f"⚠️ {reply.blocked}"
     if reply.finish_note:
         return f"\n\n⚠️ {reply.finish_note}" if reply.text else f"⚠️ {reply.finish_note}"
-    if not reply.text and not reply.tool_calls:
+    if not any(reply.text) and not reply.tool_calls and not reply.images:
         return "⚠️ Gemini returned an empty reply."
     return ""
 
 
 def finish_reason(reply: Reply) -> str:
+    if reply.cut:
+        return "length"
     if reply.tool_calls and reply.finish in (None, "stop"):
         return "tool_calls"
     return reply.finish or "stop"
@@ -2183,7 +3032,9 @@ def chunk(model: str, delta: dict[str, Any], finish: str | None = None) -> dict[
     }
 
 
-def completion(model: str, reply: Reply, shown: list[str] | None = None) -> dict[str, Any]:
+def completion(
+    model: str, reply: Reply, shown: list[str] | None = None, secrets: tuple[str, ...] = ()
+) -> dict[str, Any]:
     message: dict[str, Any] = {
         "role": "assistant",
         "content": cite("".join(reply.text), reply, shown) + closing_text(reply),
@@ -2202,14 +3053,15 @@ def completion(model: str, reply: Reply, shown: list[str] | None = None) -> dict
     usage = openai_usage(reply.usage)
     if usage:
         result["usage"] = usage
-    return result
+    return scrub(result, secrets)
 
 
-async def emit_sources(emitter: Emitter, reply: Reply) -> None:
+async def emit_sources(emitter: Emitter, reply: Reply, secrets: tuple[str, ...] = ()) -> None:
     """What Google Search did, as Open WebUI shows its own web search: the queries (as chips),
     then the sources as citations under the reply, and a status listing them."""
     if reply.queries:
-        await emitter.status("Searched Google", done=True, action="web_search_queries_generated", queries=reply.queries)
+        queries = scrub(reply.queries, secrets)
+        await emitter.status("Searched Google", done=True, action="web_search_queries_generated", queries=queries)
     if not reply.sources:
         return
     for uri, source in reply.sources.items():
@@ -2217,8 +3069,17 @@ async def emit_sources(emitter: Emitter, reply: Reply) -> None:
         # `external` makes Open WebUI 0.12.4 list the source by its name instead of its URL
         # (frontend Citations.svelte); the redirect URL stays the link.
         meta = {"source": uri, "name": source["title"], "url": uri, "external": True, "domain": source["domain"]}
-        await emitter.emit(citation(documents, name=source["title"], url=uri, metadata=[meta] * len(documents)))
-    await emitter.status("Searched {{count}} sites", done=True, action="web_search", urls=list(reply.sources))
+        event = citation(documents, name=source["title"], url=uri, metadata=[meta] * len(documents))
+        await emitter.emit(scrub(event, secrets))
+    urls = scrub(list(reply.sources), secrets)
+    kinds = {source.get("kind", "web") for source in reply.sources.values()}
+    # Open WebUI draws `web_search` with the list of sites; pages read for URL context and Google
+    # Maps places say what they are instead of "Searched".
+    said = "Used {{count}} sources"
+    if len(kinds) == 1:
+        said = SOURCE_STATUS.get(next(iter(kinds)), "Searched {{count}} sites")
+    items = [{"title": src["title"] or src["domain"] or uri, "link": uri} for uri, src in reply.sources.items()]
+    await emitter.status(said, done=True, action="web_search", urls=urls, items=scrub(items, secrets))
 
 
 async def close_stream(stream: Any) -> None:
@@ -2243,6 +3104,8 @@ class StreamOptions:
     shown: list[str] | None = None  # sources the message already shows (for citation numbers)
     can_replace: bool = False  # Open WebUI builds the message from the stream (a chat, not an API call)
     on_done: Callable[[Reply], None] | None = None
+    max_bytes: int = REPLY_MAX_BYTES  # text, thoughts and tool-call arguments; the reply stops there
+    store_image: ImageStore | None = None  # where the images Gemini makes are kept
 
 
 async def stream_reply(
@@ -2253,16 +3116,24 @@ async def stream_reply(
 
     Google Search's supports arrive with the last chunks, after most of the text was sent; in a
     chat the text is then replaced once with the citation marks in it (`replace_streamed_text` in shared/events.py)."""
-    reply = Reply()
+    reply = Reply(max_bytes=options.max_bytes)
+    secrets = options.secrets
     failure = None
     try:
         response, include_thoughts, names = first, options.include_thoughts, options.names
         while response is not None:
             deltas = read_response(response, reply, include_thoughts=include_thoughts, names=names)
             for kind, value in deltas:
+                if kind == "image":
+                    kind, value = "text", await place_image(reply, value, options.store_image)
                 field_name = _DELTA_FIELDS.get(kind)
+                # only the value comes from Gemini: scrubbing it, not the whole chunk, keeps the per-chunk cost small
+                value = scrub(value, secrets)
                 yield chunk(model, {field_name: value} if field_name else {"tool_calls": [value]})
-            response = await anext(stream, None)
+            # A reply at its size limit stops here: the stream is closed below, the note follows.
+            response = None if reply.cut else await anext(stream, None)
+        for _, value in flush_code(reply):
+            yield chunk(model, {"content": scrub(value, secrets)})
     except Exception as exc:
         failure = explain_error(exc, timeout=options.timeout)
         _REPLY_LOG.warning(
@@ -2279,12 +3150,12 @@ async def stream_reply(
     else:
         tail = closing_text(reply)
         if tail:
-            yield chunk(model, {"content": tail})
+            yield chunk(model, {"content": scrub(tail, secrets)})
         text = "".join(reply.text)
         if options.can_replace and text and not reply.tool_calls:
             cited = cite(text, reply, options.shown)
             if cited != text:
-                yield replace_streamed_text(cited + tail)
+                yield scrub(replace_streamed_text(cited + tail), secrets)
     last = chunk(model, {}, finish_reason(reply) if failure is None else "stop")
     usage = openai_usage(reply.usage)
     if usage:
@@ -2292,16 +3163,730 @@ async def stream_reply(
     yield last
     if options.on_done is not None:
         options.on_done(reply)
-    await emit_sources(emitter, reply)
+    await emit_sources(emitter, reply, secrets)
 # --- end inlined: shared/gemini_reply.py ---
 
 
-# --- begin inlined: shared/host.py (sha256:f05d5f951acc0695) ---
+# --- begin inlined: shared/gemini_usage.py (sha256:b171a29097836ea2) ---
+PER_TOKENS = 1_000_000  # prices are per million tokens, as Google lists them
+PRICE_FIELDS = ("input", "output", "cached", "thoughts")
+
+
+@dataclass(frozen=True)
+class Price:
+    """US dollars per million tokens. `cached` defaults to the input price, `thoughts` to the
+    output price (Google bills thinking tokens as output)."""
+
+    input: float
+    output: float
+    cached: float | None = None
+    thoughts: float | None = None
+
+
+def parse_prices(text: str) -> dict[str, Price]:
+    """The PRICES valve: JSON `{"<model id or glob>": {"input": 0.3, "output": 2.5, "cached": 0.03}}`."""
+    text = text.strip()
+    if not text:
+        return {}
+    detail = 'PRICES must be JSON like {"gemini-2.5-flash": {"input": 0.3, "output": 2.5}} (dollars per million tokens)'
+    try:
+        table = json.loads(text)
+    except ValueError:
+        raise GeminiError("Gemini is not set up correctly: its price table is not valid.", detail) from None
+    if not isinstance(table, dict):
+        raise GeminiError("Gemini is not set up correctly: its price table is not valid.", detail)
+    prices: dict[str, Price] = {}
+    for model, entry in table.items():
+        if not isinstance(entry, dict) or not {"input", "output"} <= entry.keys():
+            raise GeminiError("Gemini is not set up correctly: its price table is not valid.", detail)
+        values = {k: entry.get(k) for k in PRICE_FIELDS}
+        if any(
+            v is not None and (isinstance(v, bool) or not isinstance(v, int | float) or v < 0) for v in values.values()
+        ):
+            raise GeminiError("Gemini is not set up correctly: its price table is not valid.", detail)
+        prices[str(model)] = Price(**{k: (float(v) if v is not None else None) for k, v in values.items()})  # type: ignore[arg-type]
+    return prices
+
+
+def price_of(model_id: str, prices: dict[str, Price]) -> Price | None:
+    """The model's price: its exact id first, else the first matching glob."""
+    if model_id in prices:
+        return prices[model_id]
+    return next((p for pattern, p in prices.items() if fnmatch.fnmatchcase(model_id, pattern)), None)
+
+
+def _count(usage: dict[str, Any], *path: str) -> int:
+    value: Any = usage
+    for key in path:
+        value = value.get(key) if isinstance(value, dict) else None
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+@dataclass
+class Timing:
+    """When the call started, when its first text (or thought, or tool call) arrived, when it ended."""
+
+    clock: Callable[[], float] = time.monotonic
+    started: float = 0.0
+    first: float | None = None
+    ended: float | None = None
+
+    def __post_init__(self) -> None:
+        self.started = self.clock()
+
+
+def enrich(usage: dict[str, Any], *, model_id: str, prices: dict[str, Price], timing: Timing | None) -> dict[str, Any]:
+    """The OpenAI usage dict with Google's split (prompt, cached, thoughts, output), the timings
+    in seconds and, when the model has a price, the reply's `cost` in US dollars."""
+    prompt = _count(usage, "prompt_tokens")
+    cached = _count(usage, "prompt_tokens_details", "cached_tokens")
+    thoughts = _count(usage, "completion_tokens_details", "reasoning_tokens")
+    output = max(_count(usage, "completion_tokens") - thoughts, 0)
+    out = dict(usage)
+    out.update(
+        {"prompt_tokens_uncached": prompt - cached, "cached_tokens": cached, "thoughts_tokens": thoughts,
+         "answer_tokens": output}
+    )  # fmt: skip
+    if timing is not None:
+        end = timing.ended if timing.ended is not None else timing.clock()
+        if timing.first is not None:
+            out["time_to_first_token_s"] = round(timing.first - timing.started, 3)
+        out["total_time_s"] = round(end - timing.started, 3)
+    price = price_of(model_id, prices)
+    if price is not None:
+        cached_price = price.input if price.cached is None else price.cached
+        thoughts_price = price.output if price.thoughts is None else price.thoughts
+        cost = (
+            (prompt - cached) * price.input + cached * cached_price + thoughts * thoughts_price + output * price.output
+        ) / PER_TOKENS
+        out["cost"] = round(cost, 8)
+    return out
+
+
+def _has_content(chunk: dict[str, Any]) -> bool:
+    for choice in chunk.get("choices") or []:
+        delta = choice.get("delta") or {}
+        if delta.get("content") or delta.get("reasoning_content") or delta.get("tool_calls"):
+            return True
+    return False
+
+
+@dataclass
+class UsageOptions:
+    model_id: str
+    prices: dict[str, Price] = field(default_factory=dict)
+
+
+async def with_usage(
+    chunks: AsyncIterator[dict[str, Any]], timing: Timing, options: UsageOptions
+) -> AsyncIterator[dict[str, Any]]:
+    """The stream, with the time of its first text noted and its usage chunk enriched."""
+    try:
+        async for chunk in chunks:
+            if timing.first is None and _has_content(chunk):
+                timing.first = timing.clock()
+            usage = chunk.get("usage")
+            if isinstance(usage, dict):
+                timing.ended = timing.clock()
+                chunk = {
+                    **chunk,
+                    "usage": enrich(usage, model_id=options.model_id, prices=options.prices, timing=timing),
+                }
+            yield chunk
+    finally:  # a stopped reply closes the Gemini stream now, not when the garbage collector runs
+        close = getattr(chunks, "aclose", None)
+        if close is not None:
+            await close()
+
+
+def completion_with_usage(result: dict[str, Any], timing: Timing, options: UsageOptions) -> dict[str, Any]:
+    """A non-streamed completion with its usage enriched (its first token is its whole answer)."""
+    usage = result.get("usage")
+    if not isinstance(usage, dict):
+        return result
+    timing.ended = timing.clock()
+    timing.first = timing.ended
+    return {**result, "usage": enrich(usage, model_id=options.model_id, prices=options.prices, timing=timing)}
+# --- end inlined: shared/gemini_usage.py ---
+
+
+# --- begin inlined: shared/gemini_video.py (sha256:0d1ccf393e6e7583) ---
+_VIDEO_LOG = logging.getLogger("openwebui_pack.gemini_manifold")
+
+VIDEO_POLL_SECONDS = 10.0  # Google's own examples poll every 10-20 s; a video takes 1-6 minutes
+VIDEO_MAX_WAIT = 20 * 60.0  # an operation still running after this is given up (and cancelled)
+VIDEO_MAX_BYTES = 512 * MiB
+VIDEO_ASPECT_RATIOS = ("16:9", "9:16")
+VIDEO_RESOLUTIONS = ("720p", "1080p")
+_FILE_NAME = re.compile(r"files/([a-z0-9-]+)")
+
+
+def is_video_model(model_id: str) -> bool:
+    return model_id.startswith("veo-")
+
+
+@dataclass(frozen=True)
+class VideoOptions:
+    aspect_ratio: str = "16:9"
+    duration_seconds: int = 8
+    resolution: str = "720p"
+    negative_prompt: str = ""
+
+    def parameters(self) -> dict[str, Any]:
+        """The generation parameters, as the REST API names them."""
+        out: dict[str, Any] = {
+            "aspectRatio": self.aspect_ratio,
+            "durationSeconds": self.duration_seconds,
+            "resolution": self.resolution,
+            "sampleCount": 1,
+        }
+        if self.negative_prompt.strip():
+            out["negativePrompt"] = self.negative_prompt.strip()
+        return out
+
+    def config(self) -> dict[str, Any]:
+        """The same parameters as google-genai's GenerateVideosConfig fields."""
+        out: dict[str, Any] = {
+            "aspect_ratio": self.aspect_ratio,
+            "duration_seconds": self.duration_seconds,
+            "resolution": self.resolution,
+            "number_of_videos": 1,
+        }
+        if self.negative_prompt.strip():
+            out["negative_prompt"] = self.negative_prompt.strip()
+        return out
+
+
+def video_prompt(messages: Any) -> str:
+    """What the video should show: the text of the last user message."""
+    for message in reversed(messages if isinstance(messages, list) else []):
+        if isinstance(message, dict) and message.get("role") == "user":
+            text = content_text(message.get("content")).strip()
+            if text:
+                return text
+            break
+    raise GeminiError("Describe the video you want in your message: Veo makes a video from a text prompt.")
+
+
+async def start_video(client: Any, model: str, prompt: str, options: VideoOptions) -> Any:
+    """Start the long-running operation: a google-genai GenerateVideosOperation."""
+    _, types = await load_genai()
+    if client.vertexai:
+        return await client.aio.models.generate_videos(
+            model=model, source=types.GenerateVideosSource(prompt=prompt), config=options.config()
+        )
+    body = {"instances": [{"prompt": prompt}], "parameters": options.parameters()}
+    response = await client.aio._api_client.async_request("post", f"models/{model}:predictLongRunning", body)
+    return types.GenerateVideosOperation.from_api_response(json.loads(response.body or "{}"), is_vertex_ai=False)
+
+
+async def cancel_video(client: Any, operation: Any) -> None:
+    """Ask Google to stop the operation (best effort: the user stopped the reply)."""
+    name = getattr(operation, "name", None)
+    if not name:
+        return
+    try:
+        await asyncio.wait_for(client.aio._api_client.async_request("post", f"{name}:cancel", {}), 10)
+    except Exception as exc:  # the reply is stopped either way
+        _VIDEO_LOG.info("cancelling the Veo operation failed: %s", type(exc).__name__)
+
+
+def _elapsed(seconds: float) -> str:
+    seconds = int(seconds)
+    return f"{seconds // 60} min {seconds % 60:02d} s" if seconds >= 60 else f"{seconds} s"
+
+
+async def wait_video(
+    client: Any,
+    operation: Any,
+    *,
+    emitter: Emitter,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
+    interval: float = VIDEO_POLL_SECONDS,
+    max_wait: float = VIDEO_MAX_WAIT,
+) -> Any:
+    """Poll until the operation is done, with a status line showing the time so far. A stopped
+    reply (cancellation) or a wait past `max_wait` cancels the operation at Google too."""
+    started = clock()
+    try:
+        while not operation.done:
+            waited = clock() - started
+            if waited > max_wait:
+                raise GeminiError(f"Veo had not finished the video after {_elapsed(waited)}.")
+            await emitter.status(f"Generating the video… {_elapsed(waited)}")
+            await sleep(interval)
+            operation = await client.aio.operations.get(operation)
+    except BaseException as exc:
+        await cancel_video(client, operation)
+        stopped = "stopped" if not isinstance(exc, Exception) else "failed"
+        await emitter.status(f"Video generation {stopped} after {_elapsed(clock() - started)}", done=True)
+        raise
+    await emitter.status(f"Video generated in {_elapsed(clock() - started)}", done=True)
+    return operation
+
+
+def _failure(operation: Any, secrets: tuple[str, ...]) -> GeminiError | None:
+    error = getattr(operation, "error", None)
+    if error:
+        message = error.get("message") if isinstance(error, dict) else str(error)
+        said = redact(str(message or "no reason given"), secrets, 300).rstrip(".")
+        return GeminiError(f"Veo could not make the video: {said}.")
+    result = getattr(operation, "response", None) or getattr(operation, "result", None)
+    videos = getattr(result, "generated_videos", None) or []
+    if not videos or getattr(videos[0], "video", None) is None:
+        reasons = getattr(result, "rai_media_filtered_reasons", None) or []
+        why = "; ".join(redact(str(r), secrets, 200) for r in reasons)
+        return GeminiError("Veo made no video: Google's safety filters held it back" + (f" ({why})." if why else "."))
+    return None
+
+
+async def video_bytes(client: Any, operation: Any, *, secrets: tuple[str, ...] = ()) -> tuple[bytes, str]:
+    """The finished operation's first video: (bytes, MIME type)."""
+    failure = _failure(operation, secrets)
+    if failure is not None:
+        raise failure
+    video = operation.response.generated_videos[0].video
+    mime = getattr(video, "mime_type", None) or "video/mp4"
+    data = getattr(video, "video_bytes", None)
+    if data:
+        return data, mime
+    match = _FILE_NAME.search(str(getattr(video, "uri", "") or ""))
+    if match is None:
+        raise GeminiError("Veo's video could not be downloaded: its address is not a Gemini file.")
+    data = await client.aio.files.download(file=f"files/{match.group(1)}")
+    if len(data) > VIDEO_MAX_BYTES:
+        raise GeminiError("Veo's video is larger than this server takes.")
+    return data, mime
+
+
+async def store_video(host: Any, data: bytes, mime: str, name: str, user: Any, metadata: Any) -> str:
+    """Store the video as an Open WebUI file of the chatting user, linked to the chat message
+    (shared/host.py FileHost.store_file); the link Open WebUI serves it at."""
+    meta = metadata if isinstance(metadata, dict) else {}
+    owner = user if isinstance(user, dict) else {}
+    try:
+        file_id = await host.store_file(
+            data, mime, name, owner, chat_id=meta.get("chat_id"), message_id=meta.get("message_id")
+        )
+    except Exception as exc:
+        raise GeminiError(
+            "The video was made but could not be stored in Open WebUI.", f"{type(exc).__name__}: {exc}"
+        ) from None
+    return f"/api/v1/files/{file_id}/content"
+
+
+def video_reply(url: str, model: str, options: VideoOptions) -> str:
+    """The reply: Open WebUI 0.12.4 draws `<video>URL</video>` as a player (frontend
+    Markdown/HTMLToken.svelte takes the element's text as its source), then a download link."""
+    return (
+        f"<video>{url}</video>\n\n"
+        f"[Download the video]({url}) · {model}, {options.duration_seconds} s, "
+        f"{options.aspect_ratio}, {options.resolution}"
+    )
+# --- end inlined: shared/gemini_video.py ---
+
+
+# --- begin inlined: shared/gemini_transport.py (sha256:9e7234767feda230) ---
+_TRANSPORT_LOG = logging.getLogger("openwebui_pack.gemini_manifold")
+
+VERTEX_SCOPES = ("https://www.googleapis.com/auth/cloud-platform",)
+SERVICE_ACCOUNT_FIELDS = ("client_email", "private_key", "token_uri")
+
+Answer = TypeVar("Answer")
+
+
+def parse_service_account(text: str) -> dict[str, Any] | None:
+    """The service account key in VERTEX_CREDENTIALS_JSON (None when empty: application default
+    credentials). A key that is not one is refused without repeating any of it (it holds a private key)."""
+    text = text.strip()
+    if not text:
+        return None
+    detail = "VERTEX_CREDENTIALS_JSON must be a service account key (JSON with type service_account)"
+    try:
+        info = json.loads(text)
+    except ValueError:
+        raise GeminiError("Gemini is not set up correctly: its Vertex AI credentials are not valid.", detail) from None
+    if not isinstance(info, dict) or info.get("type") != "service_account":
+        raise GeminiError("Gemini is not set up correctly: its Vertex AI credentials are not valid.", detail)
+    missing = [name for name in SERVICE_ACCOUNT_FIELDS if not isinstance(info.get(name), str) or not info[name]]
+    if missing:
+        raise GeminiError(
+            "Gemini is not set up correctly: its Vertex AI credentials are not valid.",
+            f"the service account key lacks {', '.join(missing)}",
+        )
+    return info
+
+
+def account_secrets(info: dict[str, Any] | None) -> tuple[str, ...]:
+    """The parts of a service account key no message may show."""
+    if not info:
+        return ()
+    return tuple(str(info[name]) for name in ("private_key", "private_key_id") if info.get(name))
+
+
+@dataclass(frozen=True)
+class Vertex:
+    project: str
+    location: str
+    account: dict[str, Any] | None  # None: the server's application default credentials
+
+    @property
+    def identity(self) -> str:
+        """What tells two Vertex AI setups apart (hashed by the caller before it is kept anywhere)."""
+        who = (self.account or {}).get("client_email", "adc")
+        key_id = (self.account or {}).get("private_key_id", "")
+        return f"vertex:{self.project}:{self.location}:{who}:{key_id}"
+
+
+def _credentials(account: dict[str, Any] | None) -> Any:
+    if account is None:
+        return None  # google-genai asks google.auth.default() on the first call
+    service_account = importlib.import_module("google.oauth2.service_account")
+    try:
+        return service_account.Credentials.from_service_account_info(account, scopes=list(VERTEX_SCOPES))
+    except (ValueError, KeyError) as exc:
+        raise GeminiError(
+            "Gemini is not set up correctly: its Vertex AI credentials are not valid.",
+            f"the service account key was refused by google-auth ({type(exc).__name__})",
+        ) from None
+
+
+async def make_vertex_client(vertex: Vertex, base_url: str | None, timeout_ms: int) -> Any:
+    """A google-genai client for Vertex AI that makes one attempt per call (the caller retries)."""
+    if not vertex.project:
+        raise GeminiError(
+            "Gemini is not set up correctly: Vertex AI needs a Google Cloud project.",
+            "set VERTEX_PROJECT (and VERTEX_LOCATION) in the function's Valves",
+        )
+    genai, types = await load_genai()
+    options = types.HttpOptions(base_url=base_url, timeout=timeout_ms, retry_options=types.HttpRetryOptions(attempts=1))
+
+    def build() -> Any:
+        credentials = _credentials(vertex.account)
+        return genai.Client(
+            vertexai=True,
+            project=vertex.project,
+            location=vertex.location or "global",
+            credentials=credentials,
+            http_options=options,
+        )
+
+    # Parsing the RSA key and loading SSL contexts take tens of ms: off the event loop.
+    return await asyncio.to_thread(build)
+
+
+async def list_vertex_models(client: Any) -> list[ModelInfo]:
+    """Google's publisher models on Vertex AI (their model info names no generation methods)."""
+    models: list[ModelInfo] = []
+    pager = await client.aio.models.list(config={"page_size": 1000, "query_base": True})
+    async for model in pager:
+        model_id = str(model.name or "").rsplit("/", 1)[-1]
+        if model_id:
+            models.append(ModelInfo(model_id, model.display_name or model_id, None))
+    return models
+
+
+class KeyRing:
+    """The main key's client, and the fallback key's for when Google answers the main key with 429
+    (rate limit or quota). The first 429 moves the request to the fallback key at once, once; what
+    follows (retries with backoff) stays on the fallback key. `on_switch` runs before the first call
+    with the fallback key (files uploaded with the main key are not readable with another key)."""
+
+    def __init__(
+        self,
+        client: Any,
+        fallback: Callable[[], Awaitable[Any]] | None,
+        emitter: Emitter,
+        on_switch: Callable[[Any], Awaitable[None]] | None = None,
+    ) -> None:
+        self.client = client
+        self._fallback = fallback
+        self._emitter = emitter
+        self._on_switch = on_switch
+        self.switched = False
+
+    async def call(self, operation: Callable[[Any], Awaitable[Answer]]) -> Answer:
+        try:
+            return await operation(self.client)
+        except Exception as exc:
+            if self.switched or self._fallback is None or api_status(exc) != 429:
+                raise
+        self.switched = True
+        await self._emitter.status("Gemini's rate limit was reached for the main key; trying the second key")
+        try:
+            self.client = await self._fallback()
+            if self._on_switch is not None:
+                await self._on_switch(self.client)
+            answer = await operation(self.client)
+        except BaseException:  # close the status: done=False would shimmer next to the error
+            await self._emitter.status("The second key did not get an answer either", done=True)
+            raise
+        await self._emitter.status("Gemini answered with the second key (the main key hit its rate limit)", done=True)
+        return answer
+
+
+@dataclass(frozen=True)
+class TransportSettings:
+    fallback_key: str = ""
+    vertex: Vertex | None = None  # set: Vertex AI instead of the Gemini API
+    prices: dict[str, Price] = field(default_factory=dict)
+    video: VideoOptions = field(default_factory=VideoOptions)
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        return (self.fallback_key, *account_secrets(self.vertex.account if self.vertex else None))
+
+
+def _user_text(user_valves: Any, name: str) -> str:
+    value = getattr(user_valves, name, "") if user_valves is not None else ""
+    return value.strip() if isinstance(value, str) else ""
+
+
+def transport_settings(valves: Any, user_valves: Any) -> TransportSettings:
+    """The transport valves in force for one request (the user's video choices over the admin's)."""
+    vertex = None
+    if valves.USE_VERTEX_AI:
+        account = parse_service_account(valves.VERTEX_CREDENTIALS_JSON)
+        vertex = Vertex(valves.VERTEX_PROJECT.strip(), valves.VERTEX_LOCATION.strip() or "global", account)
+    duration = resolve_choice(getattr(user_valves, "VIDEO_DURATION_SECONDS", None), "", ("4", "6", "8"))
+    video = VideoOptions(
+        aspect_ratio=resolve_choice(
+            getattr(user_valves, "VIDEO_ASPECT_RATIO", None), valves.VIDEO_ASPECT_RATIO, VIDEO_ASPECT_RATIOS
+        ),
+        duration_seconds=int(duration) if duration else valves.VIDEO_DURATION_SECONDS,
+        resolution=resolve_choice(
+            getattr(user_valves, "VIDEO_RESOLUTION", None), valves.VIDEO_RESOLUTION, VIDEO_RESOLUTIONS
+        ),
+        negative_prompt=_user_text(user_valves, "VIDEO_NEGATIVE_PROMPT") or valves.VIDEO_NEGATIVE_PROMPT.strip(),
+    )
+    try:
+        prices = parse_prices(valves.PRICES)
+    except GeminiError as exc:  # a broken price table costs the cost line, not the chat
+        _TRANSPORT_LOG.warning("Gemini usage shows no cost: %s", exc.detail)
+        prices = {}
+    return TransportSettings(
+        fallback_key=valves.GOOGLE_API_KEY_FALLBACK.strip(), vertex=vertex, prices=prices, video=video
+    )
+# --- end inlined: shared/gemini_transport.py ---
+
+
+# --- begin inlined: shared/gemini_uploads.py (sha256:c7459d4e6801246b) ---
+_UPLOAD_LOG = logging.getLogger("openwebui_pack.gemini_manifold")
+
+FILES_KEPT_FOR = 48 * 3600.0  # the Files API deletes an upload this long after it was made
+REUSE_MARGIN = 3600.0  # an upload is not reused in the last hour before Google deletes it
+UPLOAD_CACHE_SIZE = 256  # uploads remembered (per key and content), the oldest forgotten first
+LIST_LIMIT = 500  # files of the key's list looked through for the same content
+
+
+@dataclass(frozen=True)
+class Uploaded:
+    uri: str
+    mime: str
+    expires: float  # wall-clock seconds (time.time) when Google deletes the file
+
+
+def expiry_of(file: Any, now: float) -> float:
+    """When Google deletes the file: its expirationTime, else 48 h from its creation (or now)."""
+    for name, offset in (("expiration_time", 0.0), ("create_time", FILES_KEPT_FOR)):
+        value = getattr(file, name, None)
+        if isinstance(value, dt.datetime):
+            if value.tzinfo is None:
+                value = value.replace(tzinfo=dt.UTC)
+            return value.timestamp() + offset
+    return now + FILES_KEPT_FOR - REUSE_MARGIN
+
+
+def same_content(sha256_hash: Any, digest: bytes) -> bool:
+    """Whether a File's sha256Hash names these bytes. Google documents it as base64 of the digest
+    and sends base64 of the digest's hex spelling; both are accepted, and plain hex too."""
+    if not isinstance(sha256_hash, str) or not sha256_hash:
+        return False
+    if sha256_hash.lower() == digest.hex():
+        return True
+    try:
+        decoded = base64.b64decode(sha256_hash, validate=True)
+    except (binascii.Error, ValueError):
+        return False
+    return decoded == digest or decoded.decode("ascii", "replace").lower() == digest.hex()
+
+
+class UploadCache:
+    """Files API uploads by (key identity, content SHA-256), bounded, each until its expiry."""
+
+    def __init__(self, size: int = UPLOAD_CACHE_SIZE, wall_clock: Callable[[], float] = time.time) -> None:
+        self.size = size
+        self.wall_clock = wall_clock
+        self._entries: OrderedDict[tuple[str, str], Uploaded] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(self, identity: str, sha: str) -> Uploaded | None:
+        entry = self._entries.get((identity, sha))
+        if entry is None:
+            return None
+        if entry.expires - REUSE_MARGIN <= self.wall_clock():
+            del self._entries[(identity, sha)]
+            return None
+        self._entries.move_to_end((identity, sha))
+        return entry
+
+    def put(self, identity: str, sha: str, entry: Uploaded) -> None:
+        self._entries[(identity, sha)] = entry
+        self._entries.move_to_end((identity, sha))
+        while len(self._entries) > self.size:
+            self._entries.popitem(last=False)
+
+    def forget_uri(self, uri: str) -> bool:
+        """Drop every entry for an uploaded file Gemini no longer reads."""
+        gone = [k for k, v in self._entries.items() if v.uri == uri]
+        for k in gone:
+            del self._entries[k]
+        return bool(gone)
+
+
+async def find_uploaded(client: Any, digest: bytes, now: float, limit: int = LIST_LIMIT) -> Any | None:
+    """A file of this key with the same bytes, processed and not about to expire (None if none)."""
+    seen = 0
+    pager = await client.aio.files.list(config={"page_size": 100})
+    async for file in pager:
+        seen += 1
+        usable = enum_name(getattr(file, "state", None)) == "ACTIVE" and getattr(file, "uri", None)
+        if (
+            usable
+            and same_content(getattr(file, "sha256_hash", None), digest)
+            and expiry_of(file, now) > now + REUSE_MARGIN
+        ):
+            return file
+        if seen >= limit:
+            break
+    return None
+
+
+async def upload_file(
+    client: Any,
+    data: bytes,
+    mime: str,
+    name: str,
+    *,
+    timeout: float,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
+) -> Any:
+    """Upload through the Files API and wait until Gemini has processed the file: the File."""
+    file = await client.aio.files.upload(file=io.BytesIO(data), config={"mime_type": mime, "display_name": name})
+    deadline = clock() + timeout
+    delay = 0.5
+    while enum_name(getattr(file, "state", None)) == "PROCESSING":
+        if clock() > deadline:
+            raise GeminiError(f"Gemini was still processing {name} after {timeout:g} s.")
+        await sleep(delay)
+        delay = min(delay * 2, 5.0)
+        file = await client.aio.files.get(name=file.name)
+    if enum_name(getattr(file, "state", None)) == "FAILED":
+        raise GeminiError(f"Gemini could not process {name}.")
+    return file
+
+
+@dataclass
+class UploadContext:
+    client: Any
+    identity: str  # a salted hash of the key (or Vertex AI setup): never the key itself
+    emitter: Emitter
+    timeout: float
+    clock: Callable[[], float] = time.monotonic
+    sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep
+
+
+async def _obtain(cache: UploadCache, ctx: UploadContext, blob: Blob, data: bytes, mime: str) -> Uploaded:
+    digest = hashlib.sha256(data).digest()
+    sha = digest.hex()
+    cached = cache.get(ctx.identity, sha)
+    if cached is not None:
+        return cached
+    now = cache.wall_clock()
+    try:
+        found = await find_uploaded(ctx.client, digest, now)
+    except Exception as exc:  # the list is a shortcut: without it the file is uploaded
+        _UPLOAD_LOG.info("listing Gemini files failed (%s): uploading %s", type(exc).__name__, blob.name)
+        found = None
+    if found is None:
+        await ctx.emitter.status(f"Uploading {blob.name} ({len(data) / MiB:.1f} MB) to Gemini")
+        try:
+            found = await upload_file(
+                ctx.client, data, mime, blob.name, timeout=ctx.timeout, clock=ctx.clock, sleep=ctx.sleep
+            )
+        except BaseException as exc:  # close the status: done=False would shimmer next to the error
+            await ctx.emitter.status(f"Uploading {blob.name} failed", done=True)
+            if not isinstance(exc, Exception):
+                raise
+            text = explain_error(exc, timeout=ctx.timeout, upload=blob.name)
+            raise GeminiError(text.sentence, text.detail, connection=text.connection) from None
+        await ctx.emitter.status(f"Uploaded {blob.name}", done=True)
+    else:
+        _UPLOAD_LOG.debug("%s is already in Gemini's Files API: not uploaded again", blob.name)
+    entry = Uploaded(found.uri, found.mime_type or mime, expiry_of(found, now))
+    cache.put(ctx.identity, sha, entry)
+    return entry
+
+
+async def attach_uploads(cache: UploadCache, ctx: UploadContext, blobs: list[Blob]) -> None:
+    """Point each blob's part at its Files API upload, uploading only what this key does not have."""
+    for blob in blobs:
+        inline = blob.inline or blob.part.get("inline_data")
+        if inline is None:
+            continue
+        entry = await _obtain(cache, ctx, blob, inline["data"], inline["mime_type"])
+        blob.inline = inline
+        blob.part.pop("inline_data", None)
+        blob.part["file_data"] = {"file_uri": entry.uri, "mime_type": entry.mime}
+
+
+def forget_refused(cache: UploadCache, blobs: list[Blob], status: int | None) -> bool:
+    """After Gemini refused a request (400/403/404) that named uploaded files: forget them, so the
+    next turn uploads them again (one of them may have been deleted before its expiry)."""
+    if status not in (400, 403, 404):
+        return False
+    uris = [b.part["file_data"]["file_uri"] for b in blobs if "file_data" in b.part]
+    return any([cache.forget_uri(uri) for uri in uris])
+# --- end inlined: shared/gemini_uploads.py ---
+
+
+# --- begin inlined: shared/host.py (sha256:c88073c02dd8fbcf) ---
+_HOST_LOG = logging.getLogger("openwebui_pack.host")
+
+
+class HostRefusal(Exception):
+    """Open WebUI refused the operation with an HTTP status (403 forbidden, 404 off or unknown)."""
+
+    def __init__(self, status_code: int, detail: str = "") -> None:
+        super().__init__(detail or f"HTTP {status_code}")
+        self.status_code = status_code
+        self.detail = detail
+
+
 async def _settle(value: Any) -> Any:
     """The value of a host call, whether the host function was synchronous or asynchronous."""
     if inspect.isawaitable(value):
         return await value
     return value
+
+
+def _internal(module: str, name: str) -> Any | None:
+    """An Open WebUI internal (`module.name`), or None when this Open WebUI has no such module or name.
+
+    Only absence counts: a module that exists but fails to import for another reason still raises.
+    """
+    try:
+        found = importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        missing = exc.name or ""
+        if missing and (module == missing or module.startswith(missing + ".")):
+            return None
+        raise
+    return getattr(found, name, None)
 
 
 class FileHost:
@@ -2318,38 +3903,62 @@ class FileHost:
         from open_webui.storage.provider import Storage
 
         return await asyncio.to_thread(Storage.get_file, stored_path)
+
+    async def store_file(
+        self,
+        data: bytes,
+        mime: str,
+        name: str,
+        user: dict[str, Any],
+        *,
+        chat_id: str | None = None,
+        message_id: str | None = None,
+    ) -> str:
+        """Stores bytes as a file of `user` (a `__user__` dict) in Open WebUI's own storage; its id.
+
+        The steps of Open WebUI's upload (open_webui/routers/files.py upload_file_handler, the same
+        0.6.43 through 0.12.4): the bytes through the storage provider, then a files row. The file is
+        then served at /api/v1/files/<id>/content to its owner. With a chat message, the file is also
+        linked to it where this Open WebUI can (Chats.insert_chat_files; 0.12.4's own image generation
+        does that, open_webui/routers/images.py upload_image), so deleting the chat deletes it."""
+        import io
+        import uuid
+
+        from open_webui.models.files import FileForm, Files
+        from open_webui.storage.provider import Storage
+
+        user_id = str(user.get("id") or "")
+        if not user_id:
+            raise HostRefusal(403, "a file needs an owner")
+        file_id = str(uuid.uuid4())
+        tags = {
+            "OpenWebUI-User-Email": str(user.get("email") or ""),
+            "OpenWebUI-User-Id": user_id,
+            "OpenWebUI-User-Name": str(user.get("name") or ""),
+            "OpenWebUI-File-Id": file_id,
+        }
+        _, path = await asyncio.to_thread(Storage.upload_file, io.BytesIO(data), f"{file_id}_{name}", tags)
+        meta = {"name": name, "content_type": mime, "size": len(data), "data": {}}
+        form = FileForm(id=file_id, filename=name, path=path, meta=meta)
+        if await _off_loop(Files.insert_new_file, user_id, form) is None:
+            raise RuntimeError("Open WebUI did not save the file record")
+        chats = _internal("open_webui.models.chats", "Chats")
+        link = getattr(chats, "insert_chat_files", None)
+        if chat_id and message_id and link is not None:
+            try:
+                await _off_loop(link, chat_id, message_id, [file_id], user_id)
+            except Exception as exc:  # the file is stored and shown; only the chat's cleanup misses it
+                _HOST_LOG.info("file %s not linked to its chat: %s", file_id, type(exc).__name__)
+        return file_id
+
+
+async def _off_loop(function: Any, *args: Any) -> Any:
+    """A host table call: awaited when it is asynchronous (0.10 and later), else run in a thread
+    (0.6.43 and 0.8.12 query the database synchronously)."""
+    if inspect.iscoroutinefunction(function):
+        return await function(*args)
+    return await _settle(await asyncio.to_thread(function, *args))
 # --- end inlined: shared/host.py ---
-
-
-# --- begin inlined: shared/valves.py (sha256:5c04b5d3fa444a1c) ---
-FOLLOW_ADMIN = "default"
-
-Switch = Literal["default", "on", "off"]
-
-_SWITCH_ON_WORDS = frozenset({"on", "true", "yes", "1"})
-_SWITCH_OFF_WORDS = frozenset({"off", "false", "no", "0"})
-
-
-def as_switch(value: Any) -> Switch:
-    """A stored or typed value as a Switch. Values saved before the dropdown existed (true, false,
-    None, "yes", …) keep their meaning; anything unrecognised follows the administrator."""
-    if isinstance(value, bool):
-        return "on" if value else "off"
-    word = str(value).strip().lower() if value is not None else ""
-    if word in _SWITCH_ON_WORDS:
-        return "on"
-    if word in _SWITCH_OFF_WORDS:
-        return "off"
-    return "default"
-
-
-def resolve_switch(user_value: Any, admin_value: bool) -> bool:
-    """The setting in force: the user's choice when they made one, else the administrator's."""
-    choice = as_switch(user_value)
-    if choice == FOLLOW_ADMIN:
-        return bool(admin_value)
-    return choice == "on"
-# --- end inlined: shared/valves.py ---
 
 
 # Secrets: GOOGLE_API_KEY is a plain string valve shown as a password field. Open WebUI stores
@@ -2359,11 +3968,16 @@ def resolve_switch(user_value: Any, admin_value: bool) -> bool:
 
 
 
-# from shared.attachments import ( HOST_FILE_MAX_BYTES, IMAGE_URL_MAX_BYTES, AttachmentError, MiB, attachment_kind, context_file_ids, context_file_names, fetch_image, file_refs, read_host_file, )  (inlined above)
+# from shared.attachments import ( HOST_FILE_MAX_BYTES, IMAGE_URL_MAX_BYTES, IMAGE_URL_TIMEOUT, AttachmentError, DownloadBudget, MiB, attachment_kind, context_file_ids, context_file_names, fetch_image, file_refs, read_host_file, )  (inlined above)
 # from shared.events import Emitter  (inlined above)
-# from shared.gemini import ( INLINE_BUDGET, Fetched, GeminiError, GeminiRequest, ModelInfo, RequestOptions, build_request, describe_error, explain_error, image_links, list_models, make_client, normalise_base_url, requested_model, sdk_takes_server_side_tools, upload_file, with_gemini_retries, )  (inlined above)
-# from shared.gemini_models import DEFAULT_DENYLIST, is_glob, model_allowed, parse_globs  (inlined above)
-# from shared.gemini_reply import ( Reply, StreamOptions, close_stream, completion, emit_sources, read_response, shown_source_ids, stream_reply, )  (inlined above)
+# from shared.gemini import ( INLINE_BUDGET, Fetched, GeminiError, GeminiRequest, ImageResult, ModelInfo, RequestOptions, api_status, build_request, describe_error, explain_error, image_links, list_models, make_client, normalise_base_url, requested_model, sdk_takes_server_side_tools, with_gemini_retries, )  (inlined above)
+# from shared.gemini_media import IMAGE_ASPECT_RATIOS, IMAGE_SIZES, image_store, media_options, read_generated_images  (inlined above)
+# from shared.gemini_models import DEFAULT_DENYLIST, is_glob, listed_name, model_allowed, model_capabilities, parse_globs  (inlined above)
+# from shared.gemini_reply import ( Reply, StreamOptions, close_stream, completion, emit_sources, read_response, settle_reply, shown_source_ids, stream_reply, )  (inlined above)
+# from shared.gemini_transport import ( KeyRing, TransportSettings, Vertex, list_vertex_models, make_vertex_client, transport_settings, )  (inlined above)
+# from shared.gemini_uploads import UploadCache, UploadContext, attach_uploads, forget_refused  (inlined above)
+# from shared.gemini_usage import Timing, UsageOptions, completion_with_usage, with_usage  (inlined above)
+# from shared.gemini_video import ( is_video_model, start_video, store_video, video_bytes, video_prompt, video_reply, wait_video, )  (inlined above)
 # from shared.host import FileHost  (inlined above)
 # from shared.messages import for_reader, is_admin  (inlined above)
 # from shared.secrets import redact  (inlined above)
@@ -2374,9 +3988,9 @@ _LOG = logging.getLogger("openwebui_pack.gemini_manifold")
 LIST_TIMEOUT_MS = 15_000
 LIST_FAILURE_TTL = 30.0  # a failed model listing is retried after this many seconds
 ERROR_LIMIT = 1000  # characters of an upstream error in an exception the user sees
-UPLOAD_CACHE_TTL = 47 * 3600.0  # Files API keeps uploads 48 h
 CLIENT_CACHE_SIZE = 8
 SERVER_PARTS_CACHE_SIZE = 256  # replies whose Google Search steps are kept for their tool loop
+IMAGE_DOWNLOADS_AT_ONCE = 4  # image links of one request downloaded at the same time
 NO_KEY_MESSAGE = (
     "Gemini has no API key yet. Ask your administrator to add one, or enter your own Gemini API "
     "key in this function's user valves."
@@ -2392,10 +4006,11 @@ class Settings:
     timeout: int
     max_retries: int
     options: RequestOptions
+    transport: TransportSettings = field(default_factory=TransportSettings)
 
     @property
     def secrets(self) -> tuple[str, ...]:
-        return (self.key, self.admin_key)
+        return (self.key, self.admin_key, *self.transport.secrets)
 
 
 class Chat:
@@ -2457,8 +4072,8 @@ class Pipe:
             title="Models to hide",
             default=DEFAULT_DENYLIST,
             max_length=4096,
-            description="Comma-separated glob patterns of model ids to hide (speech, image, live and "
-            "embedding models by default: this pipe returns text).",
+            description="Comma-separated glob patterns of model ids to hide (speech, live and embedding "
+            "models by default: this pipe returns text and images).",
         )
         MODEL_CACHE_TTL: int = Field(
             title="Model list refresh (seconds)",
@@ -2504,7 +4119,8 @@ class Pipe:
             default=300,
             ge=5,
             le=3600,
-            description="Seconds one Gemini call may take, streaming included.",
+            description="Seconds one Gemini call may take, streaming included. The image links of a "
+            "request are downloaded within this time too (and within 20 s together).",
         )
         MAX_RETRIES: int = Field(
             title="Retries",
@@ -2512,6 +4128,140 @@ class Pipe:
             ge=0,
             le=10,
             description="Retries after rate limits (429), timeouts (408) and server errors (5xx), with backoff.",
+        )
+        MAX_IMAGE_DOWNLOADS: int = Field(
+            title="Image links per request",
+            default=10,
+            ge=0,
+            le=100,
+            description="Most image links (http/https) downloaded for one request, the newest message's "
+            "first; the others are left out with a note. 0 = image links are not downloaded.",
+        )
+        MAX_IMAGE_BYTES_TOTAL: int = Field(
+            title="Image link download budget (bytes)",
+            default=32 * MiB,
+            ge=0,
+            le=512 * MiB,
+            description="Bytes the image links of one request may download together (each link at most "
+            "15 MB). 33554432 = 32 MB.",
+        )
+        MAX_REPLY_BYTES: int = Field(
+            title="Largest reply (bytes)",
+            default=4 * MiB,
+            ge=1024,
+            le=256 * MiB,
+            description="Bytes of text and thoughts one reply may have; a longer reply stops there and "
+            "ends with a note. 4194304 = 4 MB.",
+        )
+        # media (images, code execution, URL context, Maps, YouTube video)
+        IMAGE_ASPECT_RATIO: Literal["default", *IMAGE_ASPECT_RATIOS] = Field(  # type: ignore[valid-type]
+            title="Image aspect ratio",
+            default="default",
+            description="Shape of the images the image models make (default = the model's own, square "
+            "or the input image's).",
+        )
+        IMAGE_SIZE: Literal["default", *IMAGE_SIZES] = Field(  # type: ignore[valid-type]
+            title="Image size",
+            default="default",
+            description="Resolution of the images Gemini 3 Pro Image makes (1K, 2K, 4K); other image "
+            "models make one size.",
+        )
+        IMAGE_HISTORY_LIMIT: int = Field(
+            title="Earlier images sent for edits",
+            default=3,
+            ge=0,
+            le=10,
+            description="How many of the chat's earlier generated images (newest first) go back to an "
+            "image model, so it can edit them. 0 = none.",
+        )
+        CODE_EXECUTION: bool = Field(
+            title="Code execution",
+            default=False,
+            description="Let Gemini write and run Python code; the code and its output show as Open "
+            "WebUI's code block.",
+        )
+        URL_CONTEXT: bool = Field(
+            title="URL context",
+            default=False,
+            description="Let Gemini read the web pages linked in the chat; the pages become sources.",
+        )
+        GOOGLE_MAPS_GROUNDING: bool = Field(
+            title="Google Maps grounding",
+            default=False,
+            description="Ground answers about places with Google Maps; the places become sources.",
+        )
+        YOUTUBE_AS_VIDEO: bool = Field(
+            title="YouTube links as video",
+            default=True,
+            description="Send YouTube links in the user's messages as videos Gemini watches (the link's "
+            "text stays in the message).",
+        )
+        # transport (Vertex AI, fallback key, Veo, usage and prices, upload reuse)
+        GOOGLE_API_KEY_FALLBACK: str = Field(
+            title="Second Gemini API key (rate limits)",
+            default="",
+            max_length=512,
+            description="Used once for a request the main key got a rate limit or quota answer (429) "
+            "for, e.g. a paid key behind a free-tier one. Stored like the main key.",
+            json_schema_extra={"input": {"type": "password"}},
+        )
+        USE_VERTEX_AI: bool = Field(
+            title="Use Vertex AI",
+            default=False,
+            description="Reach Gemini through Google Cloud's Vertex AI (project, location and credentials "
+            "below) instead of the Gemini API and its keys. API address above, when set, is used for "
+            "Vertex AI too.",
+        )
+        VERTEX_PROJECT: str = Field(
+            title="Vertex AI project",
+            default="",
+            max_length=256,
+            description="Google Cloud project id for Vertex AI.",
+        )
+        VERTEX_LOCATION: str = Field(
+            title="Vertex AI location",
+            default="global",
+            max_length=64,
+            description="Vertex AI region, e.g. us-central1, or global.",
+        )
+        VERTEX_CREDENTIALS_JSON: str = Field(
+            title="Vertex AI service account key (JSON)",
+            default="",
+            max_length=16_384,
+            description="The service account key file's JSON. Empty = the server's application default "
+            "credentials (GOOGLE_APPLICATION_CREDENTIALS, gcloud login, metadata server).",
+            json_schema_extra={"input": {"type": "password"}},
+        )
+        VIDEO_ASPECT_RATIO: Literal["16:9", "9:16"] = Field(
+            title="Video aspect ratio (Veo)",
+            default="16:9",
+            description="Aspect ratio of the videos Veo models make.",
+        )
+        VIDEO_DURATION_SECONDS: int = Field(
+            title="Video length (Veo, seconds)",
+            default=8,
+            ge=4,
+            le=8,
+            description="Seconds of video Veo makes (4 to 8; some Veo models take only 8).",
+        )
+        VIDEO_RESOLUTION: Literal["720p", "1080p"] = Field(
+            title="Video resolution (Veo)",
+            default="720p",
+            description="Resolution of the videos Veo models make.",
+        )
+        VIDEO_NEGATIVE_PROMPT: str = Field(
+            title="What videos should not show (Veo)",
+            default="",
+            max_length=2000,
+            description="A negative prompt sent with every video request (empty = none).",
+        )
+        PRICES: str = Field(
+            title="Price table (usage cost)",
+            default="",
+            max_length=16_384,
+            description='JSON of US dollars per million tokens by model id or glob, e.g. {"gemini-2.5-flash": '
+            '{"input": 0.3, "output": 2.5, "cached": 0.03}}; the reply\'s cost is added to its usage. '
+            "Empty = no cost shown.",
         )
 
     class UserValves(BaseModel):
@@ -2539,6 +4289,61 @@ class Pipe:
             # Values saved when these were optional booleans (true, false, null) keep their meaning.
             return as_switch(value)
 
+        # media (images, code execution, URL context, Maps, YouTube video)
+        IMAGE_ASPECT_RATIO: Literal["default", *IMAGE_ASPECT_RATIOS] = Field(  # type: ignore[valid-type]
+            title="Image aspect ratio",
+            default="default",
+            description="Shape of the images the image models make (default = the admin's setting).",
+        )
+        IMAGE_SIZE: Literal["default", *IMAGE_SIZES] = Field(  # type: ignore[valid-type]
+            title="Image size",
+            default="default",
+            description="Resolution of Gemini 3 Pro Image's images (default = the admin's setting).",
+        )
+        CODE_EXECUTION: Switch = Field(
+            title="Code execution",
+            default="default",
+            description="Let Gemini run Python code (default = the admin's setting).",
+        )
+        URL_CONTEXT: Switch = Field(
+            title="URL context",
+            default="default",
+            description="Let Gemini read linked web pages (default = the admin's setting).",
+        )
+        GOOGLE_MAPS_GROUNDING: Switch = Field(
+            title="Google Maps grounding",
+            default="default",
+            description="Ground answers about places with Google Maps (default = the admin's setting).",
+        )
+
+        @field_validator("CODE_EXECUTION", "URL_CONTEXT", "GOOGLE_MAPS_GROUNDING", mode="before")
+        @classmethod
+        def _media_switch(cls, value: Any) -> Switch:
+            return as_switch(value)
+
+        # transport (Vertex AI, fallback key, Veo, usage and prices, upload reuse)
+        VIDEO_ASPECT_RATIO: Literal["default", "16:9", "9:16"] = Field(
+            title="Video aspect ratio (Veo)",
+            default="default",
+            description="Shape of the videos Veo models make (default = the admin's setting).",
+        )
+        VIDEO_DURATION_SECONDS: Literal["default", "4", "6", "8"] = Field(
+            title="Video length (Veo, seconds)",
+            default="default",
+            description="Seconds of video Veo makes (default = the admin's setting).",
+        )
+        VIDEO_RESOLUTION: Literal["default", "720p", "1080p"] = Field(
+            title="Video resolution (Veo)",
+            default="default",
+            description="Resolution of the videos Veo models make (default = the admin's setting).",
+        )
+        VIDEO_NEGATIVE_PROMPT: str = Field(
+            title="What videos should not show (Veo)",
+            default="",
+            max_length=2000,
+            description="Your negative prompt for Veo videos (empty = the admin's).",
+        )
+
     def __init__(self) -> None:
         self.valves = self.Valves()
         # Open WebUI's file store, the clock and the sleep between retries: tests replace them.
@@ -2552,7 +4357,7 @@ class Pipe:
         self._salt = os.urandom(16)
         self._listings: dict[str, Listing] = {}
         self._clients: dict[tuple[str, str | None, int], Any] = {}
-        self._uploads: dict[tuple[str, str], tuple[float, str, str]] = {}
+        self._uploads = UploadCache()  # by key identity and content, until Google's expiry
         # Google Search steps of replies that ended in tool calls, by the first call's id: Gemini 3
         # wants them back with the tool results. The sources each chat message already showed.
         self._server_parts: dict[str, list[dict[str, Any]]] = {}
@@ -2582,6 +4387,7 @@ class Pipe:
             thinking_budget=valves.THINKING_BUDGET,
             thinking_level=valves.THINKING_LEVEL,
             inline_budget=self.inline_budget,
+            media=media_options(valves, user_valves),
         )
         return Settings(
             key=own_key.strip() or admin_key,
@@ -2590,14 +4396,27 @@ class Pipe:
             timeout=valves.REQUEST_TIMEOUT,
             max_retries=valves.MAX_RETRIES,
             options=options,
+            transport=transport_settings(valves, user_valves),
         )
 
-    async def _client(self, key: str, base_url: str | None, timeout_ms: int) -> Any:
-        cache_key = (self._digest(key), base_url, timeout_ms)
+    def _identity(self, settings: Settings, key: str | None = None) -> str:
+        """Who the Files API uploads of a request belong to: a salted hash, never the key itself."""
+        vertex = settings.transport.vertex
+        return self._digest(vertex.identity if vertex else key or settings.key, settings.base_url)
+
+    async def _chat_client(self, settings: Settings) -> Any:
+        """The client of a chat request: the user's (or admin's) key, or Vertex AI."""
+        return await self._client(settings.key, settings.base_url, settings.timeout * 1000, settings.transport.vertex)
+
+    async def _client(self, key: str, base_url: str | None, timeout_ms: int, vertex: Vertex | None = None) -> Any:
+        cache_key = (self._digest(vertex.identity if vertex else key), base_url, timeout_ms)
         client = self._clients.get(cache_key)
         if client is not None:
             return client
-        client = await make_client(key, base_url, timeout_ms)
+        if vertex is not None:
+            client = await make_vertex_client(vertex, base_url, timeout_ms)
+        else:
+            client = await make_client(key, base_url, timeout_ms)
         if len(self._clients) >= CLIENT_CACHE_SIZE:
             self._clients.pop(next(iter(self._clients)))
         self._clients[cache_key] = client
@@ -2609,7 +4428,12 @@ class Pipe:
         valves = self.valves
         allow, deny = parse_globs(valves.MODEL_ALLOWLIST), parse_globs(valves.MODEL_DENYLIST)
         key = valves.GOOGLE_API_KEY.strip()
-        if not key:
+        try:
+            vertex = transport_settings(valves, None).vertex
+        except GeminiError as exc:
+            _LOG.warning("Gemini is not set up: %s", exc.detail)
+            return [{"id": "error", "name": "Gemini (not set up correctly: see the server log)"}]
+        if not key and vertex is None:
             exact = [g for g in allow if not is_glob(g)]
             if exact:
                 return [{"id": g, "name": g} for g in exact]
@@ -2620,25 +4444,31 @@ class Pipe:
         except GeminiError as exc:
             _LOG.warning("Gemini is not set up: %s", exc.detail)
             return [{"id": "error", "name": "Gemini (not set up correctly: see the server log)"}]
-        listing = await self._listing(key, base_url)
+        listing = await self._listing(key, base_url, vertex)
         if listing.models is None:
             return [{"id": "error", "name": "Gemini (the model list could not be loaded: see the server log)"}]
-        entries = [{"id": m.id, "name": m.name} for m in listing.models if model_allowed(m.id, allow, deny)]
+        # Names come from Gemini's model list (or a gateway's): redacted like any upstream text.
+        entries = [
+            {"id": m.id, "name": redact(listed_name(m.id, m.name), (key,), 200)}
+            for m in listing.models
+            if model_allowed(m.id, allow, deny)
+        ]
         return entries or [{"id": "none", "name": "Gemini (no model matches the function's model filters)"}]
 
-    async def _listing(self, key: str, base_url: str | None) -> Listing:
-        digest = self._digest(key, base_url)
+    async def _listing(self, key: str, base_url: str | None, vertex: Vertex | None = None) -> Listing:
+        digest = self._digest(vertex.identity if vertex else key, base_url)
         listing = self._listings.get(digest)
         now = self.clock()
         ttl = self.valves.MODEL_CACHE_TTL if listing is None or listing.models is not None else LIST_FAILURE_TTL
         if listing is not None and now - listing.at < ttl:
             return listing
         try:
-            client = await self._client(key, base_url, LIST_TIMEOUT_MS)
-            models = await list_models(client)
+            client = await self._client(key, base_url, LIST_TIMEOUT_MS, vertex)
+            models = await (list_vertex_models(client) if vertex else list_models(client))
             listing = Listing(now, models)
         except Exception as exc:
-            message = redact(describe_error(exc), (key,), ERROR_LIMIT)
+            hidden = (key, *TransportSettings(vertex=vertex).secrets)
+            message = redact(describe_error(exc), hidden, ERROR_LIMIT)
             _LOG.warning("Gemini model list failed: %s", message)
             if listing is not None and listing.models is not None:
                 # Keep serving the last good list; try again after a short pause.
@@ -2682,9 +4512,15 @@ class Pipe:
             secrets = settings.secrets
             emitter = Emitter(None if __task__ else __event_emitter__)
             model_id = requested_model(body)
-            if not settings.key:
+            if not settings.key and settings.transport.vertex is None:
                 raise GeminiError(NO_KEY_MESSAGE, NO_KEY_DETAIL)
+            if is_video_model(model_id):
+                chat = Chat(body, __user__, __metadata__)
+                return await self._video(body, model_id, settings, emitter, task=bool(__task__), chat=chat)
             fetched = await self._fetch(body, None if __task__ else __files__, __user__, __metadata__)
+            if not __task__ and model_capabilities(model_id).images:  # earlier images go back for edits
+                limit = settings.options.media.history_images
+                fetched.generated = await read_generated_images(self.host, body.get("messages"), __user__, limit)
             options = replace(settings.options, sdk_server_side_tools=await sdk_takes_server_side_tools())
             request = build_request(
                 body, model_id=model_id, thinking=self._model_thinking(model_id), options=options,
@@ -2692,10 +4528,11 @@ class Pipe:
             )  # fmt: skip
             if not __task__:
                 if request.warnings:
-                    await emitter.notify("Gemini: " + "; ".join(request.warnings) + ".", "warning")
+                    warning = "Gemini: " + "; ".join(request.warnings) + "."
+                    await emitter.notify(redact(warning, secrets, ERROR_LIMIT * 3), "warning")
                 for note in request.notes:
                     await emitter.status(note, done=True)
-            client = await self._client(settings.key, settings.base_url, settings.timeout * 1000)
+            client = await self._chat_client(settings)
             await self._upload(client, settings, request, emitter)
             chat = Chat(body, __user__, __metadata__)
             return await self._send(client, request, settings, emitter, task=bool(__task__), chat=chat)
@@ -2711,11 +4548,7 @@ class Pipe:
         A text file whose text Open WebUI already put into the chat (its document context) is not
         sent again; PDF, audio and video files go to Gemini itself, which reads them natively."""
         fetched = Fetched(server_parts=self._server_parts)
-        for url in image_links(body.get("messages")):
-            try:
-                fetched.images[url] = await fetch_image(url, max_bytes=self.image_max_bytes)
-            except AttachmentError as exc:
-                fetched.images[url] = exc
+        fetched.images = await self._fetch_images(image_links(body.get("messages")))
         in_context = context_file_ids(metadata)
         # Open WebUI 0.6.43 lists no sources in the metadata; its document context names the files.
         listed = isinstance(metadata, dict) and "sources" in metadata
@@ -2731,6 +4564,29 @@ class Pipe:
             else:
                 fetched.files.append((ref, read))
         return fetched
+
+    async def _fetch_images(self, links: list[str]) -> dict[str, ImageResult]:
+        """Download a request's image links, the newest message's first, within one count, one byte
+        budget and one deadline for them all (REQUEST_TIMEOUT, and IMAGE_URL_TIMEOUT at most)."""
+        valves = self.valves
+        wanted = links[::-1]
+        kept, dropped = wanted[: valves.MAX_IMAGE_DOWNLOADS], wanted[valves.MAX_IMAGE_DOWNLOADS :]
+        over = f"only {valves.MAX_IMAGE_DOWNLOADS} image links are downloaded for one request"
+        results: dict[str, ImageResult] = {url: AttachmentError(over) for url in dropped}
+        budget = DownloadBudget(valves.MAX_IMAGE_BYTES_TOTAL)
+        deadline = self.clock() + min(float(valves.REQUEST_TIMEOUT), IMAGE_URL_TIMEOUT)
+        gate = asyncio.Semaphore(IMAGE_DOWNLOADS_AT_ONCE)
+
+        async def download(url: str) -> None:
+            async with gate:
+                left = deadline - self.clock()
+                try:
+                    results[url] = await fetch_image(url, max_bytes=self.image_max_bytes, timeout=left, budget=budget)
+                except AttachmentError as exc:
+                    results[url] = exc
+
+        await asyncio.gather(*(download(url) for url in kept))
+        return results
 
     def _remember(self, message_id: str | None, reply: Reply) -> None:
         """Keep what the next call for the same chat message needs: the Google Search steps that
@@ -2750,11 +4606,15 @@ class Pipe:
     ) -> str | dict | AsyncIterator[dict]:
         """The one generate call, with retries: a string for tasks, a completion, or a stream."""
         model, contents, config = request.model, request.contents, request.config
+        ring = self._ring(
+            client, settings, emitter, lambda other, key: self._upload(other, settings, request, emitter, key)
+        )
+        timing, usage = Timing(self.clock), UsageOptions(model, settings.transport.prices)
 
         async def retrying(operation: Callable[[], Awaitable[Any]]) -> Any:
             return await with_gemini_retries(
                 operation, max_retries=settings.max_retries, emitter=emitter, timeout=settings.timeout,
-                sleep=self.sleep,
+                sleep=self.sleep, secrets=settings.secrets,
             )  # fmt: skip
 
         # Citation numbers continue after the sources the message already shows: Open WebUI's own
@@ -2763,17 +4623,23 @@ class Pipe:
         shown += [uri for uri in self._shown.get(chat.message_id or "", []) if uri not in shown]
         if task or not chat.body.get("stream"):
             response = await retrying(
-                lambda: client.aio.models.generate_content(model=model, contents=contents, config=config)
+                lambda: ring.call(
+                    lambda c: self._forgetting(
+                        request, c.aio.models.generate_content(model=model, contents=contents, config=config)
+                    )
+                )
             )
-            reply = Reply()
-            read_response(response, reply, include_thoughts=request.include_thoughts, names=request.names)
+            reply = Reply(max_bytes=self.valves.MAX_REPLY_BYTES)
+            deltas = read_response(response, reply, include_thoughts=request.include_thoughts, names=request.names)
+            await settle_reply(reply, deltas, None if task else image_store(self.host, chat.user, chat.metadata))
             if task:
-                return "".join(reply.text).strip()
+                return redact("".join(reply.text).strip(), settings.secrets)
             self._remember(chat.message_id, reply)
-            await emit_sources(emitter, reply)
-            return completion(str(chat.body["model"]), reply, shown)
+            await emit_sources(emitter, reply, settings.secrets)
+            result = completion(str(chat.body["model"]), reply, shown, settings.secrets)
+            return completion_with_usage(result, timing, usage)
 
-        async def open_stream() -> tuple[Any, Any]:
+        async def open_stream(client: Any) -> tuple[Any, Any]:
             stream = await client.aio.models.generate_content_stream(model=model, contents=contents, config=config)
             try:
                 return stream, await anext(stream)
@@ -2783,35 +4649,72 @@ class Pipe:
                 await close_stream(stream)
                 raise
 
-        stream, first = await retrying(open_stream)
+        stream, first = await retrying(lambda: ring.call(lambda c: self._forgetting(request, open_stream(c))))
         options = StreamOptions(
             include_thoughts=request.include_thoughts, names=request.names, secrets=settings.secrets,
             timeout=settings.timeout, admin=chat.admin, shown=shown, can_replace=chat.builds_output,
-            on_done=lambda reply: self._remember(chat.message_id, reply),
+            on_done=lambda reply: self._remember(chat.message_id, reply), max_bytes=self.valves.MAX_REPLY_BYTES,
+            store_image=image_store(self.host, chat.user, chat.metadata),
         )  # fmt: skip
-        return stream_reply(stream, first, model=str(chat.body["model"]), emitter=emitter, options=options)
+        reply_stream = stream_reply(stream, first, model=str(chat.body["model"]), emitter=emitter, options=options)
+        return with_usage(reply_stream, timing, usage)
 
-    async def _upload(self, client: Any, settings: Settings, request: GeminiRequest, emitter: Emitter) -> None:
-        """Move the attachments that do not fit inline to the Files API (cached per key and content)."""
-        for blob in request.uploads:
-            inline = blob.part["inline_data"]
-            data, mime = inline["data"], inline["mime_type"]
-            cache_key = (self._digest(settings.key, settings.base_url), hashlib.sha256(data).hexdigest())
-            cached = self._uploads.get(cache_key)
-            if cached is None or cached[0] < self.clock():
-                await emitter.status(f"Uploading {blob.name} ({len(data) / MiB:.1f} MB) to Gemini")
-                try:
-                    uri, mime = await upload_file(
-                        client, data, mime, blob.name, timeout=settings.timeout, clock=self.clock, sleep=self.sleep
-                    )
-                except BaseException:  # close the status: done=False would shimmer next to the error
-                    await emitter.status(f"Uploading {blob.name} failed", done=True)
-                    raise
-                if len(self._uploads) > 256:
-                    self._uploads.clear()
-                self._uploads[cache_key] = (self.clock() + UPLOAD_CACHE_TTL, uri, mime)
-                await emitter.status(f"Uploaded {blob.name}", done=True)
-            else:
-                _, uri, mime = cached
-            blob.part.pop("inline_data")
-            blob.part["file_data"] = {"file_uri": uri, "mime_type": mime}
+    def _ring(
+        self, client: Any, settings: Settings, emitter: Emitter,
+        on_switch: Callable[[Any, str], Awaitable[None]] | None = None,
+    ) -> KeyRing:  # fmt: skip
+        """The main key's client, and the second key's for a 429 (never with Vertex AI)."""
+        fallback = settings.transport.fallback_key
+        if not fallback or fallback == settings.key or settings.transport.vertex is not None:
+            return KeyRing(client, None, emitter)
+
+        async def second() -> Any:
+            return await self._client(fallback, settings.base_url, settings.timeout * 1000)
+
+        async def switched(other: Any) -> None:
+            if on_switch is not None:
+                await on_switch(other, fallback)
+
+        return KeyRing(client, second, emitter, switched)
+
+    async def _forgetting(self, request: GeminiRequest, call: Awaitable[Any]) -> Any:
+        """A generate call; when Gemini refuses it, its uploaded files are forgotten (one may be gone)."""
+        try:
+            return await call
+        except Exception as exc:
+            if request.uploads and forget_refused(self._uploads, request.uploads, api_status(exc)):
+                _LOG.info("Gemini refused a request with uploaded files: they are uploaded again next time")
+            raise
+
+    async def _video(
+        self, body: dict, model_id: str, settings: Settings, emitter: Emitter, *, task: bool, chat: Chat
+    ) -> str:
+        """A Veo model's reply: the video, generated, stored as an Open WebUI file and shown."""
+        if task:
+            return ""  # Open WebUI's title and tag prompts are not worth a video
+        prompt, options = video_prompt(body.get("messages")), settings.transport.video
+        client = await self._chat_client(settings)
+        ring = self._ring(client, settings, emitter)
+        operation = await with_gemini_retries(
+            lambda: ring.call(lambda c: start_video(c, model_id, prompt, options)),
+            max_retries=settings.max_retries, emitter=emitter, timeout=settings.timeout, sleep=self.sleep,
+            secrets=settings.secrets,
+        )  # fmt: skip
+        operation = await wait_video(ring.client, operation, emitter=emitter, clock=self.clock, sleep=self.sleep)
+        data, mime = await video_bytes(ring.client, operation, secrets=settings.secrets)
+        url = await store_video(self.host, data, mime, f"{model_id}.mp4", chat.user, chat.metadata)
+        return video_reply(url, model_id, options)
+
+    async def _upload(
+        self, client: Any, settings: Settings, request: GeminiRequest, emitter: Emitter, key: str | None = None
+    ) -> None:
+        """Move the attachments that do not fit inline to the Files API, once per key and content
+        (shared/gemini_uploads.py); `key` names the second key when the request moved to it."""
+        if not request.uploads:
+            return
+        if settings.transport.vertex is not None:  # Vertex AI has no Files API: they stay inline
+            await emitter.status("Large attachments are sent inline: Vertex AI has no Files API", done=True)
+            return
+        identity = self._identity(settings, key)
+        context = UploadContext(client, identity, emitter, settings.timeout, self.clock, self.sleep)
+        await attach_uploads(self._uploads, context, request.uploads)

@@ -15,6 +15,7 @@ from contextlib import aclosing
 from dataclasses import dataclass, field
 import importlib
 import inspect
+from itertools import islice
 import json
 import logging
 import random
@@ -25,7 +26,7 @@ from typing import Any, Literal, Protocol, TypeVar, TypedDict
 from pydantic import BaseModel, Field, field_validator
 
 
-# --- begin inlined: shared/events.py (sha256:88f815cefd5160c7) ---
+# --- begin inlined: shared/events.py (sha256:ae31022f79d76d06) ---
 _EVENTS_LOG = logging.getLogger("openwebui_pack.events")
 
 
@@ -47,13 +48,14 @@ StatusAction = Literal[
 ]
 
 
-def status(
+def status(  # noqa: PLR0913 - one keyword per field of Open WebUI's status event
     description: str,
     *,
     done: bool = False,
     hidden: bool = False,
     action: StatusAction | None = None,
     urls: list[str] | None = None,
+    items: list[dict[str, str]] | None = None,  # web_search sites {"title", "link"}: 0.12.4 lists titles
     query: str | None = None,
     queries: list[str] | None = None,
     count: int | None = None,
@@ -64,6 +66,8 @@ def status(
         data["action"] = action
     if urls is not None:
         data["urls"] = list(urls)
+    if items is not None:
+        data["items"] = [dict(item) for item in items]
     if query is not None:
         data["query"] = query
     if queries is not None:
@@ -108,6 +112,49 @@ async def send(event_emitter: EventEmitter | None, event: EventPayload) -> bool:
     return True
 
 
+class StatusGate:
+    """The status coalescing rule on its own: no event loop, no clock (the caller passes `now`).
+
+    Each status costs Open WebUI 0.12.4 a socket emit and a database write (the message's
+    `statusHistory`), so updates closer together than `interval` seconds are coalesced: `offer`
+    returns the event when it may go out now, or holds it (the latest held one wins) and returns
+    None; `due` hands back the held one once its slot has come, `take` hands it back at once. A
+    `done=True` status, or any status when `interval <= 0`, goes out at once and drops what is
+    held (it supersedes it). The caller reports every send with `sent(now)`.
+    """
+
+    def __init__(self, interval: float = 0.0) -> None:
+        self.interval = interval
+        self.last = float("-inf")
+        self.pending: EventPayload | None = None
+
+    def offer(self, event: EventPayload, now: float) -> EventPayload | None:
+        if event["data"].get("done") or self.interval <= 0:
+            self.pending = None
+            return event
+        if self.pending is None and now - self.last >= self.interval:
+            return event
+        self.pending = event
+        return None
+
+    def wait(self, now: float) -> float:
+        """Seconds until a held status may go out."""
+        return max(0.0, self.interval - (now - self.last))
+
+    def due(self, now: float) -> EventPayload | None:
+        """The held status, taken, when its slot has come; else None."""
+        if self.pending is not None and now - self.last >= self.interval:
+            return self.take()
+        return None
+
+    def take(self) -> EventPayload | None:
+        event, self.pending = self.pending, None
+        return event
+
+    def sent(self, now: float) -> None:
+        self.last = now
+
+
 class Emitter:
     """Wraps `__event_emitter__` / `__event_call__` for one request.
 
@@ -131,8 +178,7 @@ class Emitter:
         self._interval = status_interval
         self._call_timeout = call_timeout
         self._clock = clock
-        self._last_status = float("-inf")
-        self._pending: EventPayload | None = None
+        self._gate = StatusGate(status_interval)
         self._flush_handle: asyncio.TimerHandle | None = None
         self._flush_task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
@@ -156,14 +202,13 @@ class Emitter:
         if done or self._interval <= 0:
             self._cancel_flush()
             async with self._lock:
-                self._pending = None
-                await self._send_status(event)
+                await self._send_status(self._gate.offer(event, self._clock()) or event)
             return
-        if self._pending is None and self._clock() - self._last_status >= self._interval:
+        now = self._gate.offer(event, self._clock())
+        if now is not None:
             async with self._lock:
-                await self._send_status(event)
+                await self._send_status(now)
             return
-        self._pending = event
         if self._flush_task is None:
             self._schedule_flush()
 
@@ -171,7 +216,7 @@ class Emitter:
         """Send a coalesced status now (call before returning if no final status follows)."""
         self._cancel_flush()
         async with self._lock:
-            event, self._pending = self._pending, None
+            event = self._gate.take()
             if event is not None:
                 await self._send_status(event)
 
@@ -179,12 +224,12 @@ class Emitter:
         return await self.emit(notification(content, type))
 
     async def _send_status(self, event: EventPayload) -> None:
-        self._last_status = self._clock()
+        self._gate.sent(self._clock())
         await self.emit(event)
 
     def _schedule_flush(self) -> None:
         if self._flush_handle is None:
-            delay = max(0.0, self._interval - (self._clock() - self._last_status))
+            delay = self._gate.wait(self._clock())
             self._flush_handle = asyncio.get_running_loop().call_later(delay, self._start_flush)
 
     def _start_flush(self) -> None:
@@ -194,12 +239,12 @@ class Emitter:
     async def _run_flush(self) -> None:
         try:
             async with self._lock:
-                event, self._pending = self._pending, None
+                event = self._gate.take()
                 if event is not None:
                     await self._send_status(event)
         finally:
             self._flush_task = None
-        if self._pending is not None:
+        if self._gate.pending is not None:
             # It came in while this flush was sending: it gets the next slot.
             self._schedule_flush()
 
@@ -263,7 +308,7 @@ class Emitter:
 # --- end inlined: shared/events.py ---
 
 
-# --- begin inlined: shared/host.py (sha256:f05d5f951acc0695) ---
+# --- begin inlined: shared/host.py (sha256:c88073c02dd8fbcf) ---
 _HOST_LOG = logging.getLogger("openwebui_pack.host")
 
 
@@ -486,22 +531,102 @@ async def with_retries(
 # --- end inlined: shared/retry.py ---
 
 
-# --- begin inlined: shared/text.py (sha256:fe6438e699ab1c1d) ---
+# --- begin inlined: shared/secrets.py (sha256:7e3aecbfe53e3d44) ---
+def redact(text: str, secrets: Iterable[str], limit: int | None = None) -> str:
+    """`text` with every secret replaced, then shortened to `limit` characters.
+
+    Replacing comes first: shortening first could leave half a key. Secrets shorter than 4
+    characters are left alone; replacing them would garble the text and they protect nothing.
+    """
+    for secret in secrets:
+        if secret and len(secret) >= 4:
+            text = text.replace(secret, "[redacted]")
+    if limit is not None and len(text) > limit:
+        text = text[: limit - 1] + "…"
+    return text
+
+
+# How much text past `limit` is masked before cutting: enough for any key that begins before the
+# cut to still look like one (a shape needs its prefix and a few characters after it).
+_SHAPE_MARGIN = 64
+
+# Key shapes that are keys whatever the sentence around them: a bearer token, an OpenAI-style
+# `sk-…` key, a Google `AIza…` key, and a key passed as a URL parameter or a key header.
+_KEY_SHAPES = re.compile(
+    r"(?i:\b(bearer|basic)[ \t]+)[A-Za-z0-9._~+/=-]{4,}"
+    r"|\bsk-[A-Za-z0-9_-]{6,}"
+    r"|\bAIza[A-Za-z0-9_-]{10,}"
+    r"|(?i:([?&](?:api[_-]?key|key|token|access_token)=|\bx-api-key:[ \t]*|\bapi-key:[ \t]*))[^\s&\"',]+"
+)
+
+
+def _masked(match: re.Match[str]) -> str:
+    prefix = match.group(1) or match.group(2)
+    if prefix is None:
+        return match.group()[:3] + "***"
+    return f"{prefix} ***" if match.group(1) else f"{prefix}***"
+
+
+# The longest text `scrub_upstream` shows: error texts and messages are far shorter, and the work
+# stays bounded whatever an upstream sends.
+SCRUB_LIMIT = 20_000
+
+
+def scrub_upstream(text: str, secrets: Iterable[str] = (), limit: int = SCRUB_LIMIT) -> str:
+    """`text` as it may be shown: the known `secrets` replaced and key shapes masked, then cut.
+
+    For text that came from an upstream (error bodies, stream error lines, transport errors) on
+    its way to a status line, a message or a log line. Unlike `mask_key_shapes` it masks only
+    shapes that are keys in any sentence, so "the key point" or "token limit" stay as written.
+    """
+    secrets = tuple(secrets)
+    # a secret that begins before the cut must still be whole when it is replaced
+    text = text[: limit + _SHAPE_MARGIN + max((len(secret) for secret in secrets), default=0)]
+    text = _KEY_SHAPES.sub(_masked, redact(text, secrets))
+    return redact(text, (), limit)
+# --- end inlined: shared/secrets.py ---
+
+
+# --- begin inlined: shared/text.py (sha256:847b663452e61920) ---
 # Content part types that carry text: Chat Completions ("text") and the Responses form that
 # Open WebUI 0.12.4 also stores for some connections ("input_text", "output_text").
 TEXT_PART_TYPES = frozenset({"text", "input_text", "output_text"})
 
-_TAG_WORDS = "think|thinking|reason|reasoning|thought"
-_BLOCK_TOKENS = re.compile(
-    r"(?P<fence>^[ ]{0,3}(?:`{3,}|~{3,}))"
-    r"|(?P<details><details\b(?P<attrs>[^<>]*)>)"
-    rf"|(?P<open><(?:{_TAG_WORDS})(?:\s[^<>]*)?>|<\|begin_of_thought\|>|◁think▷)"
-    rf"|(?P<close></details\s*>|</(?:{_TAG_WORDS})\s*>|<\|end_of_thought\|>|◁/think▷)",
-    re.IGNORECASE | re.MULTILINE,
+
+def _any_case(word: str) -> str:
+    """`word` as a pattern matching it in any letter case, without re.IGNORECASE (which makes every
+    attempt of the scanner several times slower)."""
+    return "".join(f"[{c.lower()}{c.upper()}]" if c.isalpha() else re.escape(c) for c in word)
+
+
+# think, thinking, thought, reason, reasoning: as a tree, so a near miss fails at its first wrong letter
+_TAG_WORDS = (
+    f"{_any_case('th')}(?:{_any_case('ink')}(?:{_any_case('ing')})?|{_any_case('ought')})"
+    f"|{_any_case('reason')}(?:{_any_case('ing')})?"
 )
+_DETAILS_WORD = _any_case("details")
+# The tags, each alternative bounded by the next `<` or `>`; a `<` not followed by a tag's first
+# letter fails at once. Group numbers tell the token's kind.
+_TAG_PATTERN = (
+    rf"<(?=[dDtTrR/|])(?:({_DETAILS_WORD}\b([^<>]*)>)"  # 1: <details …>, 2: its attributes
+    rf"|((?:{_TAG_WORDS})(?:\s[^<>]*)?>|{_any_case('|begin_of_thought|>')})"  # 3: an opening reasoning tag
+    rf"|(/(?:{_DETAILS_WORD}|{_TAG_WORDS})\s*>|{_any_case('|end_of_thought|>')}))"  # 4: a closing tag
+    rf"|({_any_case('◁think▷')})|({_any_case('◁/think▷')})"  # 5: opening, 6: closing
+)
+# A code fence (7) at a line start. Searched for only when the text has one: an alternative that
+# starts with `^` is tried at every position, the tags alone only where a `<` or `◁` is.
+_TAG_TOKENS = re.compile(_TAG_PATTERN)
+_BLOCK_TOKENS = re.compile(_TAG_PATTERN + r"|^([ ]{0,3}(?:`{3,}|~{3,}))", re.MULTILINE)
+_DETAILS, _OPEN, _CLOSE, _FENCE = "details", "open", "close", "fence"
+_TOKEN_KIND = {1: _DETAILS, 2: _DETAILS, 3: _OPEN, 4: _CLOSE, 5: _OPEN, 6: _CLOSE, 7: _FENCE}
 _DETAILS_TYPE = re.compile(r"""\btype\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s"'=<>`]+))""", re.IGNORECASE)
 
 DetailsTypes = Collection[str] | Literal["all"]
+
+# The most tags (or backtick runs) one text is scanned for: real replies hold a few hundred at most,
+# and each token costs a few Python steps. Past it, the rest of the text is kept as it is, so the
+# work per message is bounded whatever a user or an upstream writes.
+TOKEN_LIMIT = 20_000
 
 
 def content_text(content: Any, separator: str = "\n") -> str:
@@ -536,42 +661,55 @@ def strip_blocks(text: str, *, details: DetailsTypes = ("reasoning",), reasoning
     Inside a dropped block every opening and closing tag counts for nesting; an unclosed block runs
     to the end of the text. A stray closing tag of a dropped kind is dropped on its own.
     """
+    if "<" not in text and "◁" not in text:
+        return text  # no tag at all: nothing to scan
+    tokens = _BLOCK_TOKENS if "```" in text or "~~~" in text else _TAG_TOKENS
+    all_details = details == "all"
     kept: list[str] = []
+    keep = kept.append
     pos = depth = 0
     fence: str | None = None
-    for token in _BLOCK_TOKENS.finditer(text):
-        kind = token.lastgroup if token.lastgroup != "attrs" else "details"
+    count = 0
+    for count, token in enumerate(islice(tokens.finditer(text), TOKEN_LIMIT), 1):  # noqa: B007
+        kind = _TOKEN_KIND[token.lastindex or 0]
         if depth:
-            depth += 1 if kind in ("details", "open") else -1 if kind == "close" else 0
-            if not depth:
-                pos = token.end()
+            if kind is _CLOSE:
+                depth -= 1
+                if not depth:
+                    pos = token.end()
+            elif kind is not _FENCE:
+                depth += 1
             continue
-        if kind == "fence":
-            marker = token.group().strip()
-            if fence is None:
-                fence = marker
-            elif marker[0] == fence[0] and len(marker) >= len(fence):
-                fence = None
+        if kind is _FENCE:
+            fence = _fence_after(fence, token.group().strip())
             continue
-        if fence is not None or not _hidden(token, kind, details, reasoning_tags):
+        if fence is not None:
             continue
-        kept.append(text[pos : token.start()])
-        pos = token.end()
-        depth = 0 if kind == "close" else 1
-    if not depth:
-        kept.append(text[pos:])
+        if kind is _OPEN or (kind is _CLOSE and token.group()[2:3] not in "dD"):
+            hidden = reasoning_tags
+        elif kind is _CLOSE:  # `</details>`: of a dropped kind only when every details block is
+            hidden = all_details
+        else:
+            hidden = all_details or _details_type(token.group(2)) in details
+        if not hidden:
+            continue
+        start, end = token.span()
+        if start != pos:
+            keep(text[pos:start])
+        pos = end
+        depth = 0 if kind is _CLOSE else 1
+    if not depth or (count == TOKEN_LIMIT and tokens.search(text, token.end())):
+        keep(text[pos:])  # the end of the text, or what is past the limit: kept as it is
     return "".join(kept)
 
 
-def _hidden(token: re.Match[str], kind: str | None, details: DetailsTypes, reasoning_tags: bool) -> bool:
-    if kind == "details":
-        return details == "all" or _details_type(token.group("attrs")) in details
-    if kind == "open":
-        return reasoning_tags
-    # a closing tag: `</details>` belongs to a dropped kind only when every details block is dropped
-    if token.group().lower().startswith("</details"):
-        return details == "all"
-    return reasoning_tags
+def _fence_after(fence: str | None, marker: str) -> str | None:
+    """The open fence after a fence line `marker`: it opens one, or closes the open one."""
+    if fence is None:
+        return marker
+    if marker[0] == fence[0] and len(marker) >= len(fence):
+        return None
+    return fence
 
 
 def strip_reasoning(text: str) -> str:
@@ -580,7 +718,11 @@ def strip_reasoning(text: str) -> str:
 # --- end inlined: shared/text.py ---
 
 
-# --- begin inlined: shared/openai_wire.py (sha256:0a60f9847a073d28) ---
+# --- begin inlined: shared/openai_wire.py (sha256:40309bea4640cdbc) ---
+# Upstream text kept in an error: enough for any message, bounded for the log and the status line.
+UPSTREAM_TEXT_LIMIT = 500
+
+
 class ModelCallError(Exception):
     """One call to a model failed. `retryable`: worth another try (see shared/retry.py for the
     statuses; a dropped connection is retryable too, which its caller says).
@@ -633,12 +775,19 @@ _INTERNALS = re.compile(
 
 
 def reads_as_internals(text: str) -> bool:
-    """Whether `text` names exception classes or quotes a traceback (not for a user's eyes)."""
-    return bool(_INTERNALS.search(text))
+    """Whether `text` names exception classes or quotes a traceback (not for a user's eyes).
+
+    Only the start is read (the part a message would quote), so the work is bounded.
+    """
+    return bool(_INTERNALS.search(text, 0, 4 * UPSTREAM_TEXT_LIMIT))
 
 
 def with_upstream_text(prefix: str, text: str) -> tuple[str, str]:
-    """(reason, detail) for an upstream's error text: quoted after `prefix` when it reads as a sentence."""
+    """(reason, detail) for an upstream's error text: quoted after `prefix` when it reads as a sentence.
+
+    The text is scrubbed of key shapes first (a proxy may quote the key it refused) and cut.
+    """
+    text = scrub_upstream(text, limit=UPSTREAM_TEXT_LIMIT)
     if not text or reads_as_internals(text):
         return prefix, text
     return (f"{prefix}: {text}" if prefix else text), ""
@@ -685,9 +834,8 @@ def error_from_status(model: str, status: int, body: Any, retry_after: float | N
 def completion_text(model: str, payload: Any) -> str:
     """`choices[0].message.content` of a chat.completion, or the error it carries."""
     if not isinstance(payload, dict):
-        raise ModelCallError(
-            model, "the answer could not be read", detail=f"a {type(payload).__name__} instead of a chat completion"
-        )
+        sample = payload if isinstance(payload, str) else ""
+        raise unreadable(model, f"a {type(payload).__name__} instead of a chat completion", sample)
     choices = payload.get("choices")
     if not choices and payload.get("error"):
         reason, detail = _reported(error_text(payload))
@@ -699,24 +847,35 @@ def completion_text(model: str, payload: Any) -> str:
     return content_text(content, separator="")
 
 
+class UnreadableLine(ValueError):
+    """A `data:` line of a stream that is not JSON: the stream is garbage, not an answer."""
+
+    def __init__(self, line: str) -> None:
+        super().__init__(line)
+        self.line = line
+
+
 _SSE_DONE = object()
 
 
 def _sse_json(line: str) -> object:
     line = line.strip()
     if not line.startswith("data:"):
-        return None
+        return None  # comments (": keep-alive"), `event:` and `id:` lines, blank separators
     data = line[5:].strip()
     if data == "[DONE]":
         return _SSE_DONE
     try:
         return json.loads(data)
     except ValueError:
-        return None
+        raise UnreadableLine(line) from None
 
 
 async def sse_data(lines: AsyncIterator[str | bytes]) -> AsyncIterator[dict[str, Any]]:
-    """JSON objects from `data:` lines, up to `data: [DONE]`; the pieces may split or join lines anywhere."""
+    """JSON objects from `data:` lines, up to `data: [DONE]`; the pieces may split or join lines anywhere.
+
+    A `data:` line that is not JSON raises `UnreadableLine`, a stream cut inside its last line too.
+    """
     buffer = ""
     async for piece in lines:
         buffer += piece.decode("utf-8", "replace") if isinstance(piece, bytes | bytearray) else str(piece)
@@ -732,25 +891,40 @@ async def sse_data(lines: AsyncIterator[str | bytes]) -> AsyncIterator[dict[str,
         yield item
 
 
+def unreadable(model: str, what: str, sample: str = "") -> ModelCallError:
+    """The error for an answer that is not the format asked for (`what` says what it was)."""
+    shown = " ".join(scrub_upstream(sample, limit=120).split())
+    return ModelCallError(model, "the answer could not be read", detail=f"{what}: {shown}" if shown else what)
+
+
 async def stream_text(model: str, lines: AsyncIterator[str | bytes]) -> AsyncIterator[str]:
-    """The content deltas of an OpenAI SSE stream; an error line raises."""
-    async for item in sse_data(lines):
-        choices = item.get("choices")
-        if not choices:
-            if item.get("error"):
-                error = item["error"]
-                code = error.get("code") if isinstance(error, dict) else None
-                reason, detail = _reported(error_text(item))
-                raise ModelCallError(model, reason, status=code if isinstance(code, int) else None, detail=detail)
-            continue  # usage chunks, {"event": ...} lines of nested pipes, selected_model_id
-        delta = choices[0].get("delta") if isinstance(choices[0], dict) else None
-        text = content_text(delta.get("content"), separator="") if isinstance(delta, dict) else ""
-        if text:
-            yield text
+    """The content deltas of an OpenAI SSE stream. An error line raises `ModelCallError`, and so does
+    a line that is not JSON: garbage is not an answer."""
+    async with aclosing(sse_data(lines)) as items:
+        try:
+            async for item in items:
+                text = _delta_text(model, item)
+                if text:
+                    yield text
+        except UnreadableLine as exc:
+            raise unreadable(model, "a stream line that is not JSON", exc.line) from None
+
+
+def _delta_text(model: str, item: dict[str, Any]) -> str:
+    choices = item.get("choices")
+    if not choices:
+        if item.get("error"):
+            error = item["error"]
+            code = error.get("code") if isinstance(error, dict) else None
+            reason, detail = _reported(error_text(item))
+            raise ModelCallError(model, reason, status=code if isinstance(code, int) else None, detail=detail)
+        return ""  # usage chunks, {"event": ...} lines of nested pipes, selected_model_id
+    delta = choices[0].get("delta") if isinstance(choices[0], dict) else None
+    return content_text(delta.get("content"), separator="") if isinstance(delta, dict) else ""
 # --- end inlined: shared/openai_wire.py ---
 
 
-# --- begin inlined: shared/moa.py (sha256:dbaae4882608c9e1) ---
+# --- begin inlined: shared/moa.py (sha256:81c4efa75008dc61) ---
 _MOA_LOG = logging.getLogger("openwebui_pack.moa")
 
 ChatMessage = dict[str, Any]
@@ -790,7 +964,7 @@ def message_for(error: MoaError, *, admin: bool) -> str:
     """The error's text for this reader; the administrator's detail goes to the server log too."""
     if error.detail:
         _MOA_LOG.warning("%s (%s)", error.sentence, error.detail)
-    return error.text_for(admin=admin)
+    return scrub_upstream(error.text_for(admin=admin))
 
 
 ASK_ADMIN = "Ask an administrator to check the Mixture of Agents settings."
@@ -867,6 +1041,21 @@ class MoaValves(BaseModel):
         description="Retries for rate limits (429) and server errors.",
     )
 
+    max_answer_chars: int = Field(
+        default=100_000,
+        ge=1_000,
+        le=10_000_000,
+        title="Longest agent answer (characters)",
+        description="Agent answers are cut to this length before the next layer and the aggregator read them.",
+    )
+    max_reply_chars: int = Field(
+        default=4_000_000,
+        ge=1_000,
+        le=100_000_000,
+        title="Longest reply (characters)",
+        description="The aggregator's reply ends with a note once it reaches this length.",
+    )
+
     @field_validator("models", mode="before")
     @classmethod
     def _split_models(cls, value: Any) -> list[str]:
@@ -884,6 +1073,8 @@ class MoaSettings:
     show_intermediate: bool = False
     max_retries: int = 2
     enable_status_indicator: bool = True
+    max_answer_chars: int = 100_000
+    max_reply_chars: int = 4_000_000
     retry_base_delay: float = 1.0  # first backoff; doubles per retry, with jitter
     retry_max_delay: float = 20.0  # longest backoff (a server's Retry-After may ask for longer)
 
@@ -899,6 +1090,8 @@ class MoaSettings:
             "show_intermediate": valves.show_intermediate,
             "max_retries": valves.max_retries,
             "enable_status_indicator": valves.enable_status_indicator,
+            "max_answer_chars": valves.max_answer_chars,
+            "max_reply_chars": valves.max_reply_chars,
         }
         return cls(**(values | overrides))
 
@@ -995,7 +1188,8 @@ def with_references(conversation: list[ChatMessage], instructions: str, answers:
 
 DETAILS_TYPE = "mixture_of_agents"
 # Tags Open WebUI's renderer or reasoning parser would act on inside our collapsed blocks.
-_ACTIVE_TAG = re.compile(r"<(/?)(details|summary|think|thinking|reason|reasoning|thought)\b", re.I)
+# Only the "<" is replaced, with a fixed string: re.sub does that without a Python call per match.
+_ACTIVE_TAG = re.compile(r"<(?=/?(?:details|summary|think|thinking|reason|reasoning|thought)\b)", re.I)
 
 
 def clean_history(conversation: Any) -> list[ChatMessage]:
@@ -1017,7 +1211,11 @@ def clean_history(conversation: Any) -> list[ChatMessage]:
             message["content"] = ""
         elif not isinstance(content, str | list):
             message["content"] = str(content)
-        if message["role"] == "assistant" and isinstance(message["content"], str):
+        if (
+            message["role"] == "assistant"
+            and isinstance(message["content"], str)
+            and DETAILS_TYPE in message["content"]
+        ):
             own_blocks_removed = strip_blocks(message["content"], details={DETAILS_TYPE}, reasoning_tags=False)
             message["content"] = own_blocks_removed.strip()
         messages.append(message)
@@ -1025,7 +1223,7 @@ def clean_history(conversation: Any) -> list[ChatMessage]:
 
 
 def escape_active_tags(text: str) -> str:
-    return _ACTIVE_TAG.sub(lambda m: f"&lt;{m.group(1)}{m.group(2)}", text)
+    return _ACTIVE_TAG.sub("&lt;", text) if "<" in text else text
 
 
 @dataclass
@@ -1075,7 +1273,7 @@ def failure_detail(exc: BaseException) -> str:
         return exc.detail
     if isinstance(exc, TimeoutError):
         return f"the {valve('agent_timeout')} bounds each call"
-    return f"{type(exc).__name__}: {exc}"
+    return scrub_upstream(f"{type(exc).__name__}: {exc}", limit=500)
 
 
 def _retry_plan(exc: BaseException) -> RetryPlan:
@@ -1086,6 +1284,14 @@ def _retry_plan(exc: BaseException) -> RetryPlan:
 
 
 STATUS_LIMIT = 240  # upstream error texts can be long; the status line is one line
+
+
+def shown(text: str, limit: int) -> str:
+    """Text built from upstream words as any reader may see it: key shapes masked, one line, cut.
+
+    The hosts scrub their own keys where they call models; this is the last line behind them.
+    """
+    return shorten(" ".join(scrub_upstream(text, limit=limit + 64).split()), limit)
 
 
 def plural(count: int, word: str) -> str:
@@ -1102,11 +1308,11 @@ class _Progress:
 
     async def say(self, description: str) -> None:
         if self.enabled:
-            await self.events.status(shorten(description, STATUS_LIMIT))
+            await self.events.status(shown(description, STATUS_LIMIT))
 
     async def finish(self, description: str) -> None:
         if self.enabled:
-            await self.events.status(shorten(description, STATUS_LIMIT), done=True)
+            await self.events.status(shown(description, STATUS_LIMIT), done=True)
 
     def layer(self, layer: int) -> str:
         return f"Layer {layer}/{self.layers}"
@@ -1161,7 +1367,7 @@ async def run_agent(
     result = AgentResult(index, model)
     try:
         text = await complete_within(client, model, messages, settings, timing, notice)
-        result.text = strip_reasoning(text)
+        result.text = capped_answer(text, settings)
         if not result.text:
             result.error = "empty answer"
     except ModelUnavailable as exc:
@@ -1175,6 +1381,21 @@ async def run_agent(
     if result.detail:
         _MOA_LOG.warning("agent %d (%s) gave no answer: %s (%s)", index + 1, model, result.error, result.detail)
     return result
+
+
+ANSWER_CUT_NOTE = "\n\n[The rest of this answer was cut: it was longer than {limit:,} characters.]"
+
+
+def capped_answer(text: str, settings: MoaSettings) -> str:
+    """An agent's answer without its reasoning, cut to `max_answer_chars`.
+
+    The reasoning scan reads at most `max_reply_chars` characters: the work per answer is bounded
+    however much an upstream sends.
+    """
+    answer = strip_reasoning(text[: settings.max_reply_chars])
+    if len(answer) <= settings.max_answer_chars:
+        return answer
+    return answer[: settings.max_answer_chars].rstrip() + ANSWER_CUT_NOTE.format(limit=settings.max_answer_chars)
 
 
 def left_out(index: int, model: str, failed_in: int) -> AgentResult:
@@ -1288,7 +1509,8 @@ def layer_block(layer: int, layers: int, results: list[AgentResult]) -> str:
         if r.ok:
             lines += [f"**Agent {r.index + 1}** · `{r.model}`", "", escape_active_tags(r.text), ""]
         else:
-            lines += [f"**Agent {r.index + 1}** · `{r.model}`: no answer ({escape_active_tags(r.error)})", ""]
+            error = escape_active_tags(shown(r.error, STATUS_LIMIT))
+            lines += [f"**Agent {r.index + 1}** · `{r.model}`: no answer ({error})", ""]
     lines.append("</details>")
     return "\n".join(lines) + "\n\n"
 
@@ -1380,12 +1602,75 @@ def aggregator_failure(aggregator: str, exc: Exception, timeout: float) -> MoaEr
     )
 
 
-def summary(settings: MoaSettings, answered: int, aggregator: str, seconds: float) -> str:
+def summary(settings: MoaSettings, answered: int, aggregator: str, seconds: float, ending: str = "") -> str:
     """The last status of a run that produced an answer: what happened, not what was planned."""
-    return (
+    line = (
         f"Mixture of Agents: {plural(settings.num_layers, 'layer')}, {answered} of "
         f"{plural(settings.num_agents_per_layer, 'agent')} answered, combined by {aggregator} in {seconds:.1f} s"
     )
+    return f"{line}; {ending}" if ending else line
+
+
+REPLY_CUT_NOTE = (
+    "\n\n*(The reply was cut here: it reached the longest reply this mixture sends, {limit:,} characters.)*"
+)
+BROKE_OFF_NOTE = "\n\n*(The reply broke off here: {reason}.)*"
+
+
+@dataclass
+class ReplyState:
+    """What the aggregator's reply has done so far: characters sent, and why it ended early."""
+
+    sent: int = 0
+    ending: str = ""
+
+
+async def aggregated_reply(
+    client: ModelClient,
+    aggregator: str,
+    messages: list[ChatMessage],
+    settings: MoaSettings,
+    timing: MoaTiming,
+    notice: OnRetry,
+    state: ReplyState,
+) -> AsyncIterator[str]:
+    """The aggregator's streamed reply, at most `max_reply_chars` long.
+
+    A reply that reaches the limit ends with a note, and the stream is closed. A stream that breaks
+    after text was sent (a reset, a gap past `agent_timeout`, garbage) ends with the text so far
+    and a note, and one log line; before any text, the failure is raised as a `MoaError`.
+    """
+    limit = settings.max_reply_chars
+    try:
+        async with aclosing(stream_answer(client, aggregator, messages, settings, timing, notice)) as pieces:
+            async for piece in pieces:
+                if state.sent + len(piece) >= limit:
+                    state.ending = f"cut at {limit:,} characters"
+                    yield piece[: limit - state.sent] + REPLY_CUT_NOTE.format(limit=limit)
+                    state.sent = limit
+                    return
+                state.sent += len(piece)
+                yield piece
+    except Exception as exc:
+        if not state.sent:
+            raise aggregator_failure(aggregator, exc, settings.agent_timeout) from None
+        reason = broke_off_reason(aggregator, exc, settings.agent_timeout)
+        _MOA_LOG.warning(
+            "the aggregator %s broke off after %d characters: %s (%s)",
+            aggregator,
+            state.sent,
+            reason,
+            " ".join(failure_detail(exc).split()) or "no detail",
+        )
+        state.ending = "the reply broke off"
+        yield BROKE_OFF_NOTE.format(reason=shown(reason, STATUS_LIMIT))
+
+
+def broke_off_reason(aggregator: str, exc: BaseException, timeout: float) -> str:
+    """Why a started reply stopped, as a phrase any user may read."""
+    if isinstance(exc, TimeoutError):
+        return f"the aggregator {aggregator} sent nothing more for {timeout:g} s"
+    return f"the aggregator {aggregator} failed ({describe_failure(exc, timeout)})"
 
 
 async def run_mixture(
@@ -1419,16 +1704,14 @@ async def run_mixture(
         notice = progress.retry_notice("Aggregating", aggregator, settings.max_retries)
         await progress.say(f"Aggregating {plural(len(answers), 'answer')} with {aggregator}")
         final_messages = with_references(history, SYNTHESIZE_PROMPT, answers)
-        sent = False
-        try:
-            async for piece in stream_answer(client, aggregator, final_messages, settings, timing, notice):
-                sent = True
+        state = ReplyState()
+        reply = aggregated_reply(client, aggregator, final_messages, settings, timing, notice, state)
+        async with aclosing(reply) as pieces:
+            async for piece in pieces:
                 yield piece
-        except Exception as exc:
-            raise aggregator_failure(aggregator, exc, settings.agent_timeout) from None
-        if not sent:
+        if not state.sent:
             raise MoaError(f"The aggregator {aggregator} returned an empty answer.")
-        final = summary(settings, len(answers), aggregator, timing.clock() - started)
+        final = summary(settings, len(answers), aggregator, timing.clock() - started, state.ending)
     except MoaError as exc:
         final = f"Stopped: {exc.sentence}"  # the error itself carries the advice
         raise
@@ -1471,8 +1754,9 @@ async def run_task(conversation: Any, client: ModelClient, settings: MoaSettings
 # from shared.host import ChatHost, HostRefusal, ModelNotFound  (inlined above)
 # from shared.messages import is_admin  (inlined above)
 # from shared.moa import ( ASK_ADMIN, MODEL_VALVES, ChatMessage, MoaError, MoaSettings, MoaValves, check_settings, message_for, run_mixture, run_task, sampling_params, unavailable_error, )  (inlined above)
-# from shared.openai_wire import ( ModelCallError, ModelUnavailable, completion_text, error_from_status, stream_text, )  (inlined above)
+# from shared.openai_wire import ( ModelCallError, ModelUnavailable, completion_text, error_from_status, stream_text, unreadable, )  (inlined above)
 # from shared.retry import parse_retry_after  (inlined above)
+# from shared.secrets import scrub_upstream  (inlined above)
 
 # Metadata key carrying the ids of the mixture pipes already running in this request.
 CALLERS_KEY = "mixture_of_agents_callers"
@@ -1486,17 +1770,21 @@ def call_error(model: str, exc: Exception) -> ModelCallError:
         return error_from_status(model, exc.status_code, {"detail": exc.detail})
     # Anything else raised on the way is a program's internals: the log and administrators get them.
     reason = "the call failed" if str(exc) else "the call failed without saying why"
-    return ModelCallError(model, reason, detail=f"{type(exc).__name__}: {exc}")
+    return ModelCallError(model, reason, detail=scrub_upstream(f"{type(exc).__name__}: {exc}", limit=500))
+
+
+def text_body(text: str) -> Any:
+    """A body's text decoded as JSON, or the text itself."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
 
 
 def response_body(response: Any) -> Any:
     """The decoded body of a starlette JSONResponse / PlainTextResponse."""
     raw = getattr(response, "body", b"")
-    text = raw.decode("utf-8", "replace") if isinstance(raw, bytes | bytearray) else str(raw)
-    try:
-        return json.loads(text)
-    except ValueError:
-        return text
+    return text_body(raw.decode("utf-8", "replace") if isinstance(raw, bytes | bytearray) else str(raw))
 
 
 def response_error(model: str, response: Any) -> ModelCallError:
@@ -1554,7 +1842,12 @@ class OpenWebUIClient:
             yield completion_text(model, response)
             return
         if isinstance(response, str):
-            yield response
+            # Open WebUI 0.6.43 to 0.12.4 (routers/openai.py) pass a body they could not decode on as
+            # its text, even with HTTP 200 (JSON sent as text/html, or garbage): garbage is not an answer.
+            body = text_body(response)
+            if not isinstance(body, dict):
+                raise unreadable(model, "a body that is not JSON", response)
+            yield completion_text(model, body)
             return
         iterator = getattr(response, "body_iterator", None)
         status = getattr(response, "status_code", 200)
@@ -1567,9 +1860,8 @@ class OpenWebUIClient:
             except ModelCallError:
                 raise
             except Exception as exc:  # the upstream connection dropped mid-stream (aiohttp's errors)
-                raise ModelCallError(
-                    model, "the answer broke off", retryable=True, detail=f"{type(exc).__name__}: {exc}"
-                ) from None
+                detail = scrub_upstream(f"{type(exc).__name__}: {exc}", limit=500)
+                raise ModelCallError(model, "the answer broke off", retryable=True, detail=detail) from None
             finally:
                 closer = getattr(iterator, "aclose", None)
                 if closer is not None:

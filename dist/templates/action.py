@@ -18,7 +18,7 @@ from typing import Any, Literal, TypedDict
 from pydantic import BaseModel, Field
 
 
-# --- begin inlined: shared/events.py (sha256:88f815cefd5160c7) ---
+# --- begin inlined: shared/events.py (sha256:ae31022f79d76d06) ---
 _EVENTS_LOG = logging.getLogger("openwebui_pack.events")
 
 
@@ -40,13 +40,14 @@ StatusAction = Literal[
 ]
 
 
-def status(
+def status(  # noqa: PLR0913 - one keyword per field of Open WebUI's status event
     description: str,
     *,
     done: bool = False,
     hidden: bool = False,
     action: StatusAction | None = None,
     urls: list[str] | None = None,
+    items: list[dict[str, str]] | None = None,  # web_search sites {"title", "link"}: 0.12.4 lists titles
     query: str | None = None,
     queries: list[str] | None = None,
     count: int | None = None,
@@ -57,6 +58,8 @@ def status(
         data["action"] = action
     if urls is not None:
         data["urls"] = list(urls)
+    if items is not None:
+        data["items"] = [dict(item) for item in items]
     if query is not None:
         data["query"] = query
     if queries is not None:
@@ -101,6 +104,49 @@ async def send(event_emitter: EventEmitter | None, event: EventPayload) -> bool:
     return True
 
 
+class StatusGate:
+    """The status coalescing rule on its own: no event loop, no clock (the caller passes `now`).
+
+    Each status costs Open WebUI 0.12.4 a socket emit and a database write (the message's
+    `statusHistory`), so updates closer together than `interval` seconds are coalesced: `offer`
+    returns the event when it may go out now, or holds it (the latest held one wins) and returns
+    None; `due` hands back the held one once its slot has come, `take` hands it back at once. A
+    `done=True` status, or any status when `interval <= 0`, goes out at once and drops what is
+    held (it supersedes it). The caller reports every send with `sent(now)`.
+    """
+
+    def __init__(self, interval: float = 0.0) -> None:
+        self.interval = interval
+        self.last = float("-inf")
+        self.pending: EventPayload | None = None
+
+    def offer(self, event: EventPayload, now: float) -> EventPayload | None:
+        if event["data"].get("done") or self.interval <= 0:
+            self.pending = None
+            return event
+        if self.pending is None and now - self.last >= self.interval:
+            return event
+        self.pending = event
+        return None
+
+    def wait(self, now: float) -> float:
+        """Seconds until a held status may go out."""
+        return max(0.0, self.interval - (now - self.last))
+
+    def due(self, now: float) -> EventPayload | None:
+        """The held status, taken, when its slot has come; else None."""
+        if self.pending is not None and now - self.last >= self.interval:
+            return self.take()
+        return None
+
+    def take(self) -> EventPayload | None:
+        event, self.pending = self.pending, None
+        return event
+
+    def sent(self, now: float) -> None:
+        self.last = now
+
+
 class Emitter:
     """Wraps `__event_emitter__` / `__event_call__` for one request.
 
@@ -124,8 +170,7 @@ class Emitter:
         self._interval = status_interval
         self._call_timeout = call_timeout
         self._clock = clock
-        self._last_status = float("-inf")
-        self._pending: EventPayload | None = None
+        self._gate = StatusGate(status_interval)
         self._flush_handle: asyncio.TimerHandle | None = None
         self._flush_task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
@@ -149,14 +194,13 @@ class Emitter:
         if done or self._interval <= 0:
             self._cancel_flush()
             async with self._lock:
-                self._pending = None
-                await self._send_status(event)
+                await self._send_status(self._gate.offer(event, self._clock()) or event)
             return
-        if self._pending is None and self._clock() - self._last_status >= self._interval:
+        now = self._gate.offer(event, self._clock())
+        if now is not None:
             async with self._lock:
-                await self._send_status(event)
+                await self._send_status(now)
             return
-        self._pending = event
         if self._flush_task is None:
             self._schedule_flush()
 
@@ -164,7 +208,7 @@ class Emitter:
         """Send a coalesced status now (call before returning if no final status follows)."""
         self._cancel_flush()
         async with self._lock:
-            event, self._pending = self._pending, None
+            event = self._gate.take()
             if event is not None:
                 await self._send_status(event)
 
@@ -172,12 +216,12 @@ class Emitter:
         return await self.emit(notification(content, type))
 
     async def _send_status(self, event: EventPayload) -> None:
-        self._last_status = self._clock()
+        self._gate.sent(self._clock())
         await self.emit(event)
 
     def _schedule_flush(self) -> None:
         if self._flush_handle is None:
-            delay = max(0.0, self._interval - (self._clock() - self._last_status))
+            delay = self._gate.wait(self._clock())
             self._flush_handle = asyncio.get_running_loop().call_later(delay, self._start_flush)
 
     def _start_flush(self) -> None:
@@ -187,12 +231,12 @@ class Emitter:
     async def _run_flush(self) -> None:
         try:
             async with self._lock:
-                event, self._pending = self._pending, None
+                event = self._gate.take()
                 if event is not None:
                     await self._send_status(event)
         finally:
             self._flush_task = None
-        if self._pending is not None:
+        if self._gate.pending is not None:
             # It came in while this flush was sending: it gets the next slot.
             self._schedule_flush()
 

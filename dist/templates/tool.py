@@ -16,7 +16,7 @@ from typing import Any, Literal, TypedDict
 from pydantic import BaseModel, Field
 
 
-# --- begin inlined: shared/events.py (sha256:88f815cefd5160c7) ---
+# --- begin inlined: shared/events.py (sha256:ae31022f79d76d06) ---
 _EVENTS_LOG = logging.getLogger("openwebui_pack.events")
 
 
@@ -36,13 +36,14 @@ StatusAction = Literal[
 ]
 
 
-def status(
+def status(  # noqa: PLR0913 - one keyword per field of Open WebUI's status event
     description: str,
     *,
     done: bool = False,
     hidden: bool = False,
     action: StatusAction | None = None,
     urls: list[str] | None = None,
+    items: list[dict[str, str]] | None = None,  # web_search sites {"title", "link"}: 0.12.4 lists titles
     query: str | None = None,
     queries: list[str] | None = None,
     count: int | None = None,
@@ -53,6 +54,8 @@ def status(
         data["action"] = action
     if urls is not None:
         data["urls"] = list(urls)
+    if items is not None:
+        data["items"] = [dict(item) for item in items]
     if query is not None:
         data["query"] = query
     if queries is not None:

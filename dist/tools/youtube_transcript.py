@@ -12,9 +12,11 @@ required_open_webui_version: 0.6.43
 import asyncio
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
+import concurrent.futures
 import functools
 import logging
 import re
+import threading
 import time
 from typing import Any, Literal, NamedTuple, TypedDict
 from urllib.parse import parse_qs, quote, urlsplit
@@ -23,7 +25,7 @@ from xml.etree.ElementTree import ParseError as ElementTreeParseError
 from pydantic import BaseModel, Field, field_validator
 
 
-# --- begin inlined: shared/events.py (sha256:88f815cefd5160c7) ---
+# --- begin inlined: shared/events.py (sha256:ae31022f79d76d06) ---
 _EVENTS_LOG = logging.getLogger("openwebui_pack.events")
 
 
@@ -45,13 +47,14 @@ StatusAction = Literal[
 ]
 
 
-def status(
+def status(  # noqa: PLR0913 - one keyword per field of Open WebUI's status event
     description: str,
     *,
     done: bool = False,
     hidden: bool = False,
     action: StatusAction | None = None,
     urls: list[str] | None = None,
+    items: list[dict[str, str]] | None = None,  # web_search sites {"title", "link"}: 0.12.4 lists titles
     query: str | None = None,
     queries: list[str] | None = None,
     count: int | None = None,
@@ -62,6 +65,8 @@ def status(
         data["action"] = action
     if urls is not None:
         data["urls"] = list(urls)
+    if items is not None:
+        data["items"] = [dict(item) for item in items]
     if query is not None:
         data["query"] = query
     if queries is not None:
@@ -134,6 +139,49 @@ async def send(event_emitter: EventEmitter | None, event: EventPayload) -> bool:
     return True
 
 
+class StatusGate:
+    """The status coalescing rule on its own: no event loop, no clock (the caller passes `now`).
+
+    Each status costs Open WebUI 0.12.4 a socket emit and a database write (the message's
+    `statusHistory`), so updates closer together than `interval` seconds are coalesced: `offer`
+    returns the event when it may go out now, or holds it (the latest held one wins) and returns
+    None; `due` hands back the held one once its slot has come, `take` hands it back at once. A
+    `done=True` status, or any status when `interval <= 0`, goes out at once and drops what is
+    held (it supersedes it). The caller reports every send with `sent(now)`.
+    """
+
+    def __init__(self, interval: float = 0.0) -> None:
+        self.interval = interval
+        self.last = float("-inf")
+        self.pending: EventPayload | None = None
+
+    def offer(self, event: EventPayload, now: float) -> EventPayload | None:
+        if event["data"].get("done") or self.interval <= 0:
+            self.pending = None
+            return event
+        if self.pending is None and now - self.last >= self.interval:
+            return event
+        self.pending = event
+        return None
+
+    def wait(self, now: float) -> float:
+        """Seconds until a held status may go out."""
+        return max(0.0, self.interval - (now - self.last))
+
+    def due(self, now: float) -> EventPayload | None:
+        """The held status, taken, when its slot has come; else None."""
+        if self.pending is not None and now - self.last >= self.interval:
+            return self.take()
+        return None
+
+    def take(self) -> EventPayload | None:
+        event, self.pending = self.pending, None
+        return event
+
+    def sent(self, now: float) -> None:
+        self.last = now
+
+
 class Emitter:
     """Wraps `__event_emitter__` / `__event_call__` for one request.
 
@@ -157,8 +205,7 @@ class Emitter:
         self._interval = status_interval
         self._call_timeout = call_timeout
         self._clock = clock
-        self._last_status = float("-inf")
-        self._pending: EventPayload | None = None
+        self._gate = StatusGate(status_interval)
         self._flush_handle: asyncio.TimerHandle | None = None
         self._flush_task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
@@ -182,14 +229,13 @@ class Emitter:
         if done or self._interval <= 0:
             self._cancel_flush()
             async with self._lock:
-                self._pending = None
-                await self._send_status(event)
+                await self._send_status(self._gate.offer(event, self._clock()) or event)
             return
-        if self._pending is None and self._clock() - self._last_status >= self._interval:
+        now = self._gate.offer(event, self._clock())
+        if now is not None:
             async with self._lock:
-                await self._send_status(event)
+                await self._send_status(now)
             return
-        self._pending = event
         if self._flush_task is None:
             self._schedule_flush()
 
@@ -197,7 +243,7 @@ class Emitter:
         """Send a coalesced status now (call before returning if no final status follows)."""
         self._cancel_flush()
         async with self._lock:
-            event, self._pending = self._pending, None
+            event = self._gate.take()
             if event is not None:
                 await self._send_status(event)
 
@@ -205,12 +251,12 @@ class Emitter:
         return await self.emit(notification(content, type))
 
     async def _send_status(self, event: EventPayload) -> None:
-        self._last_status = self._clock()
+        self._gate.sent(self._clock())
         await self.emit(event)
 
     def _schedule_flush(self) -> None:
         if self._flush_handle is None:
-            delay = max(0.0, self._interval - (self._clock() - self._last_status))
+            delay = self._gate.wait(self._clock())
             self._flush_handle = asyncio.get_running_loop().call_later(delay, self._start_flush)
 
     def _start_flush(self) -> None:
@@ -220,12 +266,12 @@ class Emitter:
     async def _run_flush(self) -> None:
         try:
             async with self._lock:
-                event, self._pending = self._pending, None
+                event = self._gate.take()
                 if event is not None:
                     await self._send_status(event)
         finally:
             self._flush_task = None
-        if self._pending is not None:
+        if self._gate.pending is not None:
             # It came in while this flush was sending: it gets the next slot.
             self._schedule_flush()
 
@@ -306,6 +352,138 @@ def for_reader(sentence: str, detail: str = "", *, admin: bool) -> str:
 # --- end inlined: shared/messages.py ---
 
 
+# --- begin inlined: shared/pool.py (sha256:016063b00876e29f) ---
+class PoolFull(Exception):
+    """Every thread of the pool is busy and its queue is full: the call was not queued."""
+
+    def __init__(self, name: str, workers: int, queue: int) -> None:
+        super().__init__(f"{name}: {workers} calls running and {queue} waiting")
+        self.workers = workers
+        self.queue = queue
+
+
+class DeadlinePassed(TimeoutError):
+    """The call waited for a thread until its deadline had passed, and so never started."""
+
+    def __init__(self, name: str, workers: int) -> None:
+        super().__init__(f"{name}: none of the {workers} threads was free before the deadline")
+        self.workers = workers
+
+
+class Deadline:
+    """A point in time on `clock` by which a call must be over."""
+
+    __slots__ = ("at", "clock")
+
+    def __init__(self, at: float, clock: Callable[[], float]) -> None:
+        self.at = at
+        self.clock = clock
+
+    def remaining(self) -> float:
+        """Seconds left, never below 0."""
+        return max(0.0, self.at - self.clock())
+
+    def passed(self) -> bool:
+        return self.clock() >= self.at
+
+
+class DeadlinePool:
+    """`workers` threads named `name`-N (started on first use), `queue` waiting calls at most."""
+
+    def __init__(
+        self, name: str, *, workers: int = 3, queue: int = 8, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.name = name
+        self.workers = workers
+        self.queue = queue
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._executor: concurrent.futures.ThreadPoolExecutor | None = None
+        self._pending = 0  # submitted and not yet over (waiting or running)
+        self._running = 0
+        self._started = 0
+        self._expired = 0  # never started: the deadline passed while waiting
+        self._refused = 0
+
+    def deadline(self, seconds: float) -> Deadline:
+        return Deadline(self.clock() + seconds, self.clock)
+
+    def stats(self) -> dict[str, int]:
+        """What the pool is doing now (`running`, `waiting`) and has done (`started`, `expired`, `refused`)."""
+        with self._lock:
+            return {
+                "workers": self.workers,
+                "queue": self.queue,
+                "running": self._running,
+                "waiting": self._pending - self._running,
+                "started": self._started,
+                "expired": self._expired,
+                "refused": self._refused,
+            }
+
+    def submit(self, deadline: Deadline, fn: Callable[..., Any], *args: Any) -> "concurrent.futures.Future[Any]":
+        """Queue `fn(deadline, *args)`; `PoolFull` when `workers + queue` calls are already pending."""
+        with self._lock:
+            if self._pending >= self.workers + self.queue:
+                self._refused += 1
+                raise PoolFull(self.name, self.workers, self.queue)
+            self._pending += 1
+            if self._executor is None:
+                self._executor = concurrent.futures.ThreadPoolExecutor(self.workers, thread_name_prefix=self.name)
+            executor = self._executor
+        try:
+            future = executor.submit(self._call, deadline, fn, args)
+        except BaseException:
+            self._finished(None)
+            raise
+        # runs when the call is over and when a waiting call is cancelled (it then never starts)
+        future.add_done_callback(self._finished)
+        return future
+
+    async def run(self, deadline: Deadline, fn: Callable[..., Any], *args: Any) -> Any:
+        """`fn(deadline, *args)` on a pool thread, awaited until `deadline` at most.
+
+        Raises `PoolFull` at once when the pool is full, `DeadlinePassed` when the call never got
+        a thread in time, `TimeoutError` when it started but was not over by the deadline (it then
+        ends on its own I/O timeouts; nothing waits for it).
+        """
+        future = self.submit(deadline, fn, *args)
+        try:
+            return await asyncio.wait_for(asyncio.wrap_future(future), deadline.remaining())
+        except TimeoutError:
+            if self._cancel(future):
+                raise DeadlinePassed(self.name, self.workers) from None
+            raise
+        finally:
+            # cancelled from outside (the chat was stopped): a call still waiting never starts
+            self._cancel(future)
+
+    def _cancel(self, future: "concurrent.futures.Future[Any]") -> bool:
+        """Cancel a call that is still waiting; True when it never started."""
+        return future.cancel() or future.cancelled()
+
+    def _call(self, deadline: Deadline, fn: Callable[..., Any], args: tuple[Any, ...]) -> Any:
+        if deadline.passed():
+            with self._lock:
+                self._expired += 1
+            raise DeadlinePassed(self.name, self.workers)
+        with self._lock:
+            self._running += 1
+            self._started += 1
+        try:
+            return fn(deadline, *args)
+        finally:
+            with self._lock:
+                self._running -= 1
+
+    def _finished(self, future: "concurrent.futures.Future[Any] | None") -> None:
+        with self._lock:
+            self._pending -= 1
+            if future is not None and future.cancelled():
+                self._expired += 1
+# --- end inlined: shared/pool.py ---
+
+
 # --- begin inlined: shared/valves.py (sha256:5c04b5d3fa444a1c) ---
 FOLLOW_ADMIN = "default"
 
@@ -339,6 +517,7 @@ def resolve_switch(user_value: Any, admin_value: bool) -> bool:
 
 # from shared.events import Emitter, EventEmitter, citation  (inlined above)
 # from shared.messages import for_reader, is_admin  (inlined above)
+# from shared.pool import Deadline, DeadlinePassed, DeadlinePool, PoolFull  (inlined above)
 # from shared.valves import Switch, as_switch, resolve_switch  (inlined above)
 
 _LOG = logging.getLogger("openwebui_pack.youtube_transcript")
@@ -770,20 +949,38 @@ _CACHE = _Cache()
 
 # --- fetching (youtube-transcript-api, synchronous: runs in a worker thread) ------------
 
+# youtube-transcript-api blocks, so it runs on threads, but never on asyncio's default executor:
+# Open WebUI runs its own blocking work there (0.12.4: attached images' `Storage.get_file` in
+# open_webui/utils/files.py, password checks in open_webui/utils/auth.py) and it has only
+# min(32, CPUs + 4) threads, so fetches stuck on a dead proxy stalled other users' chats. One pool
+# per loaded module = per Open WebUI worker, for every user: _WORKERS fetches at once, _QUEUE more
+# waiting (a call past that is told the tool is busy), none started after its deadline.
+_WORKERS = 4
+_QUEUE = 16
+_POOL = DeadlinePool("youtube-transcript", workers=_WORKERS, queue=_QUEUE)
+
 
 @functools.cache
 def _session_class() -> type:
     import requests
 
     class TimeoutSession(requests.Session):
-        """youtube-transcript-api never passes a timeout; without one a dead proxy hangs the thread."""
+        """youtube-transcript-api never passes a timeout; without one a dead proxy hangs the thread.
 
-        def __init__(self, timeout: float) -> None:
+        Each request may take what is left of the call's deadline to connect (through a proxy: to
+        get the CONNECT answer too) and as much between two reads, so the thread is free about
+        when the tool answers; none is sent once the deadline has passed.
+        """
+
+        def __init__(self, deadline: Deadline) -> None:
             super().__init__()
-            self.request_timeout = timeout
+            self.deadline = deadline
 
         def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
-            kwargs.setdefault("timeout", self.request_timeout)
+            left = self.deadline.remaining()
+            if left <= 0:
+                raise requests.exceptions.Timeout("the call's deadline passed before this request")
+            kwargs.setdefault("timeout", (left, left))
             if self.proxies:
                 # requests lets HTTP(S)_PROXY from the environment override session proxies;
                 # passed per request, PROXY_URL wins
@@ -821,28 +1018,34 @@ def _available(transcripts: Sequence[Any]) -> str:
 class _YouTube:
     """Where the tool's requests go. Only URLs built from a video id are fetched, never one a user
     gave; tests aim an instance at a loopback fake (`session_hook` gets each new requests session,
-    `oembed_endpoint` replaces YouTube's oEmbed URL)."""
+    `oembed_endpoint` replaces YouTube's oEmbed URL) and give it a pool of their own (`pool`, with
+    a hand-moved clock)."""
 
     def __init__(
-        self, oembed_endpoint: str = OEMBED_ENDPOINT, session_hook: Callable[[Any], Any] | None = None
+        self,
+        oembed_endpoint: str = OEMBED_ENDPOINT,
+        session_hook: Callable[[Any], Any] | None = None,
+        pool: DeadlinePool | None = None,
     ) -> None:
         self.oembed_endpoint = oembed_endpoint
         self.session_hook = session_hook
+        self.pool = _POOL if pool is None else pool
 
-    def open_session(self, timeout: float) -> Any:
+    def open_session(self, deadline: Deadline) -> Any:
         """A new requests session per call: the library's client is not thread-safe."""
-        session = _session_class()(timeout)
+        session = _session_class()(deadline)
         return session if self.session_hook is None else self.session_hook(session)
 
     def fetch_transcript(
-        self, video_id: str, languages: Sequence[str], translate_to: str, proxy: str, timeout: float
+        self, deadline: Deadline, video_id: str, languages: Sequence[str], translate_to: str, proxy: str
     ) -> _Transcript:
-        """The transcript in the first wanted language, else one YouTube translates (synchronous)."""
+        """The transcript in the first wanted language, else one YouTube translates (synchronous:
+        runs on a thread of `pool`; every request it makes ends by `deadline`)."""
         from youtube_transcript_api import YouTubeTranscriptApi
         from youtube_transcript_api.proxies import GenericProxyConfig
 
         proxy_config = GenericProxyConfig(http_url=proxy, https_url=proxy) if proxy else None
-        api = YouTubeTranscriptApi(proxy_config=proxy_config, http_client=self.open_session(timeout))
+        api = YouTubeTranscriptApi(proxy_config=proxy_config, http_client=self.open_session(deadline))
         transcripts = list(api.list(video_id))
         chosen = _pick(transcripts, languages)
         translated_from = None
@@ -894,11 +1097,14 @@ class _YouTube:
         import aiohttp
 
         url = f"{self.oembed_endpoint}?url={quote(WATCH_URL.format(video_id=video_id), safe='')}&format=json"
+        # Without PROXY_URL, HTTP(S)_PROXY / NO_PROXY count, as for requests on the transcript side.
+        # Read here, not with aiohttp's trust_env: that reads them and ~/.netrc on asyncio's default
+        # executor (aiohttp 3.x, ClientSession._request), which the tool leaves to Open WebUI.
+        via = proxy or _environment_proxy(url)
         try:
             async with (
-                # without PROXY_URL, honour HTTP(S)_PROXY like requests (the transcript side) does
-                aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout), trust_env=not proxy) as session,
-                session.get(url, proxy=proxy or None, allow_redirects=False) as response,
+                aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout)) as session,
+                session.get(url, proxy=via, allow_redirects=False) as response,
             ):
                 if response.status != 200:
                     # 401: embedding disabled, 404: private or deleted, 400: bad id
@@ -914,6 +1120,17 @@ class _YouTube:
             return _NO_DETAILS
         # one line each in the header, whatever the uploader typed
         return _Details(" ".join(title.split()), " ".join(channel.split()) if isinstance(channel, str) else "unknown")
+
+
+def _environment_proxy(url: str) -> str | None:
+    """The proxy HTTP(S)_PROXY and NO_PROXY give for `url`, if any (environment only: no lookups)."""
+    from urllib.request import getproxies_environment, proxy_bypass_environment
+
+    parts = urlsplit(url)
+    proxies = getproxies_environment()
+    if not proxies or proxy_bypass_environment(parts.hostname or "", proxies):
+        return None
+    return proxies.get(parts.scheme) or proxies.get("all")
 
 
 def _blocked(exc: Any, url: str, settings: _Settings) -> _Problem:
@@ -963,6 +1180,23 @@ def _network_timeout(exc: Any, url: str, settings: _Settings) -> _Problem:
         "not be fetched. Try again later.",
         "YouTube did not answer in time",
         f"check {check}, or raise the “Request timeout” valve (REQUEST_TIMEOUT).",
+    )
+
+
+def _busy(exc: Any, url: str, settings: _Settings) -> _Problem:
+    """No thread of the tool's pool was free: refused at once (`PoolFull`), or waited until the
+    deadline (`DeadlinePassed`); either way no request was sent for this call."""
+    stuck = (
+        f"all {exc.workers} of the tool's fetches were waiting for YouTube and {exc.queue} more calls were queued"
+        if isinstance(exc, PoolFull)
+        else f"the tool's {exc.workers} fetches were all waiting for YouTube for {settings.timeout:g} seconds"
+    )
+    where = "the proxy in the “Proxy URL” valve (PROXY_URL)" if settings.proxy else "the server's network"
+    return _Problem(
+        "The YouTube Transcript tool is busy with other requests right now, so the transcript of "
+        f"{url} was not fetched. Try again in a minute.",
+        "The tool is busy",
+        f"{stuck}; when that keeps happening YouTube or {where} is not answering.",
     )
 
 
@@ -1059,6 +1293,8 @@ def explain(exc: BaseException, video_id: str, settings: _Settings) -> _Problem:
     if isinstance(exc, _Problem):
         return exc
     url = WATCH_URL.format(video_id=video_id)
+    if isinstance(exc, (PoolFull, DeadlinePassed)):
+        return _busy(exc, url, settings)
     if isinstance(exc, TimeoutError):
         return _network_timeout(exc, url, settings)
     try:
@@ -1100,8 +1336,7 @@ async def obtain(
         return transcript, None if details is _NO_DETAILS else details
 
     await emitter.status(f"Fetching the YouTube transcript of {ref.video_id}…")
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + settings.timeout
+    deadline = youtube.pool.deadline(settings.timeout)
     details_task = (
         asyncio.ensure_future(youtube.fetch_details(ref.video_id, settings.proxy, settings.timeout))
         if need_details
@@ -1109,22 +1344,22 @@ async def obtain(
     )
     try:
         if transcript is None:
-            work = asyncio.to_thread(
-                youtube.fetch_transcript,
-                ref.video_id,
-                settings.languages,
-                settings.translate_to,
-                settings.proxy,
-                settings.timeout,
-            )
             try:
-                transcript = await asyncio.wait_for(work, settings.timeout)
+                # the tool's own threads, never asyncio's default executor (see _POOL)
+                transcript = await youtube.pool.run(
+                    deadline,
+                    youtube.fetch_transcript,
+                    ref.video_id,
+                    settings.languages,
+                    settings.translate_to,
+                    settings.proxy,
+                )
             except Exception as exc:
                 raise explain(exc, ref.video_id, settings) from None
             cache.put(cache.transcripts, key, transcript, settings.ttl)
         if details_task is not None:
             try:
-                details = await asyncio.wait_for(details_task, max(0.0, deadline - loop.time()))
+                details = await asyncio.wait_for(details_task, deadline.remaining())
             except TimeoutError:
                 details = None
             if details is _NO_DETAILS:

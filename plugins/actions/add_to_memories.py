@@ -11,7 +11,6 @@ icon_url: data:image/svg+xml;base64,PHN2ZyB4bWxucz0iaHR0cDovL3d3dy53My5vcmcvMjAw
 
 import asyncio
 import logging
-import re
 import unicodedata
 import weakref
 from dataclasses import dataclass
@@ -23,40 +22,29 @@ from shared.events import Emitter
 from shared.host import MemoryHost, as_refusal
 from shared.messages import for_reader, is_admin
 from shared.secrets import mask_key_shapes
-from shared.text import content_text, strip_blocks
+from shared.text import content_text, strip_blocks, strip_citation_marks, tidy_lines
 
 _LOG = logging.getLogger("openwebui_pack.add_to_memories")
 
 # --- the text to remember ------------------------------------------------------------
 
-# Code is copied as-is: a fenced block (to its closing fence or the end) or an inline span.
-_CODE = re.compile(
-    r"^[ ]{0,3}(?P<fence>`{3,}|~{3,}).*?(?:^[ ]{0,3}(?P=fence)[`~]*[ \t]*$|\Z)|(?P<tick>`+)[^`]+?(?P=tick)",
-    re.MULTILINE | re.DOTALL,
-)
-# Open WebUI 0.12.4's citation rule (frontend src/lib/utils/marked/citation-extension.ts): one or
-# more adjacent [1], [1,2] or [1#id] groups. Possessive, so "[1][2](url)" is a link and kept whole.
-_CITATION = re.compile(r"[ \t]*(?:\[\d+(?:#[^,\]\s]+)?(?:,\s*\d+(?:#[^,\]\s]+)?)*\])++(?![(\[:])")
+# Stored text keeps what was typed except characters that only do harm in a memory: C0 controls
+# (NUL, which PostgreSQL refuses in text, and the rest but tab and newline; DEL too) and the bidi
+# embedding, override and isolate controls, which can make a memory read differently from what it
+# holds. A carriage return ends a line, so it becomes a newline.
+_DROPPED = {code: None for code in [*range(0x20), 0x7F, *range(0x202A, 0x202F), *range(0x2066, 0x206A)]}
+_DROPPED.update({ord("\t"): ord("\t"), ord("\n"): ord("\n"), ord("\r"): ord("\n")})
 
 
-def strip_citations(text: str) -> str:
-    """Removes citation markers such as [1] or [1][2] outside code."""
-    out: list[str] = []
-    pos = 0
-    for code in _CODE.finditer(text):
-        out.append(_CITATION.sub("", text[pos : code.start()]))
-        out.append(code.group())
-        pos = code.end()
-    out.append(_CITATION.sub("", text[pos:]))
-    return "".join(out)
+def without_controls(text: str) -> str:
+    """`text` without control characters and bidi controls; tabs and line breaks stay."""
+    return text.replace("\r\n", "\n").translate(_DROPPED)
 
 
 def memory_text(text: str) -> str:
-    """What a reply's text becomes as a memory."""
+    """What a reply's text becomes as a memory: no citation marks outside code, tidy lines."""
     # every <details> block goes (reasoning, tool calls, code runs), and raw reasoning tags too
-    text = strip_citations(strip_blocks(text, details="all", reasoning_tags=True))
-    text = re.sub(r"[ \t]+$", "", text, flags=re.MULTILINE)
-    return re.sub(r"\n{3,}", "\n\n", text).strip()
+    return tidy_lines(strip_citation_marks(strip_blocks(without_controls(text), details="all", reasoning_tags=True)))
 
 
 def clicked_text(body: dict) -> str:
@@ -82,6 +70,12 @@ def normalized(text: str) -> str:
 class StoredMemory:
     id: str
     content: str
+    created_at: int = 0  # epoch seconds, as Open WebUI stores it
+
+
+def _age(memory: StoredMemory) -> tuple[int, str]:
+    """The order every worker agrees on for copies of one memory: oldest first, then by id."""
+    return memory.created_at, memory.id
 
 
 class MemoriesUnavailable(Exception):
@@ -154,7 +148,8 @@ class _HostMemories:
             raise refusal from exc
 
     async def existing(self) -> list[StoredMemory]:
-        return [StoredMemory(row.id, row.content) for row in await self._host.memories(self.user_id)]
+        rows = await self._host.memories(self.user_id)
+        return [StoredMemory(row.id, row.content, int(getattr(row, "created_at", 0) or 0)) for row in rows]
 
     async def add(self, content: str) -> str:
         try:
@@ -176,7 +171,8 @@ Outcome = Literal["saved", "duplicate", "cancelled", "empty", "too_long", "unava
 
 _EDIT_ROUNDS = 3  # the first edit plus two more when the text is too long
 _TITLE = "Add to memories"
-# one writer per user in this worker, so the duplicate check and the rollback see a stable list
+# one writer per user in this worker, so the duplicate check and the rollback see a stable list;
+# across workers, _kept_after_twins settles what this lock cannot see
 _WRITE_LOCKS: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
 
 
@@ -213,7 +209,7 @@ async def _edited(text: str, events: Emitter, limit: int) -> tuple[Outcome | Non
         if answer is None:
             await events.notify(f"{events.call_problem or 'Cancelled'}: nothing was saved to your memories.")
             return "cancelled", text
-        text = answer.strip()
+        text = without_controls(answer).strip()
         if not text:
             await events.notify("The text was empty: nothing was saved to your memories.")
             return "empty", text
@@ -234,6 +230,7 @@ async def save_memory(
     options: SaveOptions,
 ) -> Outcome:
     """Asks (as configured), then writes `text` as one memory of the store's user."""
+    text = without_controls(text)
     try:
         await store.check_access()
     except MemoriesUnavailable as exc:
@@ -285,7 +282,7 @@ async def _write(text: str, store: MemoryStore, events: Emitter, options: SaveOp
 
     await events.status("Saving to memories…")
     try:
-        await store.add(text)
+        memory_id = await store.add(text)
     except MemoriesUnavailable as exc:
         await events.notify(for_reader(str(exc), exc.admin_detail, admin=options.admin), "warning")
         await events.status("Not saved to memories", done=True)
@@ -305,9 +302,42 @@ async def _write(text: str, store: MemoryStore, events: Emitter, options: SaveOp
         await events.notify(for_reader(sentence, detail, admin=options.admin), "error")
         await events.status("Not saved to memories", done=True)
         return "failed"
+    if options.deduplicate and not await _kept_after_twins(text, memory_id, {m.id for m in before}, store):
+        await events.notify("Already saved in your memories." + hint)
+        await events.status("Saved to memories", done=True)
+        return "duplicate"
     await events.notify("Saved. " + _MEMORY_OFF if hint else "Saved to your memories.", "success")
     await events.status("Saved to memories", done=True)
     return "saved"
+
+
+async def _kept_after_twins(text: str, own_id: str, before: set[str], store: MemoryStore) -> bool:
+    """After a write, keeps one copy of `text` among the memories new since `before`; True when ours stays.
+
+    Workers of one Open WebUI share no lock, so clicks handled by different workers can all pass the
+    duplicate check and all write. So each writer reads the memories again after its write: copies
+    of the text that are new since its first read are twins, the oldest (`_age`) stays, and the
+    writer deletes every other twin it sees. Of two writers, the later one's read comes after the
+    earlier one's write, so at least one of them sees both copies, and all agree on the oldest:
+    exactly one copy remains. A writer that finds its own copy gone deletes it once more, which
+    removes the vector its add may have stored after the row was deleted.
+    """
+    try:
+        rows = await store.existing()
+        if own_id not in {m.id for m in rows}:
+            await store.delete(own_id)
+            return False
+        key = normalized(text)
+        twins = [m for m in rows if m.id not in before and normalized(m.content) == key]
+        keep = min(twins, key=_age)
+        for twin in twins:
+            if twin.id != keep.id:
+                await store.delete(twin.id)
+    except Exception as exc:
+        # the memory is saved; a copy another worker wrote at the same moment may remain
+        _LOG.warning("checking for twins failed: %s: %s", type(exc).__name__, mask_key_shapes(str(exc)))
+        return True
+    return keep.id == own_id
 
 
 async def _roll_back(text: str, before: set[str], store: MemoryStore) -> bool:

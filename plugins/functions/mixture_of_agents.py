@@ -35,8 +35,10 @@ from shared.openai_wire import (
     completion_text,
     error_from_status,
     stream_text,
+    unreadable,
 )
 from shared.retry import parse_retry_after
+from shared.secrets import scrub_upstream
 
 # Metadata key carrying the ids of the mixture pipes already running in this request.
 CALLERS_KEY = "mixture_of_agents_callers"
@@ -50,17 +52,21 @@ def call_error(model: str, exc: Exception) -> ModelCallError:
         return error_from_status(model, exc.status_code, {"detail": exc.detail})
     # Anything else raised on the way is a program's internals: the log and administrators get them.
     reason = "the call failed" if str(exc) else "the call failed without saying why"
-    return ModelCallError(model, reason, detail=f"{type(exc).__name__}: {exc}")
+    return ModelCallError(model, reason, detail=scrub_upstream(f"{type(exc).__name__}: {exc}", limit=500))
+
+
+def text_body(text: str) -> Any:
+    """A body's text decoded as JSON, or the text itself."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
 
 
 def response_body(response: Any) -> Any:
     """The decoded body of a starlette JSONResponse / PlainTextResponse."""
     raw = getattr(response, "body", b"")
-    text = raw.decode("utf-8", "replace") if isinstance(raw, bytes | bytearray) else str(raw)
-    try:
-        return json.loads(text)
-    except ValueError:
-        return text
+    return text_body(raw.decode("utf-8", "replace") if isinstance(raw, bytes | bytearray) else str(raw))
 
 
 def response_error(model: str, response: Any) -> ModelCallError:
@@ -118,7 +124,12 @@ class OpenWebUIClient:
             yield completion_text(model, response)
             return
         if isinstance(response, str):
-            yield response
+            # Open WebUI 0.6.43 to 0.12.4 (routers/openai.py) pass a body they could not decode on as
+            # its text, even with HTTP 200 (JSON sent as text/html, or garbage): garbage is not an answer.
+            body = text_body(response)
+            if not isinstance(body, dict):
+                raise unreadable(model, "a body that is not JSON", response)
+            yield completion_text(model, body)
             return
         iterator = getattr(response, "body_iterator", None)
         status = getattr(response, "status_code", 200)
@@ -131,9 +142,8 @@ class OpenWebUIClient:
             except ModelCallError:
                 raise
             except Exception as exc:  # the upstream connection dropped mid-stream (aiohttp's errors)
-                raise ModelCallError(
-                    model, "the answer broke off", retryable=True, detail=f"{type(exc).__name__}: {exc}"
-                ) from None
+                detail = scrub_upstream(f"{type(exc).__name__}: {exc}", limit=500)
+                raise ModelCallError(model, "the answer broke off", retryable=True, detail=detail) from None
             finally:
                 closer = getattr(iterator, "aclose", None)
                 if closer is not None:

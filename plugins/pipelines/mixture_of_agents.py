@@ -33,13 +33,26 @@ from shared.moa import (
 )
 from shared.openai_wire import ModelCallError, completion_text, error_from_status, stream_text
 from shared.retry import parse_retry_after
-from shared.secrets import redact
+from shared.secrets import redact, scrub_upstream
 
 # Open WebUI's built-in task prompts (title, tags, follow-ups, queries) all start like this and
 # quote the chat in <chat_history>; Pipelines never learn the task name, so such requests get one
 # aggregator call, not the mixture. The RAG template starts the same way but quotes <context>.
 TASK_PROMPT_START = "### Task:"
 TASK_PROMPT_MARK = "<chat_history>"
+
+
+def _transport_errors() -> tuple[type[BaseException], ...]:
+    """What a broken connection raises: aiohttp's errors, and the socket's own (a reset, a cut
+    read) that some aiohttp versions let through unwrapped."""
+    try:
+        import aiohttp
+    except ImportError:  # the pipeline's requirement; the call itself says so
+        return (ConnectionError, asyncio.IncompleteReadError)
+    return (aiohttp.ClientError, ConnectionError, asyncio.IncompleteReadError)
+
+
+TRANSPORT_ERRORS = _transport_errors()
 
 
 class OpenAIEndpoint:
@@ -67,8 +80,16 @@ class OpenAIEndpoint:
             reason = "the endpoint did not answer in time"
         else:  # dropped connection, truncated body, reset
             reason = "the connection to the endpoint broke off"
-        detail = redact(f"{type(exc).__name__}: {exc}", (self.api_key,))
+        detail = scrub_upstream(f"{type(exc).__name__}: {exc}", (self.api_key,), 500)
         return ModelCallError(model, reason, retryable=True, detail=detail)
+
+    def scrubbed(self, exc: ModelCallError) -> ModelCallError:
+        """The error without this endpoint's key: an upstream may quote it in any error text, an HTTP
+        200 body or a stream's error line included, and the reason reaches status lines."""
+        exc.reason = scrub_upstream(exc.reason, (self.api_key,))
+        exc.detail = scrub_upstream(exc.detail, (self.api_key,))
+        exc.args = tuple(scrub_upstream(str(arg), (self.api_key,)) for arg in exc.args)
+        return exc
 
     async def failure(self, model: str, response: Any) -> ModelCallError:
         # Some upstreams echo the key in their error text; it reaches status lines from here.
@@ -80,7 +101,20 @@ class OpenAIEndpoint:
         return error_from_status(model, response.status, body, parse_retry_after(response.headers.get("Retry-After")))
 
     async def complete(self, model: str, messages: list[ChatMessage]) -> str:
-        import aiohttp
+        try:
+            return await self._complete(model, messages)
+        except ModelCallError as exc:
+            raise self.scrubbed(exc) from None
+
+    async def stream(self, model: str, messages: list[ChatMessage]) -> AsyncIterator[str]:
+        try:
+            async with contextlib.aclosing(self._stream(model, messages)) as pieces:
+                async for piece in pieces:
+                    yield piece
+        except ModelCallError as exc:
+            raise self.scrubbed(exc) from None
+
+    async def _complete(self, model: str, messages: list[ChatMessage]) -> str:
 
         payload = {**self.params, "model": model, "messages": messages, "stream": False}
         try:
@@ -92,11 +126,10 @@ class OpenAIEndpoint:
                 except ValueError:
                     raise ModelCallError(model, "the endpoint did not answer with JSON") from None
                 return completion_text(model, data)
-        except aiohttp.ClientError as exc:
+        except TRANSPORT_ERRORS as exc:
             raise self.unreachable(model, exc) from None
 
-    async def stream(self, model: str, messages: list[ChatMessage]) -> AsyncIterator[str]:
-        import aiohttp
+    async def _stream(self, model: str, messages: list[ChatMessage]) -> AsyncIterator[str]:
 
         payload = {**self.params, "model": model, "messages": messages, "stream": True}
         try:
@@ -112,7 +145,7 @@ class OpenAIEndpoint:
                 except ValueError:
                     raise ModelCallError(model, "the endpoint answered neither SSE nor JSON") from None
                 yield completion_text(model, data)
-        except aiohttp.ClientError as exc:
+        except TRANSPORT_ERRORS as exc:
             raise self.unreachable(model, exc) from None
 
 
@@ -230,14 +263,67 @@ class Pipeline:
             return {"error": {"detail": redact(message_for(exc, admin=admin), (valves.openai_api_key,))}}
 
 
+class KeyFilter:
+    """Streamed text with the key replaced, even when the key is split across two pieces: a piece's
+    end that could be the key's beginning waits for the next piece (or the end) before it is sent."""
+
+    def __init__(self, key: str) -> None:
+        self.key = key if len(key) >= 4 else ""
+        self.held = ""
+
+    def feed(self, piece: str) -> str:
+        if not self.key:
+            return piece
+        text = redact(self.held + piece, (self.key,))
+        tail_start = max(0, len(text) - len(self.key) + 1)
+        start = text.find(self.key[0], tail_start)
+        while start >= 0 and not self.key.startswith(text[start:]):
+            start = text.find(self.key[0], start + 1)
+        cut = len(text) if start < 0 else start
+        self.held = text[cut:]
+        return text[:cut]
+
+    def flush(self) -> str:
+        rest, self.held = self.held, ""
+        return rest
+
+
+def without_key(item: Any, key: tuple[str, ...]) -> Any:
+    """`item` (text, or an event or error dict) with the key replaced in every string it holds."""
+    if isinstance(item, str):
+        return redact(item, key)
+    if isinstance(item, dict):
+        return {name: without_key(value, key) for name, value in item.items()}
+    if isinstance(item, list):
+        return [without_key(value, key) for value in item]
+    return item
+
+
 def pipeline_job(
     valves: Any, conversation: Any, params: dict[str, Any], streaming: bool, task: bool, admin: bool = False
 ) -> Callable[[Callable[[Any], None]], Awaitable[None]]:
     async def job(put: Callable[[Any], None]) -> None:
         import aiohttp
 
+        key = (valves.openai_api_key,)
+        text_filter = KeyFilter(valves.openai_api_key)
+
+        def put_shown(item: Any) -> None:
+            # The last line behind OpenAIEndpoint.scrubbed: nothing this job sends carries the key,
+            # not even an answer that quotes it.
+            if isinstance(item, str):
+                item = text_filter.feed(item)
+                if not item:
+                    return
+            put(without_key(item, key))
+
+        def flush() -> None:
+            rest = text_filter.flush()
+            if rest:
+                put(rest)
+
         async def to_wire(event: EventPayload) -> None:
-            put(wire(event))
+            put_shown(wire(event))
 
         settings = MoaSettings.from_valves(valves)
         events = Emitter(to_wire if streaming else None, status_interval=valves.emit_interval)
@@ -246,12 +332,15 @@ def pipeline_job(
             timeout = aiohttp.ClientTimeout(total=None, sock_connect=30)
             async with aiohttp.ClientSession(timeout=timeout) as session:
                 client = OpenAIEndpoint(session, valves.openai_api_base, valves.openai_api_key, params)
-                if task:
-                    put(await run_task(conversation, client, settings))
-                    return
-                async with contextlib.aclosing(run_mixture(conversation, client, settings, events)) as pieces:
-                    async for piece in pieces:
-                        put(piece)
+                try:
+                    if task:
+                        put_shown(await run_task(conversation, client, settings))
+                        return
+                    async with contextlib.aclosing(run_mixture(conversation, client, settings, events)) as pieces:
+                        async for piece in pieces:
+                            put_shown(piece)
+                finally:
+                    flush()
         except MoaError as exc:
             if not streaming:
                 raise

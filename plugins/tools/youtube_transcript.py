@@ -22,6 +22,7 @@ from pydantic import BaseModel, Field, field_validator
 
 from shared.events import Emitter, EventEmitter, citation
 from shared.messages import for_reader, is_admin
+from shared.pool import Deadline, DeadlinePassed, DeadlinePool, PoolFull
 from shared.valves import Switch, as_switch, resolve_switch
 
 _LOG = logging.getLogger("openwebui_pack.youtube_transcript")
@@ -453,20 +454,38 @@ _CACHE = _Cache()
 
 # --- fetching (youtube-transcript-api, synchronous: runs in a worker thread) ------------
 
+# youtube-transcript-api blocks, so it runs on threads, but never on asyncio's default executor:
+# Open WebUI runs its own blocking work there (0.12.4: attached images' `Storage.get_file` in
+# open_webui/utils/files.py, password checks in open_webui/utils/auth.py) and it has only
+# min(32, CPUs + 4) threads, so fetches stuck on a dead proxy stalled other users' chats. One pool
+# per loaded module = per Open WebUI worker, for every user: _WORKERS fetches at once, _QUEUE more
+# waiting (a call past that is told the tool is busy), none started after its deadline.
+_WORKERS = 4
+_QUEUE = 16
+_POOL = DeadlinePool("youtube-transcript", workers=_WORKERS, queue=_QUEUE)
+
 
 @functools.cache
 def _session_class() -> type:
     import requests
 
     class TimeoutSession(requests.Session):
-        """youtube-transcript-api never passes a timeout; without one a dead proxy hangs the thread."""
+        """youtube-transcript-api never passes a timeout; without one a dead proxy hangs the thread.
 
-        def __init__(self, timeout: float) -> None:
+        Each request may take what is left of the call's deadline to connect (through a proxy: to
+        get the CONNECT answer too) and as much between two reads, so the thread is free about
+        when the tool answers; none is sent once the deadline has passed.
+        """
+
+        def __init__(self, deadline: Deadline) -> None:
             super().__init__()
-            self.request_timeout = timeout
+            self.deadline = deadline
 
         def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
-            kwargs.setdefault("timeout", self.request_timeout)
+            left = self.deadline.remaining()
+            if left <= 0:
+                raise requests.exceptions.Timeout("the call's deadline passed before this request")
+            kwargs.setdefault("timeout", (left, left))
             if self.proxies:
                 # requests lets HTTP(S)_PROXY from the environment override session proxies;
                 # passed per request, PROXY_URL wins
@@ -504,28 +523,34 @@ def _available(transcripts: Sequence[Any]) -> str:
 class _YouTube:
     """Where the tool's requests go. Only URLs built from a video id are fetched, never one a user
     gave; tests aim an instance at a loopback fake (`session_hook` gets each new requests session,
-    `oembed_endpoint` replaces YouTube's oEmbed URL)."""
+    `oembed_endpoint` replaces YouTube's oEmbed URL) and give it a pool of their own (`pool`, with
+    a hand-moved clock)."""
 
     def __init__(
-        self, oembed_endpoint: str = OEMBED_ENDPOINT, session_hook: Callable[[Any], Any] | None = None
+        self,
+        oembed_endpoint: str = OEMBED_ENDPOINT,
+        session_hook: Callable[[Any], Any] | None = None,
+        pool: DeadlinePool | None = None,
     ) -> None:
         self.oembed_endpoint = oembed_endpoint
         self.session_hook = session_hook
+        self.pool = _POOL if pool is None else pool
 
-    def open_session(self, timeout: float) -> Any:
+    def open_session(self, deadline: Deadline) -> Any:
         """A new requests session per call: the library's client is not thread-safe."""
-        session = _session_class()(timeout)
+        session = _session_class()(deadline)
         return session if self.session_hook is None else self.session_hook(session)
 
     def fetch_transcript(
-        self, video_id: str, languages: Sequence[str], translate_to: str, proxy: str, timeout: float
+        self, deadline: Deadline, video_id: str, languages: Sequence[str], translate_to: str, proxy: str
     ) -> _Transcript:
-        """The transcript in the first wanted language, else one YouTube translates (synchronous)."""
+        """The transcript in the first wanted language, else one YouTube translates (synchronous:
+        runs on a thread of `pool`; every request it makes ends by `deadline`)."""
         from youtube_transcript_api import YouTubeTranscriptApi
         from youtube_transcript_api.proxies import GenericProxyConfig
 
         proxy_config = GenericProxyConfig(http_url=proxy, https_url=proxy) if proxy else None
-        api = YouTubeTranscriptApi(proxy_config=proxy_config, http_client=self.open_session(timeout))
+        api = YouTubeTranscriptApi(proxy_config=proxy_config, http_client=self.open_session(deadline))
         transcripts = list(api.list(video_id))
         chosen = _pick(transcripts, languages)
         translated_from = None
@@ -577,11 +602,14 @@ class _YouTube:
         import aiohttp
 
         url = f"{self.oembed_endpoint}?url={quote(WATCH_URL.format(video_id=video_id), safe='')}&format=json"
+        # Without PROXY_URL, HTTP(S)_PROXY / NO_PROXY count, as for requests on the transcript side.
+        # Read here, not with aiohttp's trust_env: that reads them and ~/.netrc on asyncio's default
+        # executor (aiohttp 3.x, ClientSession._request), which the tool leaves to Open WebUI.
+        via = proxy or _environment_proxy(url)
         try:
             async with (
-                # without PROXY_URL, honour HTTP(S)_PROXY like requests (the transcript side) does
-                aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout), trust_env=not proxy) as session,
-                session.get(url, proxy=proxy or None, allow_redirects=False) as response,
+                aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout)) as session,
+                session.get(url, proxy=via, allow_redirects=False) as response,
             ):
                 if response.status != 200:
                     # 401: embedding disabled, 404: private or deleted, 400: bad id
@@ -597,6 +625,17 @@ class _YouTube:
             return _NO_DETAILS
         # one line each in the header, whatever the uploader typed
         return _Details(" ".join(title.split()), " ".join(channel.split()) if isinstance(channel, str) else "unknown")
+
+
+def _environment_proxy(url: str) -> str | None:
+    """The proxy HTTP(S)_PROXY and NO_PROXY give for `url`, if any (environment only: no lookups)."""
+    from urllib.request import getproxies_environment, proxy_bypass_environment
+
+    parts = urlsplit(url)
+    proxies = getproxies_environment()
+    if not proxies or proxy_bypass_environment(parts.hostname or "", proxies):
+        return None
+    return proxies.get(parts.scheme) or proxies.get("all")
 
 
 def _blocked(exc: Any, url: str, settings: _Settings) -> _Problem:
@@ -646,6 +685,23 @@ def _network_timeout(exc: Any, url: str, settings: _Settings) -> _Problem:
         "not be fetched. Try again later.",
         "YouTube did not answer in time",
         f"check {check}, or raise the “Request timeout” valve (REQUEST_TIMEOUT).",
+    )
+
+
+def _busy(exc: Any, url: str, settings: _Settings) -> _Problem:
+    """No thread of the tool's pool was free: refused at once (`PoolFull`), or waited until the
+    deadline (`DeadlinePassed`); either way no request was sent for this call."""
+    stuck = (
+        f"all {exc.workers} of the tool's fetches were waiting for YouTube and {exc.queue} more calls were queued"
+        if isinstance(exc, PoolFull)
+        else f"the tool's {exc.workers} fetches were all waiting for YouTube for {settings.timeout:g} seconds"
+    )
+    where = "the proxy in the “Proxy URL” valve (PROXY_URL)" if settings.proxy else "the server's network"
+    return _Problem(
+        "The YouTube Transcript tool is busy with other requests right now, so the transcript of "
+        f"{url} was not fetched. Try again in a minute.",
+        "The tool is busy",
+        f"{stuck}; when that keeps happening YouTube or {where} is not answering.",
     )
 
 
@@ -742,6 +798,8 @@ def explain(exc: BaseException, video_id: str, settings: _Settings) -> _Problem:
     if isinstance(exc, _Problem):
         return exc
     url = WATCH_URL.format(video_id=video_id)
+    if isinstance(exc, (PoolFull, DeadlinePassed)):
+        return _busy(exc, url, settings)
     if isinstance(exc, TimeoutError):
         return _network_timeout(exc, url, settings)
     try:
@@ -783,8 +841,7 @@ async def obtain(
         return transcript, None if details is _NO_DETAILS else details
 
     await emitter.status(f"Fetching the YouTube transcript of {ref.video_id}…")
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + settings.timeout
+    deadline = youtube.pool.deadline(settings.timeout)
     details_task = (
         asyncio.ensure_future(youtube.fetch_details(ref.video_id, settings.proxy, settings.timeout))
         if need_details
@@ -792,22 +849,22 @@ async def obtain(
     )
     try:
         if transcript is None:
-            work = asyncio.to_thread(
-                youtube.fetch_transcript,
-                ref.video_id,
-                settings.languages,
-                settings.translate_to,
-                settings.proxy,
-                settings.timeout,
-            )
             try:
-                transcript = await asyncio.wait_for(work, settings.timeout)
+                # the tool's own threads, never asyncio's default executor (see _POOL)
+                transcript = await youtube.pool.run(
+                    deadline,
+                    youtube.fetch_transcript,
+                    ref.video_id,
+                    settings.languages,
+                    settings.translate_to,
+                    settings.proxy,
+                )
             except Exception as exc:
                 raise explain(exc, ref.video_id, settings) from None
             cache.put(cache.transcripts, key, transcript, settings.ttl)
         if details_task is not None:
             try:
-                details = await asyncio.wait_for(details_task, max(0.0, deadline - loop.time()))
+                details = await asyncio.wait_for(details_task, deadline.remaining())
             except TimeoutError:
                 details = None
             if details is _NO_DETAILS:

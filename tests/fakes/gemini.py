@@ -77,6 +77,12 @@ DEFAULT_MODELS: list[dict[str, Any]] = [
     {"id": "imagen-4.0-generate-001", "name": "Imagen 4", "methods": ["predict"]},
 ]
 
+# The image models, for tests that make images (not in DEFAULT_MODELS, whose listing tests count).
+IMAGE_MODELS: list[dict[str, Any]] = [
+    {"id": "gemini-2.5-flash-image", "name": "Nano Banana", "thinking": False},
+    {"id": "gemini-3-pro-image-preview", "name": "Gemini 3 Pro Image Preview", "thinking": True},
+]
+
 
 # --- builders for scripted chunks (wire format, camelCase) --------------------------------------
 
@@ -171,6 +177,46 @@ def server_search(queries: list[str], *, id: str = "search-1", signature: bytes 
         call["thoughtSignature"] = base64.b64encode(signature).decode()
     response = {"toolResponse": {"id": id, "toolType": "GOOGLE_SEARCH_WEB", "response": {"results": len(queries)}}}
     return _chunk([call, response])
+
+
+def image(data: bytes, mime: str = "image/png", *, thought: bool = False) -> Chunk:
+    """An image Gemini made: an `inlineData` part (base64 on the wire), as image models answer
+    with responseModalities IMAGE; `thought` marks Gemini 3 Pro Image's drafts."""
+    part: dict[str, Any] = {"inlineData": {"mimeType": mime, "data": base64.b64encode(data).decode()}}
+    if thought:
+        part["thought"] = True
+    return _chunk([part])
+
+
+def executable_code(code: str, language: str = "PYTHON") -> Chunk:
+    """Code Gemini wrote for the codeExecution tool (an `executableCode` part)."""
+    return _chunk([{"executableCode": {"language": language, "code": code}}])
+
+
+def code_result(output: str, outcome: str = "OUTCOME_OK") -> Chunk:
+    """The run of that code (a `codeExecutionResult` part: OUTCOME_OK, OUTCOME_FAILED, ...)."""
+    return _chunk([{"codeExecutionResult": {"outcome": outcome, "output": output}}])
+
+
+def url_context(urls: list[tuple[str, str]]) -> Chunk:
+    """The pages Gemini read with the urlContext tool: candidate `urlContextMetadata` with each
+    (retrievedUrl, urlRetrievalStatus), e.g. URL_RETRIEVAL_STATUS_SUCCESS or _ERROR."""
+    meta = {"urlMetadata": [{"retrievedUrl": url, "urlRetrievalStatus": status} for url, status in urls]}
+    return _chunk([], urlContextMetadata=meta)
+
+
+def maps_grounded(places: list[tuple[str, str, str]], supports: list[tuple[str, list[int]]], *, answer: str) -> Chunk:
+    """Google Maps grounding: groundingChunks with `maps` (uri, title, placeId, text) places."""
+    meta = {
+        "groundingChunks": [
+            {"maps": {"uri": uri, "title": title, "text": about, "placeId": f"places/{index}"}}
+            for index, (uri, title, about) in enumerate(places)
+        ],
+        "groundingSupports": [
+            {"segment": _segment(answer, seg), "groundingChunkIndices": idx} for seg, idx in supports
+        ],
+    }
+    return _chunk([], groundingMetadata=meta)
 
 
 def blocked(reason: str = "SAFETY", message: str | None = None) -> Chunk:
@@ -299,11 +345,17 @@ def default_reply(body: dict[str, Any]) -> list[Chunk]:
     return task_reply(body) or reply(f"Echo: {last_user_text(body)}")
 
 
+# Google's built-in tools (Google Search, code execution, URL context, Maps): like Search, each is
+# refused next to function declarations unless the model is Gemini 3 and the steps are asked for.
+SERVER_TOOLS = ("googleSearch", "google_search", "codeExecution", "code_execution", "urlContext", "url_context",
+                "googleMaps", "google_maps")  # fmt: skip
+
+
 def tool_mix_error(model: str, body: dict[str, Any]) -> Error | None:
     """Google's refusal of Google Search and function declarations in one request, unless the
     model is Gemini 3 and the request asks for the search steps back (includeServerSideToolInvocations)."""
     tools = body.get("tools") or []
-    searches = any("googleSearch" in t or "google_search" in t for t in tools)
+    searches = any(name in t for t in tools for name in SERVER_TOOLS)
     functions = any("functionDeclarations" in t or "function_declarations" in t for t in tools)
     config = body.get("toolConfig") or {}
     steps = config.get("includeServerSideToolInvocations") or config.get("include_server_side_tool_invocations")
@@ -659,24 +711,49 @@ ImageRoute = tuple[int, str, bytes, dict[str, str]]  # status, Content-Type, bod
 
 
 class ImageServer:
-    """A loopback web server for image-link tests: `routes` maps a path to its answer (404 else)."""
+    """A loopback web server for image-link tests: `routes` maps a path to its answer (404 else);
+    `drip` maps a path to (image bytes, seconds between 64-byte pieces): a link that answers slowly.
+    `served` counts the body bytes sent."""
 
-    def __init__(self, routes: dict[str, ImageRoute]) -> None:
+    def __init__(self, routes: dict[str, ImageRoute], drip: dict[str, tuple[bytes, float]] | None = None) -> None:
         outer = self
+        self.drip = drip or {}
+        self.served = 0
+        self.lock = threading.Lock()
 
         class Handler(BaseHTTPRequestHandler):
             def log_message(self, *args: Any) -> None:
                 pass
 
+            def _drip(self, data: bytes, delay: float) -> None:
+                self.send_response(200)
+                self.send_header("Content-Type", "image/png")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                try:
+                    for at in range(0, len(data), 64):
+                        self.wfile.write(data[at : at + 64])
+                        self.wfile.flush()
+                        time.sleep(delay)
+                except OSError:  # the client gave up
+                    pass
+
             def do_GET(self) -> None:
+                if self.path in outer.drip:
+                    return self._drip(*outer.drip[self.path])
                 status, ctype, data, headers = outer.routes.get(self.path, (404, "text/plain", b"no", {}))
                 self.send_response(status)
                 self.send_header("Content-Type", ctype)
                 self.send_header("Content-Length", str(len(data)))
                 for k, v in headers.items():
-                    self.send_header(k, v)
+                    self.send_header(k, v.encode().decode("latin-1"))  # UTF-8 on the wire, as servers send it
                 self.end_headers()
-                self.wfile.write(data)
+                try:
+                    self.wfile.write(data)
+                except OSError:  # the client stopped reading (a size cap)
+                    return
+                with outer.lock:
+                    outer.served += len(data)
 
         self.routes = routes
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)

@@ -6,6 +6,8 @@
         fake.set("flaky", fail_status=429, fail_times=2)      # 2 failures, then the reply
         fake.set("caller", tool_calls=[{"name": "count_words", "arguments": {"text": "a b"}}])
         fake.set("gone", fail_mode="drop")                    # hangs up without answering
+        fake.set("agent", tool_calls=[...], tool_reply="42")  # tool call first, "42" once the result is back
+        fake.set("flaky-stream", cut_after=5)                 # 5 well-formed chunks, then the connection drops
         fake.requests                           # every request seen: RecordedRequest(method, path, headers, json)
 
 Wire format (from the OpenAI API reference and the openai-python types):
@@ -17,7 +19,11 @@ Wire format (from the OpenAI API reference and the openai-python types):
     `stream_options.include_usage` is set);
   - tool calls: while the conversation has no `role: tool` message after the last user turn, a model
     with `tool_calls` answers with them (`finish_reason: "tool_calls"`; streamed as `delta.tool_calls`
-    fragments: id/type/name first, then the arguments in pieces); afterwards it answers with `reply`;
+    fragments: id/type/name first, then the arguments in pieces); afterwards it answers with `tool_reply`
+    (str or fn(body); default `reply`), as a Haystack Agent's second LLM call expects;
+  - `cut_after` (streams only): the first N chunks of the stream exactly as a healthy answer would
+    send them, then the connection closes without the finishing chunk, `[DONE]` or the chunked-encoding
+    terminator: a provider dropping mid-reply (the SDK client sees an incomplete body);
   - failures -> the HTTP status with `{"error": {"message", "type", "param", "code"}}`, or `fail_body`
     as it is (an HTML error page, say); `fail_mode` breaks the transport instead: "drop" closes the
     connection without an answer, "garbage" answers 200 with a body that is not JSON, "cut" starts
@@ -83,6 +89,8 @@ class Behaviour:
     # Stream these instead of `reply`, as the Pipelines server sends what a pipeline yields:
     # a str becomes a content chunk, a dict is sent as its own `data:` line (e.g. {"event": ...}).
     stream_items: list[str | dict] | None = None
+    tool_reply: Reply | None = None  # the answer once the conversation carries the tool result
+    cut_after: int | None = None  # streams: drop the connection after this many chunks (every request)
     seen: int = 0  # requests answered so far (for fail_times)
 
 
@@ -292,6 +300,9 @@ class _ChatHandler(JsonHandler):
         self.end_headers()
         try:
             for index, chunk in enumerate(chunks(model, body, behaviour)):
+                if behaviour.cut_after is not None and index >= behaviour.cut_after:
+                    self.close_connection = True  # mid-stream drop: no finish chunk, no [DONE], no terminator
+                    return
                 if index and behaviour.chunk_delay:
                     time.sleep(behaviour.chunk_delay)
                 self.write_chunk(f"data: {json.dumps(chunk)}\n\n")
@@ -334,11 +345,14 @@ class _ChatHandler(JsonHandler):
 
 
 def reply_text(model: str, body: dict, behaviour: Behaviour) -> str:
-    if behaviour.reply is None:
+    reply = behaviour.reply
+    if behaviour.tool_reply is not None and not wants_tool_calls(body.get("messages", [])):
+        reply = behaviour.tool_reply
+    if reply is None:
         return f"{model} says: {last_user_text(body.get('messages', []))}"
-    if callable(behaviour.reply):
-        return behaviour.reply(body)
-    return behaviour.reply
+    if callable(reply):
+        return reply(body)
+    return reply
 
 
 def usage_of(behaviour: Behaviour, text: str) -> dict:

@@ -7,6 +7,9 @@
         yt.requests                             # Seen(method, path, query, headers, body) for each one
         yt.held()                               # paths of requests `hang` holds unanswered right now
         yt.escaped                              # requests to any other host (refused; must stay empty)
+        yt.timeouts                             # the `timeout` each routed request was sent with
+    with BlackHole() as hole:                   # a proxy that accepts connections and never answers
+        hole.url, hole.accepted, hole.closed    # "http://127.0.0.1:PORT"; connections so far; dropped by clients
 
 Wire format, as youtube-transcript-api 1.2.4 reads it (`_transcripts.py`, `_settings.py`, and the
 shapes of its recorded responses under `youtube_transcript_api/test/assets/`):
@@ -278,6 +281,7 @@ class FakeYouTube:
         self.videos: dict[str, Video] = {}
         self.requests: list[Seen] = []
         self.escaped: list[str] = []
+        self.timeouts: list[Any] = []  # what requests passed to the adapter as `timeout`, per request
         self.release = threading.Event()  # set to answer (drop) requests held by `hang`
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
@@ -329,6 +333,7 @@ class FakeYouTube:
         with self._lock:
             self.requests.clear()
             self.escaped.clear()
+            self.timeouts.clear()
         self.release.clear()
 
     def paths(self) -> list[str]:
@@ -366,6 +371,8 @@ class LoopbackAdapter(HTTPAdapter):
             with self.fake._lock:
                 self.fake.escaped.append(request.url or "")
             raise requests.exceptions.ConnectionError(f"fake YouTube refuses requests to {parts.hostname}")
+        with self.fake._lock:
+            self.fake.timeouts.append(kwargs.get("timeout"))
         request.url = f"{self.fake.base}{parts.path}" + (f"?{parts.query}" if parts.query else "")
         request.headers["Host"] = YOUTUBE_HOST
         kwargs["proxies"] = {}  # the fake is the network; PROXY_URL is tested with FakeProxy
@@ -591,6 +598,134 @@ class FakeProxy:
     def _count_held(self, change: int) -> None:
         with self._lock:
             self.held += change
+
+
+class BlackHole:
+    """A TCP server on 127.0.0.1 that accepts every connection, reads what comes and never answers.
+
+    As a PROXY_URL it is a proxy (or a network) that has gone silent: clients only get away by their
+    own timeouts. `accepted` counts connections, `closed` those the client dropped (its timeout
+    fired), `targets` the first request line of each (`CONNECT host:443 ...` -> "host:443");
+    `accepted_at` / `closed_at` are time.monotonic() stamps, for benches.
+    """
+
+    def __init__(self) -> None:
+        self.targets: list[str] = []
+        self.accepted_at: list[float] = []
+        self.closed_at: list[float] = []
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._sock: socket.socket | None = None
+        self._conns: list[socket.socket] = []
+
+    def __enter__(self) -> BlackHole:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def url(self) -> str:
+        assert self._sock is not None, "BlackHole is not started"
+        return f"http://127.0.0.1:{self._sock.getsockname()[1]}"
+
+    @property
+    def accepted(self) -> int:
+        with self._lock:
+            return len(self.accepted_at)
+
+    @property
+    def closed(self) -> int:
+        with self._lock:
+            return len(self.closed_at)
+
+    def start(self) -> BlackHole:
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(256)
+        sock.settimeout(0.1)
+        self._sock = sock
+        threading.Thread(target=self._accept, args=(sock,), name="black-hole", daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._sock is not None:
+            self._sock.close()
+        with self._lock:
+            for conn in self._conns:
+                conn.close()
+
+    def _accept(self, sock: socket.socket) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = sock.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            with self._lock:
+                self.accepted_at.append(time.monotonic())
+                self._conns.append(conn)
+            threading.Thread(target=self._swallow, args=(conn,), name="black-hole-conn", daemon=True).start()
+
+    def _swallow(self, conn: socket.socket) -> None:
+        conn.settimeout(0.1)
+        head = b""
+        while not self._stop.is_set():
+            try:
+                data = conn.recv(65536)
+            except TimeoutError:
+                continue
+            except OSError:
+                break
+            if not data:  # the client gave up and closed the connection
+                with self._lock:
+                    self.closed_at.append(time.monotonic())
+                break
+            if head is not None:
+                head += data
+                if b"\n" in head or len(head) > 8192:
+                    line = head.split(b"\n", 1)[0].decode("latin-1").strip()
+                    with self._lock:
+                        self.targets.append(line.split(" ")[1] if " " in line else line)
+                    head = None
+        conn.close()
+
+
+# A test-only pipe (install it with OpenWebUI.install) whose reply needs one job on asyncio's default
+# executor, as Open WebUI's own chat path does for an attached image (`Storage.get_file` through
+# asyncio.to_thread in open_webui/utils/files.py, 0.12.4). It answers with JSON: the thread the job
+# ran on, the live threads whose names start with "youtube-transcript", and `stats()` of the
+# `_POOL` of every loaded tool module named in the message (a JSON list of tool ids).
+STALL_PROBE_PIPE = '''"""
+title: YouTube Stall Probe
+author: Open WebUI Pack contributors
+version: 0.1.0
+description: Test-only pipe that runs one job on the default executor and reports the tool's pool.
+license: MIT
+required_open_webui_version: 0.6.43
+"""
+
+import asyncio
+import json
+import sys
+import threading
+
+
+class Pipe:
+    async def pipe(self, body: dict, __task__=None) -> str:
+        if __task__:
+            return ""
+        ran_on = await asyncio.to_thread(lambda: threading.current_thread().name)
+        tool_ids = json.loads(body["messages"][-1]["content"])
+        pools = {}
+        for tool_id in tool_ids:
+            pool = getattr(sys.modules.get(f"tool_{tool_id}"), "_POOL", None)
+            pools[tool_id] = pool.stats() if pool is not None else None
+        threads = [t.name for t in threading.enumerate() if t.name.startswith("youtube-transcript")]
+        return json.dumps({"ran_on": ran_on, "tool_threads": len(threads), "pools": pools})
+'''
 
 
 def closed_port_url() -> str:

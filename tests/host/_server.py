@@ -16,6 +16,7 @@ import socket as socketlib
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from dataclasses import dataclass
@@ -100,12 +101,17 @@ def server_env(workdir: Path, port: int, openai_url: str, embeddings_url: str) -
 class Server:
     """The `open-webui serve` process: started in its own process group, stopped by PID."""
 
-    def __init__(self, workdir: Path, openai_url: str, embeddings_url: str) -> None:
+    def __init__(
+        self, workdir: Path, openai_url: str, embeddings_url: str, extra_env: dict[str, str] | None = None
+    ) -> None:
+        """`extra_env` is laid over the tier's environment: other tiers (Hayhooks as the OpenAI
+        connection, several workers with Redis) start the same server with a few settings changed."""
         self.workdir = workdir
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = workdir / "server.log"
         self.env = server_env(workdir, self.port, openai_url, embeddings_url)
+        self.env.update(extra_env or {})
         self.process: subprocess.Popen | None = None
         self.ready_seconds: float | None = None
 
@@ -248,6 +254,7 @@ class OpenWebUI:
         self._deploy_root = deploy_root
         self._installed: set[str] = set()
         self._driver_grants: set[str] = set()
+        self._driver_lock = threading.Lock()
         # no keep-alive: after an unhandled server exception uvicorn resets the connection, and a
         # pooled one would fail the next, unrelated request
         self._http = httpx.Client(base_url=self.url, timeout=60, limits=httpx.Limits(max_keepalive_connections=0))
@@ -410,12 +417,14 @@ class OpenWebUI:
         driver model is granted automatically, the tool must be readable by them (deploy
         --share-tools).
         """
-        if DRIVER_ID not in self._installed:
-            self.install(DRIVER_ID, (HOST_PLUGINS / "tool_driver.py").read_text(encoding="utf-8"))
-            self._installed.add(DRIVER_ID)
-        if isinstance(token, User) and token.role != "admin" and token.id not in self._driver_grants:
-            self.grant_model(DRIVER_ID, token)
-            self._driver_grants.add(token.id)
+        # tests call run_tool from several threads at once: the first install must happen once
+        with self._driver_lock:
+            if DRIVER_ID not in self._installed:
+                self.install(DRIVER_ID, (HOST_PLUGINS / "tool_driver.py").read_text(encoding="utf-8"))
+                self._installed.add(DRIVER_ID)
+            if isinstance(token, User) and token.role != "admin" and token.id not in self._driver_grants:
+                self.grant_model(DRIVER_ID, token)
+                self._driver_grants.add(token.id)
         if versions.NATIVE_TOOLS_NEED_PARAM:
             body["params"] = {"function_calling": "native", **(body.get("params") or {})}
         completion = self.chat_background(

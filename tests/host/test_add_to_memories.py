@@ -226,6 +226,15 @@ def test_clicking_twice_keeps_one(owui, socket):
     assert notices(socket, count=2) == [("success", SAVED_SWITCH_UNSET), ("info", DUPLICATE_SWITCH_UNSET)]
 
 
+def test_control_characters_are_not_stored(owui, socket):
+    install(owui)
+    socket.answer("input", lambda data: data["value"] + "\x00 Edited\x1b \u202eback\u202c.\r\nSecond line.")
+    owui.action(ACTION, body(socket, "The user\x00 likes \u2066hojicha\u2069\x07 tea."))
+    [call] = socket.calls
+    assert call.data["value"] == "The user likes hojicha tea."
+    assert memories(owui) == ["The user likes hojicha tea. Edited back.\nSecond line."]
+
+
 def test_concurrent_clicks_keep_one(owui, socket):
     install(owui, EDIT_BEFORE_SAVE=False)
     reply = "The user brews tea in a clay pot."

@@ -320,3 +320,55 @@ def test_pipeline_as_the_pipelines_server_drives_it(fake_openai, tmp_path):
     assert len(fake_openai.chat_requests()) == 7
     headers = [r.headers["authorization"] for r in fake_openai.requests_to("/chat/completions")]
     assert set(headers) == {"Bearer sk-fake-openai"}
+
+
+# --- upstream text that is not an answer, or carries a key ------------------------------------------
+
+LEAKED = "sk-live-0123456789abcdef"
+KEY_ERROR = {"error": {"message": f"proxy refused key Bearer {LEAKED}"}}
+
+
+def test_a_body_that_is_not_json_is_a_dropped_agent(agents, fake_openai, socket):
+    fake_openai.set("moa-b", fail_mode="garbage")  # HTTP 200 with "<html>not json {"
+    set_valves(agents, num_layers=1)
+    chunks = agents.chat(PIPE, CONVERSATION, stream=True, session_id=socket.sid)
+    assert agents.text_of(chunks) == FINAL
+    done = socket.wait_for("status", where=lambda d: d.get("done"))
+    assert done["description"].startswith("Mixture of Agents: 1 layer, 2 of 3 agents answered")
+    assert any("moa-b: the answer could not be read" in s["description"] for s in statuses(socket))
+    assert "not json" not in json.dumps(fake_openai.chat_requests("moa-agg"))
+
+
+def test_an_aggregator_stream_cut_midway_keeps_the_text_and_ends_with_a_note(agents, fake_openai, socket):
+    fake_openai.set("moa-agg", fail_mode="cut")  # one chunk ("Half"), then the connection closes
+    set_valves(agents, num_layers=1, max_retries=0)
+    log_before = len(agents.log_path.read_text())
+    chunks = agents.chat(PIPE, CONVERSATION, stream=True, session_id=socket.sid)
+    assert not [c for c in chunks if "error" in c]
+    text = agents.text_of(chunks)
+    assert text.startswith("Half\n\n*(The reply broke off here: the aggregator moa-agg failed")
+    assert exception_names(text) == []
+    done = socket.wait_for("status", where=lambda d: d.get("done"))
+    assert done["description"].endswith("; the reply broke off")
+    log = agents.log_path.read_text()[log_before:]
+    ours = [line for line in log.splitlines() if "broke off after" in line]
+    assert len(ours) == 1 and "Traceback" not in log
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"fail_status": 200, "fail_body": json.dumps(KEY_ERROR)},  # an HTTP 200 body that is an error
+        {"fail_status": 502, "fail_message": f"proxy refused key Bearer {LEAKED}"},
+    ],
+    ids=["http 200 error body", "http 502"],
+)
+def test_no_key_shape_reaches_statuses_or_the_reply(agents, fake_openai, socket, changes):
+    fake_openai.set("moa-b", **changes)
+    fake_openai.set("moa-agg", stream_items=["Kept. ", KEY_ERROR])  # an SSE error line after text
+    set_valves(agents, num_layers=1, show_intermediate=True, max_retries=0)
+    chunks = agents.chat(PIPE, CONVERSATION, stream=True, session_id=socket.sid)
+    socket.wait_for("status", where=lambda d: d.get("done"))
+    shown = json.dumps(chunks) + json.dumps(socket.events)
+    assert "moa-b: proxy refused key Bearer ***" in shown or "moa-b: HTTP 502: proxy refused key Bearer ***" in shown
+    assert LEAKED not in shown and "0123456789abcdef" not in shown

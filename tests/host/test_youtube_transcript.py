@@ -12,14 +12,19 @@ stopped waiting on its own (bench/bench_youtube_transcript.py has the figures).
 
 from __future__ import annotations
 
+import json
+import time
+from concurrent.futures import ThreadPoolExecutor
+
 import pytest
 
-from tests.fakes.youtube import FakeProxy, closed_port_url
-from tests.helpers import exception_names
+from tests.fakes.youtube import STALL_PROBE_PIPE, BlackHole, FakeProxy, closed_port_url
+from tests.helpers import exception_names, load_built
 
 TOOL = "youtube_transcript"
 FUNCTION = "get_youtube_transcript"
 VIDEO = "https://www.youtube.com/watch?v=abcDEF12_-x&list=PL1&t=42s"
+PROBE = "youtube_stall_probe"
 
 
 @pytest.fixture(scope="module")
@@ -159,3 +164,67 @@ def test_a_user_reads_a_plain_sentence_without_admin_settings(deployed, socket_f
     assert done["description"] == "Could not reach the proxy"
     for text in [run.result, *(s["description"] for s in statuses(theirs))]:
         assert "PROXY_URL" not in text and "REQUEST_TIMEOUT" not in text and exception_names(text) == []
+
+
+def waited(condition, what, timeout: float = 60):
+    """Poll until `condition()` is truthy (a wait, not a time limit under test); its value."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"never happened: {what() if callable(what) else what}")
+
+
+def test_black_holed_calls_leave_other_chats_their_threads(deployed, socket, proxied):
+    """16 calls stuck on a proxy that never answers hold only the tool's own few threads.
+
+    While they are all in flight, a plain chat and a chat whose reply needs a job on asyncio's
+    default executor (as Open WebUI's own chat path does for an attached image) both complete, and
+    the black hole has still dropped none of the tool's connections: nothing had to be let go for
+    them to get through. bench/bench_youtube_stall.py has the latencies, before and after.
+    """
+    module = load_built(TOOL)
+    workers, calls = module._WORKERS, 16
+    assert calls <= workers + module._QUEUE  # all of them are taken (none refused as busy)
+    deployed.install(PROBE, STALL_PROBE_PIPE)
+    # one call first, alone: the harness installs its driver pipe on first use
+    assert deployed.run_tool(TOOL, FUNCTION, {"url": "https://vimeo.com/1"}, socket).result.startswith("'https://")
+
+    def probe() -> dict:
+        return json.loads(deployed.text_of(deployed.chat(PROBE, json.dumps([TOOL]))))
+
+    with BlackHole() as hole, ThreadPoolExecutor(calls) as clients:
+        proxied(PROXY_URL=hole.url, REQUEST_TIMEOUT=20, GET_VIDEO_DETAILS=False)
+        before = probe()["pools"][TOOL]  # the module's pool counts every call since it was loaded
+        runs = [
+            clients.submit(deployed.run_tool, TOOL, FUNCTION, {"url": VIDEO}, socket, timeout=120) for _ in range(calls)
+        ]
+        last: list[dict] = []
+
+        def all_in_flight() -> dict | None:
+            last[:] = [probe()]
+            pool = last[0]["pools"][TOOL]
+            return last[0] if pool and (pool["running"], pool["waiting"]) == (workers, calls - workers) else None
+
+        seen = waited(all_in_flight, lambda: f"{calls} calls in the tool's pool (last seen: {last})")
+        plain = deployed.text_of(deployed.chat("fake-gpt", "hello while YouTube hangs"))
+        assert plain == "fake-gpt says: hello while YouTube hangs"
+        # both chats got through while every black-holed fetch still held its connection
+        assert (hole.accepted, hole.closed) == (workers, 0)
+        assert not seen["ran_on"].startswith("youtube-transcript")
+        assert seen["tool_threads"] == workers
+        results = [run.result(180).result for run in runs]
+        timed_out = "YouTube did not answer within 20 seconds through this server's proxy"
+        busy = "The YouTube Transcript tool is busy with other requests right now"
+        assert all(r.startswith((timed_out, busy)) for r in results), results
+        assert sum(r.startswith(timed_out) for r in results) >= workers
+        assert all(exception_names(r) == [] for r in results)
+        # a fetch that never started made no connection (one that started late may have found its
+        # deadline passed before its first request, and made none either)
+        done = waited(lambda: (p := probe()["pools"][TOOL])["running"] + p["waiting"] == 0 and p, "the pool is idle")
+        started, expired, refused = (done[k] - before[k] for k in ("started", "expired", "refused"))
+        assert started + expired == calls and refused == 0
+        assert workers <= hole.accepted <= started and set(hole.targets) == {"www.youtube.com:443"}
+        waited(lambda: hole.closed == hole.accepted, "every connection dropped by its fetch's own timeout")

@@ -181,7 +181,7 @@ def test_readme_table_is_generated_and_checked(tree, capsys):
 def test_real_tree_builds_and_every_file_loads_like_open_webui():
     plugins, _ = render_all(ROOT)
     templates = {p.kind for p in plugins if p.folder == "templates"}
-    assert templates == {"pipe", "filter", "action", "event", "tool", "pipeline"}
+    assert templates == {"pipe", "filter", "action", "event", "tool", "pipeline", "hayhooks"}
     assert load_check(plugins, strict=True) == []
     for p in plugins:
         assert p.text.splitlines()[0] == '"""'

@@ -10,15 +10,15 @@ from tests.unit.buildlib.conftest import build_fails, plugin, read, run, write
 
 
 def test_every_kind_has_a_template_a_distinct_class_and_a_folder():
-    assert [k.name for k in kinds.KINDS] == ["pipe", "filter", "action", "event", "tool", "pipeline"]
+    assert [k.name for k in kinds.KINDS] == ["pipe", "filter", "action", "event", "tool", "pipeline", "hayhooks"]
     assert len({k.cls for k in kinds.KINDS}) == len(kinds.KINDS)
-    assert kinds.RESERVED == ("Pipe", "Filter", "Action", "Event", "Tools", "Pipeline")
+    assert kinds.RESERVED == ("Pipe", "Filter", "Action", "Event", "Tools", "Pipeline", "PipelineWrapper")
     for k in kinds.KINDS:
         assert (ROOT / "plugins/templates" / f"{k.template}.py").is_file(), k.name
         assert f"class {k.cls}" in k.placeholder
         ast.parse(k.placeholder)
         assert k.deployable or k.elsewhere, k.name
-    assert kinds.folders() == ("functions", "actions", "events", "tools", "pipelines", "templates")
+    assert kinds.folders() == ("functions", "actions", "events", "tools", "pipelines", "hayhooks", "templates")
 
 
 def test_function_classes_follow_open_webui_lookup_order():
@@ -35,6 +35,7 @@ def test_hosts_apis_bundles_and_labels():
         "event": "functions",
         "tool": "tools",
         "pipeline": "functions",
+        "hayhooks": "functions",
     }
     assert {k: by[k].bundle for k in by} == {
         "pipe": "functions.json",
@@ -43,6 +44,7 @@ def test_hosts_apis_bundles_and_labels():
         "event": "functions.json",
         "tool": "tools.json",
         "pipeline": None,
+        "hayhooks": None,
     }
     assert [k.name for k in kinds.KINDS if k.can_be_global] == ["filter", "action"]
     assert by["event"].label == "Event" and by["tool"].label == "Tool"

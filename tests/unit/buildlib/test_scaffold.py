@@ -27,7 +27,7 @@ def test_new_from_template(tree, capsys):
 
 
 def test_starters_are_every_kind_and_the_manifold():
-    assert set(STARTERS) == {"pipe", "manifold", "filter", "action", "event", "tool", "pipeline"}
+    assert set(STARTERS) == {"pipe", "manifold", "filter", "action", "event", "tool", "pipeline", "hayhooks"}
     assert STARTERS["manifold"] == ("manifold", "pipe")
 
 

@@ -431,3 +431,59 @@ def test_call_errors_from_the_host_are_recognised_by_type() -> None:
     other = pipe_mod.call_error("m", Exception("Model not found"))  # not from the host: just a failure
     assert type(other) is pipe_mod.ModelCallError and not other.retryable
     assert pipe_mod.call_error("m", RuntimeError()).reason == "the call failed without saying why"
+
+
+# --- upstream text that is not an answer, or carries a key -------------------------------------------
+
+LEAKED_KEY = "sk-live-0123456789abcdef"
+KEY_ERROR = {"error": {"message": f"proxy refused key Bearer {LEAKED_KEY}", "code": 502}}
+# Each way an upstream can put a key in text the pipe shows: (model, FakeOpenAI.set changes)
+KEY_PATHS = {
+    "HTTP 500 body": ("m-b", {"fail_status": 500, "fail_message": f"bad key Bearer {LEAKED_KEY}"}),
+    "HTTP 200 error body": ("m-b", {"fail_status": 200, "fail_body": json.dumps(KEY_ERROR)}),
+    "HTTP 200 body not JSON": ("m-b", {"fail_status": 200, "fail_body": f"<html>key={LEAKED_KEY}</html>"}),
+    "aggregator SSE error line": ("m-agg", {"stream_items": [KEY_ERROR]}),
+    "aggregator SSE line not JSON": ("m-agg", {"stream_items": ["Half", {"x": f"Bearer {LEAKED_KEY}"}]}),
+}
+
+
+@pytest.mark.parametrize("path", KEY_PATHS)
+@pytest.mark.parametrize("user", [ADMIN, USER], ids=["admin", "user"])
+async def test_no_key_reaches_statuses_blocks_errors_or_the_log(fake, owui, path, user, caplog) -> None:
+    model, changes = KEY_PATHS[path]
+    fake.set(model, **changes)
+    recorder = Recorder()
+    pipe = make_pipe(num_layers=1, show_intermediate=True, max_retries=0)
+    try:
+        shown = await run_pipe(pipe, owui, user=user, recorder=recorder)
+    except pipe_mod.MoaError as exc:
+        shown = [str(exc)]
+    everything = json.dumps(shown) + json.dumps(recorder.events) + caplog.text
+    assert LEAKED_KEY not in everything and "0123456789abcdef" not in everything
+
+
+async def test_a_body_that_is_not_json_is_a_failed_agent_not_an_answer(fake, owui) -> None:
+    fake.set("m-b", fail_mode="garbage")  # HTTP 200, "<html>not json {"
+    recorder = Recorder()
+    await run_pipe(make_pipe(num_layers=1, max_retries=0), owui, recorder=recorder)
+    assert "Layer 1/1: 2/3 agents answered, 1 dropped (m-b: the answer could not be read)" in recorder.descriptions()
+    assert "not json" not in owui.forms[-1]["messages"][0]["content"]  # the aggregator never reads it
+
+
+async def test_a_stream_that_breaks_keeps_its_text_and_ends_with_a_note(fake, owui, caplog) -> None:
+    fake.set("m-agg", fail_mode="cut")  # one chunk, then the connection closes mid-stream
+    recorder = Recorder()
+    pieces = await run_pipe(make_pipe(num_layers=1, max_retries=0), owui, user=ADMIN, recorder=recorder)
+    assert pieces == ["Half", "\n\n*(The reply broke off here: the aggregator m-agg failed (the answer broke off).)*"]
+    assert recorder.descriptions()[-1].endswith("; the reply broke off")
+    [line] = [r for r in caplog.records if "broke off" in r.getMessage()]
+    assert line.exc_info is None and "\n" not in line.getMessage()
+    assert "Traceback" not in caplog.text
+
+
+async def test_the_reply_ends_with_a_note_at_its_longest(fake, owui) -> None:
+    fake.set("m-agg", reply="x" * 3000, chunk_size=700)
+    pieces = await run_pipe(make_pipe(num_layers=1, max_reply_chars=2000), owui)
+    text = "".join(pieces)
+    assert text.startswith("x" * 2000 + "\n\n*(The reply was cut here") and text.split("\n")[0] == "x" * 2000
+    assert text.endswith("longest reply this mixture sends, 2,000 characters.)*")

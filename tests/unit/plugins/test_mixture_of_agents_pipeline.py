@@ -5,6 +5,7 @@ in a worker thread; the tests call it from a thread pool, as open-webui/pipeline
 """
 
 import concurrent.futures
+import itertools
 import json
 import logging
 import threading
@@ -255,6 +256,8 @@ def test_pipeline_valves_keep_their_names(fake) -> None:
         "min_successful_agents",
         "show_intermediate",
         "max_retries",
+        "max_answer_chars",
+        "max_reply_chars",
         "openai_api_base",
         "openai_api_key",
     }
@@ -300,3 +303,72 @@ def test_pipeline_any_valves_and_body_give_text_events_or_an_error_line(
         return
     for item in result:  # streaming: failures arrive as one error line
         assert isinstance(item, str) or set(item) in ({"event"}, {"error"})
+
+
+# --- upstream text that is not an answer, or carries the key ------------------------------------------
+
+KEY = "sk-test-secret-123"
+KEY_ERROR = {"error": {"message": f"proxy refused key Bearer {KEY}", "code": 502}}
+PLAIN_KEY_ERROR = {"error": {"message": f"the key {KEY} is not valid here"}}
+# Each way an upstream can put the key in text the pipeline shows: (model, FakeOpenAI.set changes)
+KEY_PATHS = {
+    "HTTP 500 body": ("m-b", {"fail_status": 500, "fail_message": f"upstream says key {KEY} is bad"}),
+    "HTTP 200 error body": ("m-b", {"fail_status": 200, "fail_body": json.dumps(KEY_ERROR)}),
+    "HTTP 200 error body, the key alone": ("m-b", {"fail_status": 200, "fail_body": json.dumps(PLAIN_KEY_ERROR)}),
+    "HTTP 200 body not JSON": ("m-b", {"fail_status": 200, "fail_body": f"<html>{KEY}</html>"}),
+    "aggregator SSE error line": ("m-agg", {"stream_items": [KEY_ERROR]}),
+    "aggregator SSE error line, the key alone": ("m-agg", {"stream_items": [PLAIN_KEY_ERROR]}),
+    "aggregator SSE error line after text": ("m-agg", {"stream_items": ["Half", PLAIN_KEY_ERROR]}),
+    "aggregator answer quoting the key": ("m-agg", {"reply": f"your key is {KEY}"}),
+}
+
+
+@pytest.mark.parametrize("path", KEY_PATHS)
+@pytest.mark.parametrize("role", ["admin", "user"])
+@pytest.mark.parametrize("stream", [True, False], ids=["stream", "no-stream"])
+def test_no_key_reaches_statuses_blocks_errors_or_the_log(fake, path, role, stream, caplog) -> None:
+    caplog.set_level(logging.DEBUG)
+    model, changes = KEY_PATHS[path]
+    fake.set(model, **changes)
+    body = {"model": "mixture_of_agents", "messages": CONVERSATION, "stream": stream, "user": {"role": role}}
+    result, items = serve(make_pipeline(fake, num_layers=1, show_intermediate=True, max_retries=0), body)
+    everything = json.dumps(items) + caplog.text + (json.dumps(result) if not stream else "")
+    assert KEY not in everything
+
+
+def test_a_body_that_is_not_json_is_a_failed_agent_and_a_broken_stream_keeps_its_text(fake, caplog) -> None:
+    fake.set("m-b", fail_mode="garbage")
+    fake.set("m-agg", fail_mode="cut")
+    body = {"model": "mixture_of_agents", "messages": CONVERSATION, "stream": True}
+    _, items = serve(make_pipeline(fake, num_layers=1, max_retries=0), body)
+    texts = [i for i in items if isinstance(i, str)]
+    assert texts == [
+        "Half",
+        "\n\n*(The reply broke off here: the aggregator m-agg failed (the connection to the endpoint broke off).)*",
+    ]
+    assert not any("error" in i for i in items if isinstance(i, dict))
+    descriptions = [i["event"]["data"]["description"] for i in items if isinstance(i, dict)]
+    assert "Layer 1/1: 2/3 agents answered, 1 dropped (m-b: the endpoint did not answer with JSON)" in descriptions
+    assert descriptions[-1].endswith("; the reply broke off")
+    assert "Traceback" not in caplog.text
+
+
+def test_a_reset_that_aiohttp_lets_through_is_a_broken_connection(fake) -> None:
+    endpoint = pipeline_mod.OpenAIEndpoint(None, "http://127.0.0.1:9/v1", KEY, {})
+    failure = endpoint.unreachable("m", ConnectionResetError(104, f"Connection reset by peer {KEY}"))
+    assert failure.reason == "the connection to the endpoint broke off" and failure.retryable
+    assert KEY not in failure.detail
+    assert issubclass(ConnectionResetError, pipeline_mod.TRANSPORT_ERRORS)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    text=st.lists(st.sampled_from(["sk-test-secret-123", "sk-", "s", "k", "x ", "secret", "-123"]), max_size=8),
+    cuts=st.lists(st.integers(0, 200), max_size=6),
+)
+def test_the_key_filter_replaces_a_key_split_anywhere(text, cuts) -> None:
+    whole = "".join(text)
+    bounds = sorted({min(c, len(whole)) for c in cuts} | {0, len(whole)})
+    key_filter = pipeline_mod.KeyFilter(KEY)
+    out = "".join(key_filter.feed(whole[a:b]) for a, b in itertools.pairwise(bounds)) + key_filter.flush()
+    assert out == whole.replace(KEY, "[redacted]")

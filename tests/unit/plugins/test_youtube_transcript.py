@@ -10,11 +10,13 @@ the fake still holds the request; how long that takes is in bench/bench_youtube_
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import inspect
 import re
+import threading
 import time
 import types
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
@@ -22,6 +24,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.fakes.youtube import (
+    BlackHole,
     FakeProxy,
     FakeYouTube,
     Track,
@@ -989,6 +992,250 @@ async def test_the_guards_stop_direct_traffic(raw: types.SimpleNamespace, no_dns
     escaped.clear()
 
 
+# --- the tool's own threads --------------------------------------------------------------------
+# youtube-transcript-api blocks; it runs on the module's bounded pool (shared/pool.py), never on
+# asyncio's default executor, which Open WebUI needs for its own work. Time is moved by hand: the
+# pools here get the test's clock, and nothing waits for a deadline to pass on the wall clock.
+
+
+class RecordingExecutor(concurrent.futures.ThreadPoolExecutor):
+    """Stands in for asyncio's default executor and remembers every job given to it."""
+
+    def __init__(self) -> None:
+        super().__init__(2, thread_name_prefix="default-executor")
+        self.jobs: list[str] = []
+
+    def submit(self, fn: Any, /, *args: Any, **kwargs: Any) -> concurrent.futures.Future:
+        self.jobs.append(getattr(fn, "__qualname__", repr(fn)))
+        return super().submit(fn, *args, **kwargs)
+
+
+@pytest.fixture
+async def default_executor() -> AsyncIterator[RecordingExecutor]:
+    executor = RecordingExecutor()
+    asyncio.get_running_loop().set_default_executor(executor)
+    yield executor
+    executor.shutdown(wait=False)
+
+
+class Gate:
+    """A job that holds its pool thread until `open()`; `entered` is set once it runs."""
+
+    def __init__(self) -> None:
+        self.entered = threading.Event()
+        self.gate = threading.Event()
+
+    def __call__(self, deadline: Any) -> str:
+        self.entered.set()
+        assert self.gate.wait(30), "the test never opened the gate"
+        return "done"
+
+    def open(self) -> None:
+        self.gate.set()
+
+
+def pool_on(mod: types.ModuleType, clock: FakeClock, workers: int = 1, queue: int = 2) -> Any:
+    return mod.DeadlinePool("youtube-transcript-test", workers=workers, queue=queue, clock=clock)
+
+
+def pooled_tool(mod: types.ModuleType, yt: FakeYouTube, clock: FakeClock, pool: Any, hook: Any = None) -> Any:
+    youtube = mod._YouTube(oembed_endpoint=yt.oembed_endpoint, session_hook=hook or yt.route, pool=pool)
+    return aimed_at(mod, youtube, clock)
+
+
+async def until(condition: Any, what: str) -> None:
+    """Yield to the loop (and the pool's threads) until `condition()` holds; no time is measured."""
+    for _ in range(2000):
+        if condition():
+            return
+        await asyncio.sleep(0.005)
+    raise AssertionError(f"never happened: {what}")
+
+
+async def test_the_default_executor_is_never_used(
+    yt: FakeYouTube, mod: types.ModuleType, clock: FakeClock, default_executor: RecordingExecutor
+) -> None:
+    pool = pool_on(mod, clock, workers=2)
+    tool = pooled_tool(mod, yt, clock, pool)
+    yt.add(Video(VID, title="Pooled", tracks=[english(3)]), Video("hangsWatch0", tracks=[english(3)], hang="watch"))
+    assert "Title: Pooled" in await call(tool)
+    tool.valves.REQUEST_TIMEOUT = 0.3
+    assert "did not answer within 0.3 seconds" in await call(tool, "hangsWatch0")
+    assert default_executor.jobs == []
+    assert pool.stats()["started"] == 2
+    # every Tools instance of a module uses the module's one pool
+    assert mod.Tools().youtube.pool is mod._POOL and mod._POOL.workers == mod._WORKERS <= 4
+
+
+def test_a_waiting_call_whose_deadline_passed_never_starts(mod: types.ModuleType, clock: FakeClock) -> None:
+    pool = pool_on(mod, clock)
+    blocker = Gate()
+    first = pool.submit(pool.deadline(60), blocker)
+    assert blocker.entered.wait(10)
+    started: list[float] = []
+    waiting = pool.submit(pool.deadline(5), lambda deadline: started.append(deadline.remaining()))
+    assert pool.stats()["waiting"] == 1
+    clock.advance(5)  # its deadline is now, while it still waits for the only thread
+    blocker.open()
+    assert first.result(10) == "done"
+    with pytest.raises(mod.DeadlinePassed):
+        waiting.result(10)
+    assert started == []
+    stats = pool.stats()
+    assert (stats["started"], stats["expired"], stats["running"], stats["waiting"]) == (1, 1, 0, 0)
+
+
+def test_a_call_that_starts_gets_what_is_left_of_its_deadline(mod: types.ModuleType, clock: FakeClock) -> None:
+    pool = pool_on(mod, clock)
+    deadline = pool.deadline(15)
+    clock.advance(4)  # waited 4 s for a thread
+    assert pool.submit(deadline, lambda given: (given is deadline, given.remaining())).result(10) == (True, 11)
+
+
+def test_the_queue_is_bounded(mod: types.ModuleType, clock: FakeClock) -> None:
+    pool = pool_on(mod, clock, workers=1, queue=2)
+    blocker = Gate()
+    pool.submit(pool.deadline(60), blocker)
+    queued = [pool.submit(pool.deadline(60), lambda deadline: "queued") for _ in range(2)]
+    with pytest.raises(mod.PoolFull):
+        pool.submit(pool.deadline(60), lambda deadline: "refused")
+    assert pool.stats()["refused"] == 1 and pool.stats()["waiting"] == 2
+    blocker.open()
+    assert [f.result(10) for f in queued] == ["queued", "queued"]
+    # room again once they are over
+    assert pool.submit(pool.deadline(60), lambda deadline: "later").result(10) == "later"
+
+
+async def test_a_caller_that_stops_waiting_takes_its_call_out_of_the_queue(
+    mod: types.ModuleType, clock: FakeClock
+) -> None:
+    pool = pool_on(mod, clock)
+    blocker = Gate()
+    pool.submit(pool.deadline(60), blocker)
+    ran: list[str] = []
+    waiter = asyncio.ensure_future(pool.run(pool.deadline(60), lambda deadline: ran.append("ran")))
+    await until(lambda: pool.stats()["waiting"] == 1, "the call is queued")
+    waiter.cancel()  # the chat was stopped
+    with pytest.raises(asyncio.CancelledError):
+        await waiter
+    assert pool.stats()["waiting"] == 0  # no thread is taken later by a call nobody waits for
+    # a deadline that has passed ends the wait at once, also without ever starting the call
+    with pytest.raises(mod.DeadlinePassed):
+        await pool.run(mod.Deadline(clock() - 1, clock), lambda deadline: ran.append("late"))
+    blocker.open()
+    await until(lambda: pool.stats()["running"] == 0, "the blocker is over")
+    assert ran == [] and pool.stats()["expired"] == 2
+
+
+def test_at_most_workers_threads_however_many_calls(mod: types.ModuleType, clock: FakeClock) -> None:
+    pool = pool_on(mod, clock, workers=2, queue=8)
+    gates = [Gate() for _ in range(6)]
+    futures = [pool.submit(pool.deadline(60), gate) for gate in gates]
+    assert gates[0].entered.wait(10) and gates[1].entered.wait(10)
+    names = [t.name for t in threading.enumerate() if t.name.startswith("youtube-transcript-test")]
+    assert len(names) == 2 and pool.stats()["running"] == 2 and pool.stats()["waiting"] == 4
+    for gate in gates:
+        gate.open()
+    assert [f.result(10) for f in futures] == ["done"] * 6
+
+
+async def test_a_full_pool_refuses_at_once_with_a_plain_sentence(
+    yt: FakeYouTube, mod: types.ModuleType, clock: FakeClock
+) -> None:
+    pool = pool_on(mod, clock, workers=1, queue=0)
+    tool = pooled_tool(mod, yt, clock, pool)
+    yt.add(Video(VID, tracks=[english(3)]))
+    blocker = Gate()
+    pool.submit(pool.deadline(60), blocker)
+    events = Events()
+    text = await call(tool, user=USER, events=events)
+    assert text == (
+        f"The YouTube Transcript tool is busy with other requests right now, so the transcript of {WATCH} was "
+        "not fetched. Try again in a minute."
+    )
+    assert events.of("status")[-1]["description"] == "The tool is busy"
+    assert "all 1 of the tool's fetches were waiting for YouTube" in await call(tool, user=ADMIN)
+    assert [p for p in yt.paths() if p != "/oembed"] == []  # nothing was sent for the transcript
+    blocker.open()
+    await until(lambda: pool.stats()["running"] == 0, "the blocker is over")
+    assert "[0:00] word 0" in await call(tool)  # the next call, once a thread is free, works
+
+
+async def test_a_queued_call_past_its_deadline_sends_nothing(
+    yt: FakeYouTube, mod: types.ModuleType, clock: FakeClock
+) -> None:
+    pool = pool_on(mod, clock, workers=1, queue=1)
+    tool = pooled_tool(mod, yt, clock, pool)
+    tool.valves.GET_VIDEO_DETAILS = False
+    yt.add(Video(VID, tracks=[english(3)]))
+    blocker = Gate()
+    pool.submit(pool.deadline(600), blocker)
+    answer = asyncio.ensure_future(call(tool, user=ADMIN))
+    await until(lambda: pool.stats()["waiting"] == 1, "the tool's fetch is queued")
+    clock.advance(15)  # REQUEST_TIMEOUT (15 s) has passed while it waited
+    blocker.open()
+    text = await answer
+    assert text.startswith("The YouTube Transcript tool is busy with other requests right now")
+    assert "were all waiting for YouTube for 15 seconds" in text
+    assert yt.requests == [] and pool.stats()["started"] == 1 and pool.stats()["expired"] == 1
+
+
+def slowed(yt: FakeYouTube, clock: FakeClock, steps: list[float]) -> Any:
+    """A session hook: each request the library sends takes the next of `steps` (hand-moved) seconds."""
+    left = iter(steps)
+
+    def hook(session: Any) -> Any:
+        session = yt.route(session)
+        send = session.request
+
+        def request(*args: Any, **kwargs: Any) -> Any:
+            response = send(*args, **kwargs)
+            clock.advance(next(left, 0.0))
+            return response
+
+        session.request = request
+        return session
+
+    return hook
+
+
+async def test_timeouts_reach_the_library_session(yt: FakeYouTube, mod: types.ModuleType, clock: FakeClock) -> None:
+    pool = pool_on(mod, clock)
+    tool = pooled_tool(mod, yt, clock, pool, slowed(yt, clock, [3.0, 2.0]))
+    tool.valves.GET_VIDEO_DETAILS = False
+    yt.add(Video(VID, tracks=[english(3)]))
+    assert "[0:00] word 0" in await call(tool)
+    assert yt.paths() == ["/watch", "/youtubei/v1/player", "/api/timedtext"]
+    # (connect, read) of each request: what was left of REQUEST_TIMEOUT (15 s) when it went out
+    assert yt.timeouts == [(15.0, 15.0), (12.0, 12.0), (10.0, 10.0)]
+
+
+async def test_no_request_goes_out_once_the_deadline_passed(
+    yt: FakeYouTube, mod: types.ModuleType, clock: FakeClock
+) -> None:
+    pool = pool_on(mod, clock)
+    tool = pooled_tool(mod, yt, clock, pool, slowed(yt, clock, [16.0]))  # the watch page took too long
+    tool.valves.GET_VIDEO_DETAILS = False
+    yt.add(Video(VID, tracks=[english(3)]))
+    assert "did not answer within 15 seconds" in await call(tool)
+    await until(lambda: pool.stats()["running"] == 0, "the fetch is over")
+    assert yt.paths() == ["/watch"]  # the player request was never sent
+
+
+async def test_a_black_holed_fetch_lets_go_of_its_thread_by_its_own_timeout(raw: types.SimpleNamespace) -> None:
+    tool = raw.tool()
+    tool.valves.GET_VIDEO_DETAILS = False
+    with BlackHole() as hole:
+        tool.valves.PROXY_URL = hole.url
+        tool.valves.REQUEST_TIMEOUT = 0.5
+        assert "did not answer within 0.5 seconds" in await call(tool)
+        pool = raw.youtube.pool
+        await until(lambda: pool.stats()["running"] == 0, "the thread is free")
+        # the fetch dropped the connection by its own timeout: the black hole never lets go
+        await until(lambda: hole.closed == hole.accepted == 1, "the client closed its connection")
+        assert hole.targets == ["www.youtube.com:443"]
+
+
 # --- what a user reads -------------------------------------------------------------------------
 # The tool's text goes to the model, which passes it on: it is user-facing, like the status lines
 # and the citation. A user reads no exception names and no setting only an administrator changes.
@@ -1058,6 +1305,8 @@ def _explained(mod: types.ModuleType, role: str) -> dict[str, list[str]]:
         "our timeout": (TimeoutError(), ""),
         "unexpected": (KeyError("videoDetails"), ""),
         "unreadable": (yta.YouTubeDataUnparsable(VID), ""),
+        "pool full (proxy)": (mod.PoolFull("youtube-transcript", 4, 16), "http://127.0.0.1:3128"),
+        "waited for a thread": (mod.DeadlinePassed("youtube-transcript", 4), ""),
     }
     produced = {}
     for name, (exc, proxy) in failures.items():
@@ -1123,6 +1372,8 @@ async def test_an_administrator_gets_the_detail_and_still_no_exception_names(
         "our timeout",
         "unexpected",
         "unreadable",
+        "pool full (proxy)",
+        "waited for a thread",
         "missing package",
     }
     assert "PROXY_URL" in admins["error YouTube blocked this server's IP / ok"][0]

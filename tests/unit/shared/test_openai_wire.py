@@ -7,6 +7,7 @@ import pytest
 from shared.openai_wire import (
     ModelCallError,
     ModelUnavailable,
+    UnreadableLine,
     completion_text,
     error_from_status,
     error_text,
@@ -32,9 +33,45 @@ async def test_sse_parsing_survives_split_lines_bytes_and_noise() -> None:
     assert [t async for t in stream_text("m", lines)] == ["Hi", " there"]
 
 
-async def test_sse_last_line_without_a_newline_and_bad_json() -> None:
-    items = [item async for item in sse_data(from_pieces("data: {broken\n", 'data: {"x": 1}'))]
+async def test_sse_last_line_without_a_newline() -> None:
+    items = [item async for item in sse_data(from_pieces(": ping\n", 'data: {"x": 1}'))]
     assert items == [{"x": 1}]
+
+
+@pytest.mark.parametrize(
+    "pieces",
+    [
+        ("data: {broken\n", 'data: {"choices": [{"delta": {"content": "x"}}]}\n'),
+        ('data: {"choices": [{"delta": {"content": "x"}}]}\n', "data: <html>502 Bad Gateway"),
+        ('data: {"choices": [{"delta": {"content": "x"}}]}\n', 'data: {"choi'),  # cut inside the last line
+    ],
+)
+async def test_a_stream_line_that_is_not_json_is_a_failure_not_a_gap(pieces) -> None:
+    with pytest.raises(UnreadableLine):
+        [item async for item in sse_data(from_pieces(*pieces))]
+    with pytest.raises(ModelCallError, match="the answer could not be read") as raised:
+        [t async for t in stream_text("m", from_pieces(*pieces))]
+    assert "a stream line that is not JSON" in raised.value.detail and not raised.value.retryable
+
+
+async def test_upstream_error_text_is_scrubbed_of_key_shapes_and_bounded() -> None:
+    line = 'data: {"error": {"message": "proxy refused key Bearer sk-live-abcdef123456"}}\n'
+    with pytest.raises(ModelCallError) as raised:
+        [t async for t in stream_text("m", from_pieces(line))]
+    assert raised.value.reason == "proxy refused key Bearer ***"
+    with pytest.raises(ModelCallError) as raised:
+        completion_text("m", {"error": {"message": "bad key sk-live-abcdef123456 " + "x" * 5000}})
+    assert "sk-live" not in str(raised.value) and len(raised.value.reason) <= 500
+    failed = error_from_status("m", 500, {"detail": "GET https://h/v1?key=AIzaSyAAAAAAAAAAAAAAAA failed"})
+    assert "AIzaSyAAA" not in failed.reason + failed.detail
+    garbage = completion_text_error("<html>token=sk-live-abcdef123456</html>")
+    assert "sk-live" not in garbage.detail and garbage.detail.startswith("a str instead of a chat completion: ")
+
+
+def completion_text_error(payload: object) -> ModelCallError:
+    with pytest.raises(ModelCallError) as raised:
+        completion_text("m", payload)
+    return raised.value
 
 
 async def test_content_parts_in_a_delta_are_joined() -> None:
@@ -105,7 +142,7 @@ def test_completion_text() -> None:
         completion_text("m", {"choices": []})
     with pytest.raises(ModelCallError, match="the answer could not be read") as raised:
         completion_text("m", "text")
-    assert raised.value.detail == "a str instead of a chat completion"
+    assert raised.value.detail == "a str instead of a chat completion: text"
 
 
 @pytest.mark.parametrize(
