@@ -6,7 +6,9 @@ links as video parts, and image models in the model list."""
 from __future__ import annotations
 
 import base64
+import json
 import re
+import time
 import uuid
 from typing import Any
 
@@ -95,27 +97,40 @@ def test_an_image_is_an_open_webui_file_shown_once(owui, gemini, stream):
 
 def test_a_saved_chat_keeps_the_image_once_after_a_reload(owui, gemini, socket):
     """A UI chat: the reply is saved with the chat; read back (a reload), the image shows once."""
-    chat = owui.ok("POST", "/api/v1/chats/new", json={"chat": {"title": "cats", "models": [IMAGE], "messages": []}})
-    message_id = str(uuid.uuid4())
-    response = owui.api(
-        "POST",
-        "/api/chat/completions",
-        json={
-            "model": IMAGE,
-            "messages": [{"role": "user", "content": "draw a cat"}],
-            "stream": True,
-            "session_id": socket.sid,
-            "chat_id": chat["id"],
-            "id": message_id,
-        },
-    )
-    assert response.status_code == 200
+    user_id, message_id = str(uuid.uuid4()), str(uuid.uuid4())
+    user_message = {"id": user_id, "parentId": None, "childrenIds": [message_id], "role": "user",
+                    "content": "draw a cat", "timestamp": 1}  # fmt: skip
+    assistant = {"id": message_id, "parentId": user_id, "childrenIds": [], "role": "assistant", "content": "",
+                 "model": IMAGE, "modelName": IMAGE, "timestamp": 2}  # fmt: skip
+    chat = owui.ok("POST", "/api/v1/chats/new", json={"chat": {
+        "title": "cats", "models": [IMAGE],
+        "history": {"currentId": message_id, "messages": {user_id: user_message, message_id: assistant}},
+        "messages": [user_message, assistant],
+    }})  # fmt: skip
+    response = owui.api("POST", "/api/chat/completions", json={
+        "model": IMAGE, "messages": [{"role": "user", "content": "draw a cat"}], "stream": True,
+        "session_id": socket.sid, "chat_id": chat["id"], "id": message_id, "parent_id": user_id,
+        "user_message": user_message, "parent_message": user_message,  # 0.6.43 requires parent_message
+    })  # fmt: skip
+    assert response.status_code == 200, response.text
     socket.wait_done(60, message_id=message_id)
-    saved = owui.ok("GET", f"/api/v1/chats/{chat['id']}")
-    messages = saved["chat"].get("history", {}).get("messages", {})
-    content = (messages.get(message_id) or {}).get("content") or ""
+    content = ""
+    for _ in range(100):  # the reply is written to the chat as the stream ends: poll it
+        saved = owui.ok("GET", f"/api/v1/chats/{chat['id']}")
+        messages = saved["chat"].get("history", {}).get("messages", {})
+        stored = messages.get(message_id) or {}
+        # 0.10 stores the reply as `output` items and leaves `content` empty; the page renders those
+        content = stored.get("content") or "".join(
+            part.get("text", "")
+            for item in stored.get("output") or []
+            if item.get("type") == "message"
+            for part in item.get("content") or []
+        )
+        if content:
+            break
+        time.sleep(0.1)
     links = LINK.findall(content)
-    assert len(links) == 1, content
+    assert len(links) == 1, (content, json.dumps(stored)[:3000])
     assert owui.api("GET", f"/api/v1/files/{links[0][1]}/content").content == PICTURE
 
 
