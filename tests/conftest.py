@@ -12,3 +12,10 @@ settings.register_profile(
     suppress_health_check=[HealthCheck.too_slow],
 )
 settings.load_profile("pack")
+
+
+def pytest_collection_modifyitems(config, items):
+    """The browser tier runs last: Playwright's sync API keeps an event loop running in the main
+    thread while its session lasts, and tests that start their own loop (asyncio.run) cannot run
+    under it."""
+    items.sort(key=lambda item: "/tests/browser/" in str(item.path).replace("\\", "/"))

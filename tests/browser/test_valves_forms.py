@@ -78,10 +78,13 @@ def test_the_admins_function_valves_forms(admin_page, stack, shots, plugin_id):
     check_form(dialog, spec, plugin_id)
     shots.step(f"{plugin_id} valves", page)
     if plugin_id == "gemini_manifold":
-        key = dialog.locator("#valve-GOOGLE_API_KEY")
-        masked = key.evaluate("e => e.type === 'password' || getComputedStyle(e).webkitTextSecurity === 'disc'")
-        check(masked, "the Gemini key is shown in clear")
-        check(dialog.get_by_role("button", name="Make password visible in the user interface").count() == 1, "")
+        secrets = ("GOOGLE_API_KEY", "GOOGLE_API_KEY_FALLBACK", "VERTEX_CREDENTIALS_JSON")
+        for name in secrets:
+            field = dialog.locator(f"#valve-{name}")
+            masked = field.evaluate("e => e.type === 'password' || getComputedStyle(e).webkitTextSecurity === 'disc'")
+            check(masked, f"{name} is shown in clear")
+        reveal = dialog.get_by_role("button", name="Make password visible in the user interface")
+        check(reveal.count() == len(secrets), f"{reveal.count()} password fields, {len(secrets)} secrets")
     dialog.get_by_role("button", name="Close").first.click()  # nothing saved
 
 

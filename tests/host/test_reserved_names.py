@@ -14,7 +14,7 @@ import pytest
 
 from buildlib.assemble import build_plugin, discover
 from buildlib.inline import analyse
-from buildlib.kinds import FUNCTION, detect
+from buildlib.kinds import detect
 from tests.host import versions
 from tests.host._server import ROOT
 
@@ -23,12 +23,15 @@ INSTALLED = "reserved_names_pipe"
 
 
 def non_function_files() -> list:
-    """Every built tool and Pipelines file, each built on its own from the current sources."""
+    """Every built tool and Pipelines file, each built on its own from the current sources.
+
+    Hayhooks wrappers are left out: they import `hayhooks`, which Open WebUI does not have, so
+    pasting one fails at import before any class is looked for."""
     cache: dict = {}
     found = []
     for folder, source in discover(ROOT):
         text = (ROOT / source).read_text(encoding="utf-8")
-        if detect(analyse(source, text).tree, folder, source).host != FUNCTION:
+        if detect(analyse(source, text).tree, folder, source).name in ("tool", "pipeline"):
             found.append(build_plugin(ROOT, folder, source, cache))
     return found
 

@@ -109,6 +109,7 @@ def pack(owui, fake_openai, tmp_path_factory) -> Iterator[dict]:
                         "num_layers": 1,
                         "num_agents_per_layer": 1,
                         "emit_interval": 0,
+                        "show_intermediate": False,  # another module may have left it on
                     },
                 }
             ),

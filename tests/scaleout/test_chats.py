@@ -8,6 +8,7 @@ are refreshed on both workers before chatting.
 
 from __future__ import annotations
 
+import time
 import uuid
 
 import pytest
@@ -22,11 +23,18 @@ GEMINI_KEY = "AIzaSySCALEOUT-key-0123456789abcdefghij"
 FLASH = f"{GEMINI}.gemini-2.5-flash"
 
 
-def refresh_models(owui, workers, wanted):
+def refresh_models(owui, workers, wanted, attempts: int = 100):
+    """Each worker keeps its own copy of the model list (the OpenAI connection's list included):
+    ask each until it lists every wanted model."""
     for pid in workers.pids:
-        response = workers.client(pid).get("/api/models", headers={"Authorization": f"Bearer {owui.admin.token}"})
-        listed = {m["id"] for m in response.json()["data"]}
-        assert set(wanted) <= listed, (pid, sorted(set(wanted) - listed))
+        missing: list[str] = []
+        for _ in range(attempts):
+            response = workers.client(pid).get("/api/models", headers={"Authorization": f"Bearer {owui.admin.token}"})
+            missing = sorted(set(wanted) - {m["id"] for m in response.json()["data"]})
+            if not missing:
+                break
+            time.sleep(0.2)
+        assert not missing, (pid, missing)
 
 
 def background_chat_on(owui, workers, pid, model, text, socket):
