@@ -69,21 +69,26 @@ def error_detail(raw: bytes) -> str:
     return detail if isinstance(detail, str) else json.dumps(detail)
 
 
-class OpenWebUIApi:
-    """Minimal JSON client (urllib: the build stays stdlib-only). The token is only ever a header."""
+class JsonApi:
+    """Minimal JSON client (urllib: the build stays stdlib-only), one per server deploy talks to."""
 
-    def __init__(self, url: str, token: str, timeout: float = 60.0) -> None:
+    name = "the server"  # "cannot reach <name> at URL"
+    what = "the server"  # "is URL <what>?"
+
+    def __init__(self, url: str, timeout: float = 60.0) -> None:
         self.url = url.rstrip("/")
-        self._token = token
         self.timeout = timeout
         self.calls = 0
+
+    def headers(self) -> dict[str, str]:
+        return {"Accept": "application/json"}
 
     def call(self, method: str, path: str, body: object = None):  # -> the decoded JSON
         import urllib.error
         import urllib.request
 
         data = None if body is None else json.dumps(body).encode("utf-8")
-        headers = {"Authorization": f"Bearer {self._token}", "Accept": "application/json"}
+        headers = self.headers()
         if data is not None:
             headers["Content-Type"] = "application/json"
         request = urllib.request.Request(self.url + path, data=data, method=method, headers=headers)
@@ -95,13 +100,26 @@ class OpenWebUIApi:
             raise ApiError(method, path, exc.code, error_detail(exc.read())) from None
         except (urllib.error.URLError, OSError) as exc:
             reason = getattr(exc, "reason", exc)
-            raise BuildError(f"cannot reach Open WebUI at {self.url}: {reason}") from None
+            raise BuildError(f"cannot reach {self.name} at {self.url}: {reason}") from None
         if not raw.strip():
             return None
         try:
             return json.loads(raw)
         except ValueError:
-            raise BuildError(f"{method} {path}: the answer is not JSON; is {self.url} an Open WebUI?") from None
+            raise BuildError(f"{method} {path}: the answer is not JSON; is {self.url} {self.what}?") from None
+
+
+class OpenWebUIApi(JsonApi):
+    """The Open WebUI REST API. The token is only ever a header."""
+
+    name, what = "Open WebUI", "an Open WebUI"
+
+    def __init__(self, url: str, token: str, timeout: float = 60.0) -> None:
+        super().__init__(url, timeout)
+        self._token = token
+
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self._token}", "Accept": "application/json"}
 
 
 @dataclass
@@ -947,36 +965,13 @@ def select_hayhooks_targets(
     return targets, notes
 
 
-class HayhooksApi:
-    """JSON client for a Hayhooks server (urllib, no token: Hayhooks has no authentication)."""
+class HayhooksApi(JsonApi):
+    """A Hayhooks server (no token: Hayhooks has no authentication)."""
 
-    def __init__(self, url: str, timeout: float = 60.0) -> None:
-        self.url = url.rstrip("/")
-        self.timeout = timeout
-        self.calls = 0
+    name, what = "Hayhooks", "a Hayhooks server"
 
-    def call(self, method: str, path: str, body: object = None):  # -> the decoded JSON
-        import urllib.error
-        import urllib.request
-
-        data = None if body is None else json.dumps(body).encode("utf-8")
-        headers = {"Accept": "application/json", "Connection": "close"}
-        if data is not None:
-            headers["Content-Type"] = "application/json"
-        request = urllib.request.Request(self.url + path, data=data, method=method, headers=headers)
-        self.calls += 1
-        try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                raw = response.read()
-        except urllib.error.HTTPError as exc:
-            raise ApiError(method, path, exc.code, error_detail(exc.read())) from None
-        except (urllib.error.URLError, OSError) as exc:
-            reason = getattr(exc, "reason", exc)
-            raise BuildError(f"cannot reach Hayhooks at {self.url}: {reason}") from None
-        try:
-            return json.loads(raw) if raw.strip() else None
-        except ValueError:
-            raise BuildError(f"{method} {path}: the answer is not JSON; is {self.url} a Hayhooks server?") from None
+    def headers(self) -> dict[str, str]:
+        return {"Accept": "application/json", "Connection": "close"}
 
     def status(self) -> dict:
         try:

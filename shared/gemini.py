@@ -970,8 +970,9 @@ async def upload_file(
     timeout: float,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
-) -> tuple[str, str]:
-    """Upload through the Files API and wait until Gemini has processed the file: (URI, MIME type)."""
+) -> Any:
+    """Upload through the Files API and wait until Gemini has processed the file: the File
+    (shared/gemini_uploads.py keeps it, with its expiry, for later turns)."""
     file = await client.aio.files.upload(file=io.BytesIO(data), config={"mime_type": mime, "display_name": name})
     deadline = clock() + timeout
     delay = 0.5
@@ -983,4 +984,4 @@ async def upload_file(
         file = await client.aio.files.get(name=file.name)
     if enum_name(getattr(file, "state", None)) == "FAILED":
         raise GeminiError(f"Gemini could not process {name}.")
-    return file.uri, file.mime_type or mime
+    return file

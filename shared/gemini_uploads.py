@@ -18,7 +18,6 @@ import base64
 import binascii
 import datetime as dt
 import hashlib
-import io
 import logging
 import time
 from collections import OrderedDict
@@ -28,7 +27,7 @@ from typing import Any
 
 from shared.attachments import Blob, MiB
 from shared.events import Emitter
-from shared.gemini import GeminiError, enum_name, explain_error
+from shared.gemini import GeminiError, enum_name, explain_error, upload_file
 
 _UPLOAD_LOG = logging.getLogger("openwebui_pack.gemini_manifold")
 
@@ -121,31 +120,6 @@ async def find_uploaded(client: Any, digest: bytes, now: float, limit: int = LIS
         if seen >= limit:
             break
     return None
-
-
-async def upload_file(
-    client: Any,
-    data: bytes,
-    mime: str,
-    name: str,
-    *,
-    timeout: float,
-    clock: Callable[[], float] = time.monotonic,
-    sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
-) -> Any:
-    """Upload through the Files API and wait until Gemini has processed the file: the File."""
-    file = await client.aio.files.upload(file=io.BytesIO(data), config={"mime_type": mime, "display_name": name})
-    deadline = clock() + timeout
-    delay = 0.5
-    while enum_name(getattr(file, "state", None)) == "PROCESSING":
-        if clock() > deadline:
-            raise GeminiError(f"Gemini was still processing {name} after {timeout:g} s.")
-        await sleep(delay)
-        delay = min(delay * 2, 5.0)
-        file = await client.aio.files.get(name=file.name)
-    if enum_name(getattr(file, "state", None)) == "FAILED":
-        raise GeminiError(f"Gemini could not process {name}.")
-    return file
 
 
 @dataclass

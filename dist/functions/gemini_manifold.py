@@ -1680,7 +1680,7 @@ def redact(text: str, secrets: Iterable[str], limit: int | None = None) -> str:
 # --- end inlined: shared/secrets.py ---
 
 
-# --- begin inlined: shared/gemini.py (sha256:c6102c21b43e0c60) ---
+# --- begin inlined: shared/gemini.py (sha256:8d32f2b7d2be0147) ---
 _GEMINI_LOG = logging.getLogger("openwebui_pack.gemini_manifold")
 
 API_VERSION = "v1beta"
@@ -2573,6 +2573,32 @@ async def list_models(client: Any) -> list[ModelInfo]:
 
 def enum_name(value: Any) -> str:
     return str(getattr(value, "value", value) or "")
+
+
+async def upload_file(
+    client: Any,
+    data: bytes,
+    mime: str,
+    name: str,
+    *,
+    timeout: float,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
+) -> Any:
+    """Upload through the Files API and wait until Gemini has processed the file: the File
+    (shared/gemini_uploads.py keeps it, with its expiry, for later turns)."""
+    file = await client.aio.files.upload(file=io.BytesIO(data), config={"mime_type": mime, "display_name": name})
+    deadline = clock() + timeout
+    delay = 0.5
+    while enum_name(getattr(file, "state", None)) == "PROCESSING":
+        if clock() > deadline:
+            raise GeminiError(f"Gemini was still processing {name} after {timeout:g} s.")
+        await sleep(delay)
+        delay = min(delay * 2, 5.0)
+        file = await client.aio.files.get(name=file.name)
+    if enum_name(getattr(file, "state", None)) == "FAILED":
+        raise GeminiError(f"Gemini could not process {name}.")
+    return file
 # --- end inlined: shared/gemini.py ---
 
 
@@ -3671,7 +3697,7 @@ def transport_settings(valves: Any, user_valves: Any) -> TransportSettings:
 # --- end inlined: shared/gemini_transport.py ---
 
 
-# --- begin inlined: shared/gemini_uploads.py (sha256:c7459d4e6801246b) ---
+# --- begin inlined: shared/gemini_uploads.py (sha256:41401f1cea85e86b) ---
 _UPLOAD_LOG = logging.getLogger("openwebui_pack.gemini_manifold")
 
 FILES_KEPT_FOR = 48 * 3600.0  # the Files API deletes an upload this long after it was made
@@ -3763,31 +3789,6 @@ async def find_uploaded(client: Any, digest: bytes, now: float, limit: int = LIS
         if seen >= limit:
             break
     return None
-
-
-async def upload_file(
-    client: Any,
-    data: bytes,
-    mime: str,
-    name: str,
-    *,
-    timeout: float,
-    clock: Callable[[], float] = time.monotonic,
-    sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
-) -> Any:
-    """Upload through the Files API and wait until Gemini has processed the file: the File."""
-    file = await client.aio.files.upload(file=io.BytesIO(data), config={"mime_type": mime, "display_name": name})
-    deadline = clock() + timeout
-    delay = 0.5
-    while enum_name(getattr(file, "state", None)) == "PROCESSING":
-        if clock() > deadline:
-            raise GeminiError(f"Gemini was still processing {name} after {timeout:g} s.")
-        await sleep(delay)
-        delay = min(delay * 2, 5.0)
-        file = await client.aio.files.get(name=file.name)
-    if enum_name(getattr(file, "state", None)) == "FAILED":
-        raise GeminiError(f"Gemini could not process {name}.")
-    return file
 
 
 @dataclass
